@@ -1,0 +1,106 @@
+/**
+ * First-load conversion: checkpoint safetensors → ONNX graphs (vision.onnx, decoder.onnx) with external weight
+ * data in the chosen precision, written into a cache folder. Later loads find the folder by its key and open
+ * the graphs directly. The folder is built under a temporary name and renamed when complete, so an
+ * interrupted conversion never leaves a half-written cache behind.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Checkpoint } from "../checkpoint/checkpoint.js";
+import { WeightMap } from "../checkpoint/weight-map.js";
+import type { TensorInfo } from "../checkpoint/safetensors.js";
+import { VideolmError } from "../errors.js";
+import type { FamilyConfig, ModelFamily } from "../families/family.js";
+import { GraphBuilder } from "../onnx/graph.js";
+import { Layers, type WeightPrecision } from "../onnx/layers.js";
+import type { ProgressCallback } from "../util/progress.js";
+
+/** Bump when the emitted graphs change, so stale caches are rebuilt. */
+export const CONVERTER_VERSION = 1;
+
+export interface ConvertedModel {
+  dir: string;
+  visionPath: string;
+  decoderPath: string;
+}
+
+export function defaultCacheRoot(): string {
+  return process.env.VIDEOLM_CACHE ?? path.join(os.homedir(), ".cache", "videolm");
+}
+
+/** Cache key: converter version, checkpoint identity (config + each weight file's name, size, mtime), precision. */
+export function conversionKey(ckpt: Checkpoint, precision: WeightPrecision): string {
+  const h = crypto.createHash("sha256");
+  h.update(`v${CONVERTER_VERSION}|${precision}|${ckpt.dir}|${JSON.stringify(ckpt.config)}`);
+  for (const f of ckpt.files) {
+    const st = fs.statSync(f);
+    h.update(`|${path.basename(f)}:${st.size}:${st.mtimeMs}`);
+  }
+  return h.digest("hex").slice(0, 16);
+}
+
+export function convertedPaths(dir: string): ConvertedModel {
+  return { dir, visionPath: path.join(dir, "vision.onnx"), decoderPath: path.join(dir, "decoder.onnx") };
+}
+
+/** Returns the converted model for this checkpoint and precision, converting it first when not cached. */
+export function ensureConverted<C extends FamilyConfig>(
+  ckpt: Checkpoint,
+  family: ModelFamily<C>,
+  config: C,
+  precision: WeightPrecision,
+  options: { cacheRoot?: string; onProgress?: ProgressCallback } = {},
+): ConvertedModel {
+  const root = path.join(options.cacheRoot ?? defaultCacheRoot(), "converted");
+  const name = `${path.basename(ckpt.dir)}-${precision}-${conversionKey(ckpt, precision)}`;
+  const finalDir = path.join(root, name);
+  if (fs.existsSync(path.join(finalDir, "manifest.json"))) return convertedPaths(finalDir);
+
+  try {
+    fs.mkdirSync(root, { recursive: true });
+  } catch (e) {
+    throw new VideolmError(`cannot create the cache folder ${root}: ${(e as Error).message} (set VIDEOLM_CACHE to a writable folder)`);
+  }
+  const tmpDir = fs.mkdtempSync(path.join(root, `.${name}.tmp-`));
+  try {
+    const canonical = new Map<string, TensorInfo>();
+    for (const [n, info] of ckpt.tensors) {
+      const c = family.sanitizeTensorName(n);
+      if (c !== null) canonical.set(c, info);
+    }
+    let done = 0;
+    let total = 0;
+    const weights = new WeightMap(canonical, ckpt.dir, (bytes) => {
+      done += bytes;
+      options.onProgress?.({ task: `Converting ${path.basename(ckpt.dir)} (${precision})`, done, total, unit: "bytes" });
+    });
+    total = weights.totalBytes();
+    const out = convertedPaths(tmpDir);
+    // The vision tower stays in float32 for fp32 and int8; under int4 it is stored as int8, because 4-bit
+    // vision features degrade answers far more than 4-bit decoder weights do.
+    const visionPrecision: WeightPrecision = precision === "fp32" ? "fp32" : "int8";
+    writeGraph(out.visionPath, "vision", visionPrecision, (layers) => family.buildVision(layers, weights, config));
+    writeGraph(out.decoderPath, "decoder", precision, (layers) => family.buildDecoder(layers, weights, config));
+    weights.assertAllUsed();
+    const manifest = { converterVersion: CONVERTER_VERSION, family: family.name, precision, checkpoint: ckpt.dir, createdAt: new Date().toISOString() };
+    fs.writeFileSync(path.join(tmpDir, "manifest.json"), JSON.stringify(manifest, null, 2));
+    try {
+      fs.renameSync(tmpDir, finalDir);
+    } catch {
+      // Another process finished the same conversion first; use theirs.
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+    }
+    return convertedPaths(finalDir);
+  } catch (e) {
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function writeGraph(file: string, name: string, precision: WeightPrecision, build: (layers: Layers) => void): void {
+  const g = new GraphBuilder(name, `${file}.data`);
+  build(new Layers(g, precision));
+  fs.writeFileSync(file, g.toBytes());
+}

@@ -1,0 +1,126 @@
+/**
+ * onnxruntime sessions for the converted graphs: the vision encoder (one grid per call) and the decoder
+ * (a chunk of tokens per call, KV cache updated in place).
+ */
+import * as ort from "onnxruntime-node";
+import { VideolmError } from "../errors.js";
+import type { FamilyConfig } from "../families/family.js";
+import { DECODER_INPUTS, DECODER_LOGITS, VISION_INPUTS, VISION_OUTPUT, pastKey, pastValue, presentKey, presentValue } from "../families/graph-io.js";
+
+export interface SessionOptions {
+  /** Intra-op threads; default: onnxruntime's choice (all physical cores). */
+  threads?: number;
+}
+
+export async function createSession(file: string, options: SessionOptions): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(file, {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: options.threads ?? 0,
+      interOpNumThreads: 1,
+    });
+  } catch (e) {
+    throw new VideolmError(`onnxruntime could not load ${file}: ${(e as Error).message.split("\n")[0]} (delete the cache folder to rebuild it)`);
+  }
+}
+
+/** One visual input ready for the encoder: patches in the family's row layout and their grid. */
+export interface VisionBatch {
+  pixelValues: Float32Array; // [t·h·w, patchDim]
+  grid: [number, number, number];
+  /** (row, col) per patch, [t·h·w, 2]. */
+  positionIds: Int32Array;
+}
+
+export class VisionEncoder {
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly outputDim: number,
+  ) {}
+
+  /** Returns the merged visual tokens [t·h·w / merge², outputDim]. */
+  async encode(batch: VisionBatch): Promise<Float32Array> {
+    const n = batch.grid[0] * batch.grid[1] * batch.grid[2];
+    const patchDim = batch.pixelValues.length / n;
+    const feeds = {
+      [VISION_INPUTS.pixelValues]: new ort.Tensor("float32", batch.pixelValues, [n, patchDim]),
+      [VISION_INPUTS.posIds]: new ort.Tensor("int64", BigInt64Array.from(batch.positionIds, (v) => BigInt(v)), [n, 2]),
+      [VISION_INPUTS.grid]: new ort.Tensor("int64", BigInt64Array.from(batch.grid, (v) => BigInt(v)), [3]),
+    };
+    const out = await this.session.run(feeds);
+    return out[VISION_OUTPUT].data as Float32Array;
+  }
+}
+
+/** The per-layer KV buffers of one sequence, preallocated to `capacity` positions. */
+export class KvCache {
+  readonly keys: ort.Tensor[] = [];
+  readonly values: ort.Tensor[] = [];
+  /** Number of positions filled. */
+  length = 0;
+  constructor(
+    readonly capacity: number,
+    config: FamilyConfig,
+  ) {
+    const { numLayers, numKvHeads, headDim } = config.text;
+    for (let i = 0; i < numLayers; i++) {
+      this.keys.push(new ort.Tensor("float32", new Float32Array(numKvHeads * capacity * headDim), [1, numKvHeads, capacity, headDim]));
+      this.values.push(new ort.Tensor("float32", new Float32Array(numKvHeads * capacity * headDim), [1, numKvHeads, capacity, headDim]));
+    }
+  }
+}
+
+/** A chunk of tokens for one decoder call. */
+export interface DecoderChunk {
+  inputIds: ArrayLike<number>;
+  /** Absolute 3-D rotary positions, layout [3][S]. */
+  positionIds: ArrayLike<number>;
+  /** Visual embeddings [M, hidden] that replace the tokens at `visualPositions` (chunk-relative). */
+  visualEmbeds?: Float32Array;
+  visualPositions?: ArrayLike<number>;
+  /** Chunk-relative positions whose logits to return. */
+  logitsIndices: ArrayLike<number>;
+}
+
+export class Decoder {
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly config: FamilyConfig,
+  ) {}
+
+  createCache(capacity: number): KvCache {
+    return new KvCache(capacity, this.config);
+  }
+
+  /** Runs one chunk, appending its keys/values to `cache`; returns logits [K, vocab]. */
+  async forward(chunk: DecoderChunk, cache: KvCache): Promise<Float32Array> {
+    const S = chunk.inputIds.length;
+    const total = cache.length + S;
+    if (total > cache.capacity) throw new VideolmError(`sequence of ${total} tokens exceeds the KV cache capacity of ${cache.capacity}`);
+    const D = this.config.text.hiddenSize;
+    const visual = chunk.visualEmbeds ?? new Float32Array(0);
+    const visualPositions = chunk.visualPositions ?? [];
+    const i64 = (a: ArrayLike<number>) => BigInt64Array.from(a as ArrayLike<number>, (v) => BigInt(v));
+    const feeds: Record<string, ort.Tensor> = {
+      [DECODER_INPUTS.inputIds]: new ort.Tensor("int64", i64(chunk.inputIds), [1, S]),
+      [DECODER_INPUTS.visualEmbeds]: new ort.Tensor("float32", visual, [visual.length / D, D]),
+      [DECODER_INPUTS.visualPositions]: new ort.Tensor("int64", i64(visualPositions), [visualPositions.length, 1]),
+      [DECODER_INPUTS.positionIds]: new ort.Tensor("int64", i64(chunk.positionIds), [3, 1, S]),
+      [DECODER_INPUTS.seqlensK]: new ort.Tensor("int32", Int32Array.from([total - 1]), [1]),
+      [DECODER_INPUTS.totalSequenceLength]: new ort.Tensor("int32", Int32Array.from([total]), []),
+      [DECODER_INPUTS.logitsIndices]: new ort.Tensor("int64", i64(chunk.logitsIndices), [chunk.logitsIndices.length]),
+    };
+    const fetches: Record<string, ort.Tensor | null> = { [DECODER_LOGITS]: null };
+    for (let i = 0; i < this.config.text.numLayers; i++) {
+      feeds[pastKey(i)] = cache.keys[i];
+      feeds[pastValue(i)] = cache.values[i];
+      // The same tensor as the pre-allocated output: GroupQueryAttention appends in place.
+      fetches[presentKey(i)] = cache.keys[i];
+      fetches[presentValue(i)] = cache.values[i];
+    }
+    const out = await this.session.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType);
+    cache.length = total;
+    return out[DECODER_LOGITS].data as Float32Array;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * What a model family provides to the engine. A family is a folder under src/families/ plus one registry
+ * entry; variants (Qwen2.5-VL, Qwen3-VL) are written as differences from their parent.
+ */
+import type { Layers } from "../onnx/layers.js";
+import type { WeightMap } from "../checkpoint/weight-map.js";
+
+/** The parts of a family's config the generic engine needs. */
+export interface FamilyConfig {
+  modelType: string;
+  text: {
+    hiddenSize: number;
+    numLayers: number;
+    numKvHeads: number;
+    headDim: number;
+    vocabSize: number;
+    maxPositionEmbeddings: number;
+  };
+  imageTokenId: number;
+  videoTokenId: number;
+  visionStartTokenId: number;
+  eosTokenIds: number[];
+}
+
+export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
+  /** Human name, e.g. "Qwen2-VL". */
+  name: string;
+  /** config.json `model_type` values this family reads. */
+  modelTypes: string[];
+  parseConfig(raw: Record<string, unknown>): C;
+  /**
+   * Maps a checkpoint tensor name to the canonical (hub) name the graph builders claim, or null for a tensor
+   * that carries nothing the model uses (said why in the family). The single place layouts are adapted.
+   */
+  sanitizeTensorName(name: string): string | null;
+  buildVision(layers: Layers, weights: WeightMap, config: C): void;
+  buildDecoder(layers: Layers, weights: WeightMap, config: C): void;
+}

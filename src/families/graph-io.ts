@@ -1,0 +1,29 @@
+/**
+ * Input/output names of the graphs every family emits — the contract between the graph builders and the
+ * engine's sessions. Names follow Hugging Face / onnxruntime-genai conventions where one exists.
+ */
+export const VISION_INPUTS = {
+  /** float32 [t·h·w, C·T·P·P]: patch rows of one image or video. */
+  pixelValues: "pixel_values",
+  /** int64 [t·h·w, 2]: (row, col) of each patch for the 2-D rotary embedding. */
+  posIds: "vision_pos_ids",
+  /** int64 [3]: the grid (t, h, w) in patches. */
+  grid: "grid_thw",
+} as const;
+/** float32 [t·h·w / merge², hidden]: merged visual tokens. */
+export const VISION_OUTPUT = "visual_embeds";
+
+export const DECODER_INPUTS = {
+  inputIds: "input_ids", // int64 [1, S]
+  visualEmbeds: "visual_embeds", // float32 [M, hidden]
+  visualPositions: "visual_positions", // int64 [M, 1], chunk-relative
+  positionIds: "position_ids", // int64 [3, 1, S]
+  seqlensK: "seqlens_k", // int32 [1] = total length − 1
+  totalSequenceLength: "total_sequence_length", // int32 scalar
+  logitsIndices: "logits_indices", // int64 [K], chunk-relative
+} as const;
+export const DECODER_LOGITS = "logits"; // float32 [1, K, vocab]
+export const pastKey = (i: number) => `past_key_values.${i}.key`;
+export const pastValue = (i: number) => `past_key_values.${i}.value`;
+export const presentKey = (i: number) => `present.${i}.key`;
+export const presentValue = (i: number) => `present.${i}.value`;

@@ -1,0 +1,120 @@
+/**
+ * Qwen2 decoder with multimodal rotary embedding (M-RoPE) as an ONNX graph.
+ * Reference: transformers 4.57.6 models/qwen2_vl/modeling_qwen2_vl.py — Qwen2VLRotaryEmbedding,
+ * apply_multimodal_rotary_pos_emb, Qwen2VLAttention, Qwen2MLP, Qwen2VLDecoderLayer, Qwen2VLTextModel.
+ *
+ *   input_ids [1, S] ── Gather(embed_tokens) ──▶ [S, D] ── ScatterND(visual_embeds at visual_positions) ──▶ x [1, S, D]
+ *   position_ids [3, 1, S] ──▶ cos/sin [1, S, 1, hd]   (frequency j uses the T, H or W position by mrope_section)
+ *   layers × { x += o_proj(GQA(rope(q), rope(k), v; KV cache)) ; x += down(silu(gate(x)) · up(x)) }  (RMSNorm before each)
+ *   norm ── Gather(logits_indices) ── lm_head ──▶ logits [1, K, V]
+ *
+ * The KV cache is a preallocated [1, kv_heads, capacity, hd] buffer per layer, passed both as `past_key_values.i.*`
+ * and as the pre-allocated `present.i.*` output, so GroupQueryAttention appends in place (no copy per token).
+ * Rotary is applied before GroupQueryAttention because M-RoPE is not the 1-D rotary GQA implements.
+ */
+import type { GraphBuilder } from "../../onnx/graph.js";
+import { f32bytes, Layers } from "../../onnx/layers.js";
+import type { WeightMap } from "../../checkpoint/weight-map.js";
+import type { Qwen2VLTextConfig } from "./config.js";
+import { DECODER_INPUTS, DECODER_LOGITS, pastKey, pastValue, presentKey, presentValue } from "../graph-io.js";
+
+/**
+ * For each rotary frequency j < hd/2, which position axis (0 = T, 1 = H, 2 = W) drives it.
+ * Qwen2-VL: contiguous chunks [T × s0][H × s1][W × s2] (recomposition by mrope_section split, i % 3).
+ */
+export type MropeAxisOfFrequency = (section: [number, number, number]) => number[];
+export const chunkedMrope: MropeAxisOfFrequency = (s) => [...Array(s[0]).fill(0), ...Array(s[1]).fill(1), ...Array(s[2]).fill(2)];
+
+export function buildQwen2VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwen2VLTextConfig, axisOfFrequency: MropeAxisOfFrequency = chunkedMrope): void {
+  const g = layers.g;
+  const D = cfg.hiddenSize;
+  const hd = cfg.headDim;
+  const H = cfg.numHeads;
+  const KV = cfg.numKvHeads;
+  const F = cfg.intermediateSize;
+
+  const inputIds = g.input(DECODER_INPUTS.inputIds, "int64", [1, "seq"]);
+  const visualEmbeds = g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]);
+  const visualPositions = g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]);
+  const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, "seq"]);
+  const seqlensK = g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
+  const totalLen = g.input(DECODER_INPUTS.totalSequenceLength, "int32", []);
+  const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
+
+  const embedTable = weights.take("model.embed_tokens.weight", [cfg.vocabSize, D]);
+  const embedName = g.weight("model.embed_tokens.weight", "float32", [cfg.vocabSize, D], f32bytes(embedTable));
+  let x = g.scope("embed_tokens", () => {
+    const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S, D]
+    const merged = g.op("ScatterND", [tokens, visualPositions, visualEmbeds]); // visual rows replace their placeholders
+    return g.op("Unsqueeze", [merged, g.ints([0])]); // [1, S, D]
+  });
+
+  // M-RoPE: freqs[b, s, j] = pos[axis(j), b, s] · inv_freq[j]; emb = cat(freqs, freqs).
+  const { cos, sin } = g.scope("rotary", () => {
+    const half = hd / 2;
+    const axes = axisOfFrequency(cfg.mropeSection);
+    const masked = new Float32Array(3 * half); // [3, half]: inv_freq where axis(j) == a, else 0
+    for (let j = 0; j < half; j++) masked[axes[j] * half + j] = 1 / cfg.ropeTheta ** ((2 * j) / hd);
+    const pos = g.op("Unsqueeze", [g.op("Cast", [positionIds], { to: 1 }), g.ints([3])]); // [3, 1, S, 1]
+    const perAxis = g.op("Mul", [pos, g.constant("float32", [3, 1, 1, half], masked)]); // [3, 1, S, half]
+    const freqs = g.op("ReduceSum", [perAxis, g.ints([0])], { keepdims: 0 }); // [1, S, half]: one non-zero term per j
+    const emb = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], { axis: -1 }), g.ints([2])]); // [1, S, 1, hd]
+    return { cos: g.op("Cos", [emb]), sin: g.op("Sin", [emb]) };
+  });
+
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    x = g.scope(`layers.${i}`, () => {
+      const h = layers.rmsNorm(x, "input_layernorm", weights.take(`${p}.input_layernorm.weight`, [D]), cfg.rmsNormEps);
+      const attn = g.scope("attn", () => {
+        const proj = (name: string, heads: number) =>
+          layers.linear(h, `${name}_proj`, weights.take(`${p}.self_attn.${name}_proj.weight`, [heads * hd, D]), heads * hd, D, weights.take(`${p}.self_attn.${name}_proj.bias`, [heads * hd]));
+        const rope = (t: string, heads: number) =>
+          g.op("Reshape", [layers.applyRotary(g.op("Reshape", [t, g.ints([0, 0, heads, hd])]), cos, sin, hd), g.ints([0, 0, heads * hd])]); // [1,S,heads,hd] → [1,S,heads·hd]
+        const q = rope(proj("q", H), H);
+        const k = rope(proj("k", KV), KV);
+        const v = proj("v", KV);
+        const [ctx] = g.opN(
+          "GroupQueryAttention",
+          [q, k, v, pastKey(i), pastValue(i), seqlensK, totalLen],
+          { num_heads: H, kv_num_heads: KV },
+          [`/model/layers.${i}/attn/GroupQueryAttention/output_0`, presentKey(i), presentValue(i)],
+          "com.microsoft",
+        );
+        return layers.linear(ctx, "o_proj", weights.take(`${p}.self_attn.o_proj.weight`, [D, H * hd]), D, H * hd);
+      });
+      const x1 = g.op("Add", [x, attn]);
+      const h2 = layers.rmsNorm(x1, "post_attention_layernorm", weights.take(`${p}.post_attention_layernorm.weight`, [D]), cfg.rmsNormEps);
+      const mlp = g.scope("mlp", () => {
+        const gate = layers.linear(h2, "gate_proj", weights.take(`${p}.mlp.gate_proj.weight`, [F, D]), F, D);
+        const up = layers.linear(h2, "up_proj", weights.take(`${p}.mlp.up_proj.weight`, [F, D]), F, D);
+        return layers.linear(g.op("Mul", [layers.activation(gate, cfg.hiddenAct), up]), "down_proj", weights.take(`${p}.mlp.down_proj.weight`, [D, F]), D, F);
+      });
+      return g.op("Add", [x1, mlp]);
+    });
+  }
+
+  const logits = g.scope("lm_head", () => {
+    const normed = layers.rmsNorm(x, "norm", weights.take("model.norm.weight", [D]), cfg.rmsNormEps);
+    const picked = g.op("Gather", [normed, logitsIndices], { axis: 1 }); // [1, K, D]
+    if (cfg.tieWordEmbeddings) {
+      // Tied: reuse the embedding table [V, D] as the head through Gemm(transB) rather than a transposed copy.
+      const rows = g.op("Reshape", [picked, g.ints([-1, D])]); // [K, D]
+      return g.op("Unsqueeze", [g.op("Gemm", [rows, embedName], { transB: 1 }), g.ints([0])]); // [1, K, V]
+    }
+    return layers.linear(picked, "lm_head", weights.take("lm_head.weight", [cfg.vocabSize, D]), cfg.vocabSize, D);
+  });
+  g.output(logits, DECODER_LOGITS, "float32", [1, "num_logits", cfg.vocabSize]);
+  for (let i = 0; i < cfg.numLayers; i++) {
+    g.output(presentKey(i), presentKey(i), "float32", [1, KV, "capacity", hd]);
+    g.output(presentValue(i), presentValue(i), "float32", [1, KV, "capacity", hd]);
+  }
+  declarePastInputs(g, cfg);
+}
+
+function declarePastInputs(g: GraphBuilder, cfg: Qwen2VLTextConfig): void {
+  for (let i = 0; i < cfg.numLayers; i++) {
+    g.input(pastKey(i), "float32", [1, cfg.numKvHeads, "capacity", cfg.headDim]);
+    g.input(pastValue(i), "float32", [1, cfg.numKvHeads, "capacity", cfg.headDim]);
+  }
+}

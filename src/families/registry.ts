@@ -1,0 +1,20 @@
+/** Model families by config.json `model_type`. Adding a family = its folder + one entry here. */
+import { VideolmError } from "../errors.js";
+import type { FamilyConfig, ModelFamily } from "./family.js";
+import { qwen2VL } from "./qwen2-vl/family.js";
+
+const FAMILIES: ModelFamily<FamilyConfig>[] = [qwen2VL as unknown as ModelFamily<FamilyConfig>];
+
+export function supportedModelTypes(): string[] {
+  return FAMILIES.flatMap((f) => f.modelTypes);
+}
+
+export function familyForModelType(modelType: unknown, configFile: string): ModelFamily<FamilyConfig> {
+  const family = FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
+  if (!family) {
+    throw new VideolmError(
+      `${configFile}: model_type ${JSON.stringify(modelType)} is not supported; videolm runs ${supportedModelTypes().join(", ")} checkpoints`,
+    );
+  }
+  return family;
+}

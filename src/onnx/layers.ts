@@ -1,0 +1,117 @@
+/**
+ * Shared layers for the model graph builders: linear projections, norms, activations, rotary embedding and
+ * attention. Each helper emits a handful of ONNX nodes under the current scope and returns the output name.
+ * Weights arrive in Hugging Face layout (nn.Linear: [out, in]) as float32 and are converted here to the
+ * chosen precision, so model files never deal with layouts.
+ */
+import { VideolmError } from "../errors.js";
+import { float, GraphBuilder } from "./graph.js";
+import { quantizeBlockwise } from "./quantize.js";
+
+/** Storage precision of the large matrices (embeddings and norms stay float32). */
+export type WeightPrecision = "fp32" | "int8" | "int4";
+export const WEIGHT_PRECISIONS: WeightPrecision[] = ["fp32", "int8", "int4"];
+
+/** MatMulNBits block size along the input dimension. */
+const QUANT_BLOCK = 32;
+
+export class Layers {
+  constructor(
+    readonly g: GraphBuilder,
+    readonly precision: WeightPrecision,
+  ) {}
+
+  /**
+   * y = x · Wᵀ (+ b) for an nn.Linear weight W of shape [out, in].
+   *
+   *   x [..., in] ── MatMul(Wᵀ [in, out]) ──▶ [..., out] ── Add(b) ──▶ y      (fp32)
+   *   x [..., in] ── MatMulNBits(W quantised per 32-block) ──▶ y              (int8 / int4)
+   */
+  linear(x: string, name: string, weight: Float32Array, outFeatures: number, inFeatures: number, bias?: Float32Array): string {
+    const g = this.g;
+    return g.scope(name, () => {
+      let y: string;
+      if (this.precision === "fp32" || inFeatures % QUANT_BLOCK !== 0) {
+        const wT = g.weight(`${name}.weight`, "float32", [inFeatures, outFeatures], f32bytes(transpose(weight, outFeatures, inFeatures)));
+        y = g.op("MatMul", [x, wT]);
+      } else {
+        const bits = this.precision === "int4" ? 4 : 8;
+        const q = quantizeBlockwise(weight, outFeatures, inFeatures, bits, QUANT_BLOCK);
+        const blocks = inFeatures / QUANT_BLOCK;
+        const qw = g.weight(`${name}.weight_q`, "uint8", [outFeatures, blocks, (QUANT_BLOCK * bits) / 8], q.data);
+        const scales = g.weight(`${name}.scales`, "float32", [outFeatures * blocks], f32bytes(q.scales));
+        const zeros = g.weight(`${name}.zero_points`, "uint8", [q.zeroPoints.length], q.zeroPoints);
+        y = g.op("MatMulNBits", [x, qw, scales, zeros], { K: inFeatures, N: outFeatures, bits, block_size: QUANT_BLOCK, accuracy_level: 4 }, { domain: "com.microsoft" });
+      }
+      if (bias) y = g.op("Add", [y, g.weight(`${name}.bias`, "float32", [outFeatures], f32bytes(bias))]);
+      return y;
+    });
+  }
+
+  /** Qwen2RMSNorm: x · rsqrt(mean(x²) + eps) · w, in float32. */
+  rmsNorm(x: string, name: string, weight: Float32Array, eps: number): string {
+    const g = this.g;
+    return g.scope(name, () =>
+      g.op("SimplifiedLayerNormalization", [x, g.weight(`${name}.weight`, "float32", [weight.length], f32bytes(weight))], {
+        axis: -1,
+        epsilon: float(eps),
+        stash_type: 1,
+      }),
+    );
+  }
+
+  /** nn.LayerNorm over the last axis. */
+  layerNorm(x: string, name: string, weight: Float32Array, bias: Float32Array, eps: number): string {
+    const g = this.g;
+    return g.scope(name, () =>
+      g.op(
+        "LayerNormalization",
+        [x, g.weight(`${name}.weight`, "float32", [weight.length], f32bytes(weight)), g.weight(`${name}.bias`, "float32", [bias.length], f32bytes(bias))],
+        { axis: -1, epsilon: float(eps) },
+      ),
+    );
+  }
+
+  /** Activation by its Hugging Face `hidden_act` name. */
+  activation(x: string, act: string): string {
+    const g = this.g;
+    switch (act) {
+      case "silu":
+        return g.op("Mul", [x, g.op("Sigmoid", [x])]);
+      case "quick_gelu": // x · σ(1.702 x)   (transformers activations.QuickGELUActivation)
+        return g.op("Mul", [x, g.op("Sigmoid", [g.op("Mul", [x, g.scalar(1.702)])])]);
+      case "gelu": // exact erf GELU (nn.GELU())
+        return g.op("Gelu", [x], { approximate: "none" });
+      case "gelu_pytorch_tanh":
+        return g.op("Gelu", [x], { approximate: "tanh" });
+      default:
+        throw new VideolmError(`activation ${act} is not supported`);
+    }
+  }
+
+  /**
+   * rotate_half(x)·sin + x·cos over the last axis (Hugging Face's rotate-half rotary layout).
+   *
+   *   x [..., d] ─ Split ─▶ x1 [..., d/2], x2 [..., d/2] ─▶ Concat(-x2, x1) = rot
+   *   y = x·cos + rot·sin        (cos, sin broadcast to x)
+   */
+  applyRotary(x: string, cos: string, sin: string, headDim: number): string {
+    const g = this.g;
+    const [x1, x2] = g.opN("Split", [x, g.ints([headDim / 2, headDim / 2])], { axis: -1 }, 2);
+    const rot = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: -1 });
+    return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rot, sin])]);
+  }
+}
+
+export function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = w[base + c];
+  }
+  return out;
+}
+
+export function f32bytes(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
