@@ -1,0 +1,144 @@
+/**
+ * The generation loop: chunked prefill of the prompt (with visual embeddings merged in), then one decoder
+ * call per token with the KV cache, sampling in JavaScript (the only per-token JS work), streaming text.
+ */
+import { VideolmError } from "../errors.js";
+import type { GenerationOptions } from "../generation/options.js";
+import { Sampler } from "../generation/sampler.js";
+import { StopStringMatcher } from "../generation/stop.js";
+import type { Decoder } from "./sessions.js";
+
+/** A prompt ready for the decoder. */
+export interface PreparedPrompt {
+  inputIds: number[];
+  /** Absolute 3-D rotary positions of the prompt, [3][S]. */
+  positionIds: Int32Array;
+  /** Generated token i (0-based) gets position S + i + ropeDelta on all three axes. */
+  ropeDelta: number;
+  /** Rows of visual embeddings in prompt order and the prompt index each one replaces. */
+  visualEmbeds: Float32Array;
+  visualPositions: Int32Array;
+}
+
+export interface TokenEvent {
+  token: number;
+  /** Newly completed text (may be empty while a multi-byte character or a possible stop string is pending). */
+  text: string;
+  logprob: number;
+  top?: { token: number; logprob: number }[];
+}
+
+export interface GenerationResult {
+  tokens: number[];
+  logprobs: { token: number; logprob: number; top?: { token: number; logprob: number }[] }[];
+  finishReason: "stop" | "length" | "aborted";
+  prefillMs: number;
+  /** Time from the start of prefill to the first sampled token. */
+  firstTokenMs: number;
+  decodeMs: number;
+}
+
+export interface TextStreamer {
+  /** Feeds one token; returns the newly completed text. */
+  push(token: number): string;
+  /** Text still held back at the end. */
+  flush(): string;
+}
+
+export interface GenerateArgs {
+  decoder: Decoder;
+  prompt: PreparedPrompt;
+  options: GenerationOptions;
+  eosTokenIds: number[];
+  vocabSize: number;
+  streamer: TextStreamer;
+  onToken?: (event: TokenEvent) => void;
+  signal?: AbortSignal;
+  /** Prefill chunk length in tokens (bounds attention memory on long prompts). */
+  prefillChunk?: number;
+}
+
+const DEFAULT_PREFILL_CHUNK = 512;
+
+/** Prefills `prompt` in chunks; returns the logits of the last prompt position. */
+export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: ReturnType<Decoder["createCache"]>, chunkLen = DEFAULT_PREFILL_CHUNK): Promise<Float32Array> {
+  const S = prompt.inputIds.length;
+  const D = decoder.config.text.hiddenSize;
+  let visualRow = 0;
+  let logits = new Float32Array(0);
+  for (let start = 0; start < S; start += chunkLen) {
+    const end = Math.min(S, start + chunkLen);
+    const firstRow = visualRow;
+    while (visualRow < prompt.visualPositions.length && prompt.visualPositions[visualRow] < end) visualRow++;
+    const positionIds = new Int32Array(3 * (end - start));
+    for (let a = 0; a < 3; a++) positionIds.set(prompt.positionIds.subarray(a * S + start, a * S + end), a * (end - start));
+    logits = await decoder.forward(
+      {
+        inputIds: prompt.inputIds.slice(start, end),
+        positionIds,
+        visualEmbeds: prompt.visualEmbeds.subarray(firstRow * D, visualRow * D),
+        visualPositions: Array.from(prompt.visualPositions.subarray(firstRow, visualRow), (p) => p - start),
+        logitsIndices: end === S ? [end - start - 1] : [],
+      },
+      cache,
+    );
+  }
+  return logits;
+}
+
+export async function generate(args: GenerateArgs): Promise<GenerationResult> {
+  const { decoder, prompt, options } = args;
+  const S = prompt.inputIds.length;
+  const maxPos = decoder.config.text.maxPositionEmbeddings;
+  const capacity = S + options.maxNewTokens;
+  if (capacity > maxPos) {
+    throw new VideolmError(
+      `the prompt has ${S} tokens and ${options.maxNewTokens} new tokens were requested, but the model's context is ${maxPos} tokens: lower --max-new-tokens, or use fewer frames / pixels (--fps, --max-frames, --max-pixels)`,
+    );
+  }
+  const cache = decoder.createCache(capacity);
+  const sampler = new Sampler(options, args.vocabSize);
+  const stopper = new StopStringMatcher(options.stop);
+  const history = prompt.inputIds.slice();
+  const tokens: number[] = [];
+  const logprobs: GenerationResult["logprobs"] = [];
+
+  const t0 = performance.now();
+  let logits = await prefill(decoder, prompt, cache, args.prefillChunk);
+  const prefillMs = performance.now() - t0;
+  let firstTokenMs = 0;
+  let finishReason: GenerationResult["finishReason"] = "length";
+  const tDecode = performance.now();
+
+  while (tokens.length < options.maxNewTokens) {
+    if (args.signal?.aborted) {
+      finishReason = "aborted";
+      break;
+    }
+    const step = sampler.next(logits, history);
+    if (tokens.length === 0) firstTokenMs = performance.now() - t0;
+    tokens.push(step.token);
+    history.push(step.token);
+    logprobs.push({ token: step.token, logprob: step.logprob, top: step.top });
+    if (args.eosTokenIds.includes(step.token)) {
+      args.onToken?.({ ...step, text: stopper.flush() + "" });
+      finishReason = "stop";
+      break;
+    }
+    const { emit, stopped } = stopper.push(args.streamer.push(step.token));
+    args.onToken?.({ ...step, text: emit });
+    if (stopped) {
+      finishReason = "stop";
+      break;
+    }
+    if (tokens.length >= options.maxNewTokens) break;
+    const pos = S + tokens.length - 1 + prompt.ropeDelta;
+    logits = await decoder.forward({ inputIds: [step.token], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
+  }
+  if (finishReason === "length") {
+    const rest = stopper.push(args.streamer.flush());
+    const tail = rest.stopped ? rest.emit : rest.emit + stopper.flush();
+    if (tail) args.onToken?.({ token: -1, text: tail, logprob: 0 });
+  }
+  return { tokens, logprobs, finishReason, prefillMs, firstTokenMs, decodeMs: performance.now() - tDecode };
+}
