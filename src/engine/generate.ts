@@ -65,7 +65,7 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: R
   const S = prompt.inputIds.length;
   const D = decoder.config.text.hiddenSize;
   let visualRow = 0;
-  let logits = new Float32Array(0);
+  let logits: Float32Array = new Float32Array(0);
   for (let start = 0; start < S; start += chunkLen) {
     const end = Math.min(S, start + chunkLen);
     const firstRow = visualRow;

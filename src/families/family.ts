@@ -4,6 +4,16 @@
  */
 import type { Layers } from "../onnx/layers.js";
 import type { WeightMap } from "../checkpoint/weight-map.js";
+import type { ContentPart, MediaOptions, PreparedVisual } from "../engine/request.js";
+import type { TextTokenizer } from "../text/tokenizer.js";
+
+/** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
+export interface FamilyProcessor {
+  /** Loads, samples and patches an image/video part; null for parts that are not visual. */
+  prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null>;
+  /** Tokenizes the rendered prompt, expands placeholders, computes the 3-D position ids. */
+  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number };
+}
 
 /** The parts of a family's config the generic engine needs. */
 export interface FamilyConfig {
@@ -35,4 +45,6 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   sanitizeTensorName(name: string): string | null;
   buildVision(layers: Layers, weights: WeightMap, config: C): void;
   buildDecoder(layers: Layers, weights: WeightMap, config: C): void;
+  /** The request processor, configured from the checkpoint's preprocessor_config.json. */
+  createProcessor(checkpointDir: string, config: C): FamilyProcessor;
 }

@@ -3,6 +3,7 @@
  */
 import type { ModelFamily } from "../family.js";
 import { parseQwen2VLConfig, type Qwen2VLConfig } from "./config.js";
+import { Qwen2VLProcessor } from "./processor.js";
 import { buildQwen2VLDecoder } from "./text.js";
 import { buildQwen2VLVision } from "./vision.js";
 
@@ -24,4 +25,5 @@ export const qwen2VL: ModelFamily<Qwen2VLConfig> = {
   sanitizeTensorName: sanitizeQwenVLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen2VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen2VLDecoder(layers, weights, cfg.text),
+  createProcessor: (dir, cfg) => new Qwen2VLProcessor(dir, cfg),
 };

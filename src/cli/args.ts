@@ -1,0 +1,92 @@
+/**
+ * Command-line flags shared by the commands: generation flags (the same on every command that generates),
+ * media flags and model flags. Parsing is strict: an unknown flag or a malformed value is a one-line error.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { VideolmError } from "../errors.js";
+import type { GenerationOptions } from "../generation/options.js";
+import { WEIGHT_PRECISIONS, type WeightPrecision } from "../onnx/layers.js";
+
+export const MODEL_FLAGS = {
+  model: { type: "string", short: "m" },
+  dtype: { type: "string" },
+  threads: { type: "string" },
+  "cache-dir": { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+export const GENERATION_FLAGS = {
+  "max-new-tokens": { type: "string" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  "repetition-penalty": { type: "string" },
+  seed: { type: "string" },
+  stop: { type: "string", multiple: true },
+  logprobs: { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+export const MEDIA_FLAGS = {
+  video: { type: "string", multiple: true },
+  image: { type: "string", multiple: true },
+  fps: { type: "string" },
+  nframes: { type: "string" },
+  "min-frames": { type: "string" },
+  "max-frames": { type: "string" },
+  "min-pixels": { type: "string" },
+  "max-pixels": { type: "string" },
+  "total-pixels": { type: "string" },
+  start: { type: "string" },
+  end: { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+export const COMMON_FLAGS = {
+  json: { type: "boolean" },
+  debug: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+export type Flags = Record<string, string | boolean | string[] | undefined>;
+
+export function parseFlags(argv: string[], options: ParseArgsConfig["options"], command: string): { flags: Flags; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { flags: values as Flags, positionals };
+  } catch (e) {
+    throw new VideolmError(`${command}: ${(e as Error).message.split("\n")[0]} (see videolm ${command} --help)`);
+  }
+}
+
+export function numberFlag(flags: Flags, name: string, opts: { integer?: boolean } = {}): number | undefined {
+  const raw = flags[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(value) || (opts.integer && !Number.isInteger(value))) {
+    throw new VideolmError(`--${name} expects ${opts.integer ? "an integer" : "a number"}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** Generation options the user set explicitly (the rest come from the checkpoint / defaults). */
+export function generationFlags(flags: Flags): Partial<GenerationOptions> {
+  const out: Partial<GenerationOptions> = {};
+  const set = <K extends keyof GenerationOptions>(k: K, v: GenerationOptions[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set("maxNewTokens", numberFlag(flags, "max-new-tokens", { integer: true }));
+  set("temperature", numberFlag(flags, "temperature"));
+  set("topK", numberFlag(flags, "top-k", { integer: true }));
+  set("topP", numberFlag(flags, "top-p"));
+  set("repetitionPenalty", numberFlag(flags, "repetition-penalty"));
+  set("seed", numberFlag(flags, "seed", { integer: true }));
+  set("logprobs", numberFlag(flags, "logprobs", { integer: true }));
+  if (flags.stop) out.stop = flags.stop as string[];
+  return out;
+}
+
+export function precisionFlag(flags: Flags): WeightPrecision {
+  const raw = (flags.dtype as string | undefined) ?? "fp32";
+  if (raw === "fp16") throw new VideolmError("--dtype fp16 is not available on the CPU engine yet (fp16 matrix kernels are slower than fp32 there); use fp32, int8 or int4");
+  if (!WEIGHT_PRECISIONS.includes(raw as WeightPrecision)) throw new VideolmError(`--dtype must be one of ${WEIGHT_PRECISIONS.join(", ")} (got ${raw})`);
+  return raw as WeightPrecision;
+}

@@ -1,0 +1,146 @@
+/**
+ * Qwen2-VL request processing, as the authors' pipeline does it: qwen-vl-utils samples and resizes the media,
+ * then the transformers 4.57.6 Qwen2VLProcessor normalises, patches, and expands the placeholders; the 3-D
+ * positions follow `Qwen2VLModel.get_rope_index`.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
+import { VideolmError } from "../../errors.js";
+import type { FamilyProcessor } from "../family.js";
+import { decodeImage, imageProcessorResize } from "../../media/image.js";
+import { loadVideo } from "../../media/video.js";
+import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-pixels.js";
+import type { RgbImage } from "../../processing/rgb-image.js";
+import type { SamplingDefaults } from "../../sampling/qwen-vl-utils.js";
+import type { TextTokenizer } from "../../text/tokenizer.js";
+import type { Qwen2VLConfig } from "./config.js";
+import { expandPlaceholderIds, visualTokenCount } from "./prompt.js";
+import { getRopeIndex } from "./rope-index.js";
+
+/** preprocessor_config.json fields the processor uses (Qwen2VLImageProcessor; hub defaults). */
+export interface Qwen2VLPreprocessorConfig {
+  minPixels: number;
+  maxPixels: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
+export function readQwen2VLPreprocessorConfig(dir: string): Qwen2VLPreprocessorConfig {
+  const file = path.join(dir, "preprocessor_config.json");
+  const raw = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
+  const size = (raw.size ?? {}) as Record<string, number>;
+  return {
+    minPixels: Number(raw.min_pixels ?? size.shortest_edge ?? 56 * 56),
+    maxPixels: Number(raw.max_pixels ?? size.longest_edge ?? 28 * 28 * 1280),
+    mean: (raw.image_mean as [number, number, number]) ?? CLIP_MEAN,
+    std: (raw.image_std as [number, number, number]) ?? CLIP_STD,
+  };
+}
+
+/** qwen-vl-utils constants for a patch size (vision_process.py module top, 0.0.14: factor = patch · 2). */
+export function qwenVideoSamplingDefaults(patchSize: number, mergeSize: number): SamplingDefaults {
+  const factor = patchSize * mergeSize;
+  return {
+    factor,
+    temporalFactor: 2,
+    fps: 2,
+    minFrames: 4,
+    maxFrames: 768,
+    videoMinPixels: 128 * factor * factor,
+    videoMaxPixels: 768 * factor * factor,
+    // VIDEO_TOTAL_PIXELS = MODEL_SEQ_LEN (128000) · factor² · 0.9
+    videoTotalPixels: 128000 * factor * factor * 0.9,
+  };
+}
+
+export class Qwen2VLProcessor implements FamilyProcessor {
+  readonly pre: Qwen2VLPreprocessorConfig;
+  readonly sampling: SamplingDefaults;
+
+  constructor(
+    checkpointDir: string,
+    readonly config: Qwen2VLConfig,
+  ) {
+    this.pre = readQwen2VLPreprocessorConfig(checkpointDir);
+    this.sampling = qwenVideoSamplingDefaults(config.vision.patchSize, config.vision.spatialMergeSize);
+  }
+
+  private patchOptions() {
+    const v = this.config.vision;
+    return { patchSize: v.patchSize, temporalPatchSize: v.temporalPatchSize, mergeSize: v.spatialMergeSize, mean: this.pre.mean, std: this.pre.std };
+  }
+
+  private toVisual(kind: "image" | "video", source: string, frames: RgbImage[], extra: Partial<PreparedVisual> = {}): PreparedVisual {
+    const { pixelValues, grid } = patchifyFrames(frames, this.patchOptions());
+    const merge = this.config.vision.spatialMergeSize;
+    return {
+      kind,
+      source,
+      batch: { pixelValues, grid, positionIds: visionPositionIds(grid, merge) },
+      tokens: visualTokenCount(grid, merge),
+      size: [frames[0].height, frames[0].width],
+      ...extra,
+    };
+  }
+
+  async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null> {
+    if (part.type === "text") return null;
+    if (part.type === "image") {
+      const source = describeSource(part.image);
+      const image = isRgbImage(part.image) ? part.image : await decodeImage(part.image as string | Buffer);
+      const resized = imageProcessorResize(image, {
+        minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels,
+        maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels,
+        patchSize: this.config.vision.patchSize,
+        mergeSize: this.config.vision.spatialMergeSize,
+      });
+      // An image is a clip of two identical frames (Qwen2VLImageProcessor tiles it to temporal_patch_size).
+      return this.toVisual("image", source, Array(this.config.vision.temporalPatchSize).fill(resized));
+    }
+    if (part.type === "video") {
+      const { video, type: _type, ...own } = part;
+      const options: MediaOptions = { ...defaults, ...stripUndefined(own) };
+      const loaded = await loadVideo(video, options, this.sampling, { signal });
+      return this.toVisual("video", loaded.source, loaded.frames, {
+        frameIndices: loaded.frameIndices,
+        timestamps: loaded.timestamps,
+        sampleFps: loaded.sampleFps,
+        secondPerGrid: this.config.vision.temporalPatchSize / loaded.sampleFps,
+      });
+    }
+    throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
+  }
+
+  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]) {
+    const c = this.config;
+    const rendered = tokenizer.encode(promptText);
+    const ropeVisuals = visuals.map((v) => ({ kind: v.kind, grid: v.batch.grid }));
+    const expanded = expandPlaceholderIds(rendered, ropeVisuals, { imageTokenId: c.imageTokenId, videoTokenId: c.videoTokenId, mergeSize: c.vision.spatialMergeSize });
+    const { positionIds, ropeDelta } = getRopeIndex(expanded, ropeVisuals, {
+      spatialMergeSize: c.vision.spatialMergeSize,
+      imageTokenId: c.imageTokenId,
+      videoTokenId: c.videoTokenId,
+      visionStartTokenId: c.visionStartTokenId,
+    });
+    return { inputIds: Array.from(expanded), positionIds, ropeDelta };
+  }
+}
+
+function isRgbImage(x: unknown): x is RgbImage {
+  return typeof x === "object" && x !== null && "data" in x && "width" in x && "height" in x && !(x instanceof URL) && !Buffer.isBuffer(x);
+}
+
+function describeSource(x: unknown): string {
+  if (typeof x === "string") return x.startsWith("data:") ? `data: URL (${x.length} chars)` : x;
+  if (x instanceof URL) return x.href;
+  if (Buffer.isBuffer(x)) return `<${x.length} bytes>`;
+  return "<raw frames>";
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
