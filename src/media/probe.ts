@@ -1,0 +1,193 @@
+/**
+ * Probing a video file with ffprobe: size, rotation, frame rates, duration, frame count.
+ *
+ * Frame count. The reference readers index frames 0..N-1 in presentation order (decord `len(vr)`, torchcodec
+ * `metadata.num_frames`), so N must be exact: an index past the real end would select nothing. We take `nb_frames`
+ * from the container header when it has one (mp4/mov: the sample table, free to read). Matroska/WebM and some other
+ * containers have no per-stream count; then we run ffprobe a second time with `-count_packets`, which demuxes the
+ * whole file but decodes nothing (one video packet = one frame for the codecs we meet). Its cost is reading the file
+ * once — I/O-bound, roughly a second per GB — instead of `-count_frames`, which decodes every frame and would cost as
+ * much as decoding the whole video. A duration × fps estimate is never used for indices: it is off by a frame or more
+ * on real files.
+ */
+import { VideolmError } from "../errors.js";
+import { locateFfmpeg, runTool } from "./ffmpeg.js";
+
+/** Largest accepted frame side and area (16K × 16K); anything larger is treated as a damaged or hostile header. */
+export const MAX_FRAME_SIDE = 16384;
+export const MAX_FRAME_AREA = 16384 * 16384;
+
+export interface VideoProbe {
+  /** The source as given (path or URL) — used in messages. */
+  source: string;
+  /** Container format name(s) as ffprobe reports them, e.g. "mov,mp4,m4a,3gp,3g2,mj2". */
+  container: string;
+  codec: string;
+  pixelFormat: string;
+  /** Coded (stored) frame size, before rotation. */
+  width: number;
+  height: number;
+  /**
+   * Counter-clockwise rotation in degrees (0, 90, 180, 270) that the container asks players to apply for display
+   * (ffprobe's display-matrix `rotation`, which is what `ffmpeg -autorotate` and torchcodec ≥ 0.11 apply).
+   */
+  rotation: 0 | 90 | 180 | 270;
+  /** Frame size after applying `rotation` (width/height swapped for 90/270). */
+  displayWidth: number;
+  displayHeight: number;
+  /** Sample (pixel) aspect ratio, `[num, den]`; [1, 1] when unknown. Reported only: reference readers ignore it. */
+  sampleAspectRatio: [number, number];
+  /** Average frame rate (ffprobe `avg_frame_rate`; decord/torchcodec `average_fps` from the header). */
+  avgFps: number;
+  /** ffprobe `r_frame_rate`: the lowest rate that represents all timestamps exactly. */
+  rFps: number;
+  /** Variable frame rate, judged from the header: avg and r frame rates differ by more than 0.1%. */
+  isVfr: boolean;
+  /** Seconds (container duration, else stream duration, else frameCount / avgFps). */
+  duration: number;
+  /** Number of video frames (see file comment). */
+  frameCount: number;
+  frameCountSource: "header" | "packets";
+  hasAudio: boolean;
+}
+
+export interface ProbeOptions {
+  signal?: AbortSignal;
+  /** Default 60 s per ffprobe run. */
+  timeoutMs?: number;
+}
+
+interface FfprobeStream {
+  codec_type?: string;
+  codec_name?: string;
+  pix_fmt?: string;
+  width?: number;
+  height?: number;
+  sample_aspect_ratio?: string;
+  avg_frame_rate?: string;
+  r_frame_rate?: string;
+  duration?: string;
+  nb_frames?: string;
+  nb_read_packets?: string;
+  tags?: Record<string, string>;
+  side_data_list?: { side_data_type?: string; rotation?: number }[];
+  disposition?: { attached_pic?: number };
+}
+
+interface FfprobeOutput {
+  streams?: FfprobeStream[];
+  format?: { format_name?: string; duration?: string };
+}
+
+/** Parses "30000/1001" (or "25") into a number; NaN for "0/0" or garbage. */
+export function parseRational(text: string | undefined): number {
+  if (!text) return NaN;
+  const [n, d] = text.split("/").map(Number);
+  if (d === undefined) return Number.isFinite(n) ? n : NaN;
+  return Number.isFinite(n) && Number.isFinite(d) && d !== 0 && n !== 0 ? n / d : NaN;
+}
+
+/** CCW rotation from the display matrix, else from the legacy clockwise `rotate` tag; snapped to a multiple of 90. */
+function rotationOf(stream: FfprobeStream): 0 | 90 | 180 | 270 {
+  let ccw = 0;
+  const matrix = stream.side_data_list?.find((d) => d.side_data_type === "Display Matrix" && typeof d.rotation === "number");
+  if (matrix) ccw = matrix.rotation!;
+  else if (stream.tags?.rotate) ccw = -Number(stream.tags.rotate) || 0;
+  const snapped = (((Math.round(ccw / 90) * 90) % 360) + 360) % 360;
+  return snapped as 0 | 90 | 180 | 270;
+}
+
+function failure(source: string, reason: string): VideolmError {
+  return new VideolmError(`${source}: ${reason}`);
+}
+
+async function ffprobeJson(file: string, args: string[], source: string, opts: ProbeOptions): Promise<FfprobeOutput> {
+  const { ffprobe } = locateFfmpeg();
+  let out: { stdout: Buffer };
+  try {
+    out = await runTool(ffprobe, ["-v", "error", "-print_format", "json", ...args, "-i", file], {
+      label: source,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      signal: opts.signal,
+    });
+  } catch (err) {
+    if (err instanceof VideolmError && /Invalid data found|could not find codec|moov atom not found|End of file/i.test(err.message)) {
+      throw failure(source, `not a readable video file (${err.message.replace(`${source}: `, "")})`);
+    }
+    throw err;
+  }
+  try {
+    return JSON.parse(out.stdout.toString("utf8")) as FfprobeOutput;
+  } catch {
+    throw failure(source, "ffprobe printed unreadable output");
+  }
+}
+
+/**
+ * Probes the first video stream of `file` (a local path). `source` is how the user named it (path or URL), for messages.
+ * Throws VideolmError for a missing/unreadable file, no video stream, zero frames or absurd dimensions.
+ */
+export async function probeVideo(file: string, opts: ProbeOptions = {}, source: string = file): Promise<VideoProbe> {
+  const info = await ffprobeJson(file, ["-show_format", "-show_streams"], source, opts);
+  const streams = info.streams ?? [];
+  // Cover art in audio files shows up as a one-frame "video" stream with the attached_pic disposition: not a video.
+  const video = streams.find((s) => s.codec_type === "video" && !s.disposition?.attached_pic);
+  if (!video) {
+    const kinds = streams.map((s) => s.codec_type ?? "unknown");
+    throw failure(source, kinds.length ? `no video stream (only ${[...new Set(kinds)].join(", ")})` : "no video stream");
+  }
+  const width = video.width ?? 0;
+  const height = video.height ?? 0;
+  if (!(width > 0 && height > 0)) throw failure(source, `video stream has no frame size (${width}x${height})`);
+  if (width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE || width * height > MAX_FRAME_AREA) {
+    throw failure(source, `absurd frame size ${width}x${height} (limit ${MAX_FRAME_SIDE} per side)`);
+  }
+
+  const avgFps = parseRational(video.avg_frame_rate);
+  const rFps = parseRational(video.r_frame_rate);
+  const fps = Number.isFinite(avgFps) ? avgFps : rFps;
+  if (!(fps > 0)) throw failure(source, "video stream has no frame rate");
+
+  let frameCount = Number(video.nb_frames);
+  let frameCountSource: VideoProbe["frameCountSource"] = "header";
+  if (!(Number.isInteger(frameCount) && frameCount > 0)) {
+    const counted = await ffprobeJson(
+      file,
+      ["-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"],
+      source,
+      opts,
+    );
+    frameCount = Number(counted.streams?.[0]?.nb_read_packets);
+    frameCountSource = "packets";
+  }
+  if (!(Number.isInteger(frameCount) && frameCount > 0)) throw failure(source, "video stream has zero frames");
+
+  let duration = Number(info.format?.duration);
+  if (!(duration > 0)) duration = Number(video.duration);
+  if (!(duration > 0)) duration = frameCount / fps;
+
+  const rotation = rotationOf(video);
+  const swap = rotation === 90 || rotation === 270;
+  const sarParts = (video.sample_aspect_ratio ?? "").split(":").map(Number);
+  const sar: [number, number] = sarParts.length === 2 && sarParts[0] > 0 && sarParts[1] > 0 ? [sarParts[0], sarParts[1]] : [1, 1];
+
+  return {
+    source,
+    container: info.format?.format_name ?? "unknown",
+    codec: video.codec_name ?? "unknown",
+    pixelFormat: video.pix_fmt ?? "unknown",
+    width,
+    height,
+    rotation,
+    displayWidth: swap ? height : width,
+    displayHeight: swap ? width : height,
+    sampleAspectRatio: sar,
+    avgFps: fps,
+    rFps: Number.isFinite(rFps) ? rFps : fps,
+    isVfr: Number.isFinite(rFps) && Math.abs(fps - rFps) / rFps > 1e-3,
+    duration,
+    frameCount,
+    frameCountSource,
+    hasAudio: streams.some((s) => s.codec_type === "audio"),
+  };
+}
