@@ -69,7 +69,7 @@ export class VideoModel {
     private readonly generationConfig: Record<string, unknown> | undefined,
     private readonly processor: FamilyProcessor,
     private readonly vision: VisionEncoder,
-    private readonly decoder: Decoder,
+    readonly decoder: Decoder,
     readonly loadMs: number,
   ) {}
 

@@ -5,14 +5,16 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import type { FamilyProcessor } from "../family.js";
 import { decodeImage, imageProcessorResize } from "../../media/image.js";
+import { loadFrameList } from "../../media/frame-list.js";
 import { loadVideo } from "../../media/video.js";
-import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-pixels.js";
+import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-patches.js";
 import type { RgbImage } from "../../processing/rgb-image.js";
-import type { SamplingDefaults } from "../../sampling/qwen-vl-utils.js";
+import { qwenVlUtilsDefaults, type SamplingDefaults } from "../../sampling/qwen-vl-utils.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import type { Qwen2VLConfig } from "./config.js";
 import { expandPlaceholderIds, visualTokenCount } from "./prompt.js";
@@ -41,22 +43,6 @@ export function readQwen2VLPreprocessorConfig(dir: string): Qwen2VLPreprocessorC
   };
 }
 
-/** qwen-vl-utils constants for a patch size (vision_process.py module top, 0.0.14: factor = patch · 2). */
-export function qwenVideoSamplingDefaults(patchSize: number, mergeSize: number): SamplingDefaults {
-  const factor = patchSize * mergeSize;
-  return {
-    factor,
-    temporalFactor: 2,
-    fps: 2,
-    minFrames: 4,
-    maxFrames: 768,
-    videoMinPixels: 128 * factor * factor,
-    videoMaxPixels: 768 * factor * factor,
-    // VIDEO_TOTAL_PIXELS = MODEL_SEQ_LEN (128000) · factor² · 0.9
-    videoTotalPixels: 128000 * factor * factor * 0.9,
-  };
-}
-
 export class Qwen2VLProcessor implements FamilyProcessor {
   readonly pre: Qwen2VLPreprocessorConfig;
   readonly sampling: SamplingDefaults;
@@ -66,7 +52,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     readonly config: Qwen2VLConfig,
   ) {
     this.pre = readQwen2VLPreprocessorConfig(checkpointDir);
-    this.sampling = qwenVideoSamplingDefaults(config.vision.patchSize, config.vision.spatialMergeSize);
+    this.sampling = qwenVlUtilsDefaults(config.vision.patchSize);
   }
 
   private patchOptions() {
@@ -98,14 +84,36 @@ export class Qwen2VLProcessor implements FamilyProcessor {
         patchSize: this.config.vision.patchSize,
         mergeSize: this.config.vision.spatialMergeSize,
       });
-      // An image is a clip of two identical frames (Qwen2VLImageProcessor tiles it to temporal_patch_size).
-      return this.toVisual("image", source, Array(this.config.vision.temporalPatchSize).fill(resized));
+      // One frame: patchifyFrames repeats it to fill the temporal patch (two identical frames), as the reference.
+      return this.toVisual("image", source, [resized]);
     }
     if (part.type === "video") {
       const { video, type: _type, ...own } = part;
-      const options: MediaOptions = { ...defaults, ...stripUndefined(own) };
-      const loaded = await loadVideo(video, options, this.sampling, { signal });
-      return this.toVisual("video", loaded.source, loaded.frames, {
+      const o: MediaOptions = { ...defaults, ...stripUndefined(own) };
+      const sampling = {
+        nframes: o.nframes,
+        minFrames: o.minFrames,
+        maxFrames: o.maxFrames,
+        videoStart: o.start,
+        videoEnd: o.end,
+        minPixels: o.minPixels,
+        maxPixels: o.maxPixels,
+        totalPixels: o.totalPixels,
+      };
+      let loaded: { frames: RgbImage[]; frameIndices: number[]; timestamps: number[]; sampleFps: number };
+      let source: string;
+      if (Array.isArray(video)) {
+        loaded = await loadFrameList(video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), o.fps, sampling, this.sampling);
+        source = `${video.length} frames`;
+      } else if (isRawFrames(video)) {
+        loaded = await loadFrameList(video.frames, o.fps ?? video.fps, sampling, this.sampling);
+        source = `${video.frames.length} raw frames`;
+      } else {
+        source = describeSource(video);
+        const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
+        loaded = await loadVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, signal });
+      }
+      return this.toVisual("video", source, loaded.frames, {
         frameIndices: loaded.frameIndices,
         timestamps: loaded.timestamps,
         sampleFps: loaded.sampleFps,
@@ -128,6 +136,10 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     });
     return { inputIds: Array.from(expanded), positionIds, ropeDelta };
   }
+}
+
+function isRawFrames(x: unknown): x is { frames: RgbImage[]; fps: number } {
+  return typeof x === "object" && x !== null && Array.isArray((x as { frames?: unknown }).frames);
 }
 
 function isRgbImage(x: unknown): x is RgbImage {

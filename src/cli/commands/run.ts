@@ -1,0 +1,114 @@
+/**
+ * `videolm run`: ask a question about images / a video and stream the answer to the terminal
+ * (or print one JSON object with --json).
+ */
+import { VideoModel } from "../../engine/model.js";
+import type { ContentPart, MediaOptions } from "../../engine/request.js";
+import { VideolmError } from "../../errors.js";
+import { stderrProgress } from "../../util/progress.js";
+import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
+
+export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
+
+Model:
+  -m, --model DIR            Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json, …)
+  --dtype fp32|int8|int4     weight precision of the converted graphs (default fp32)
+  --threads N                CPU threads (default: all cores)
+  --cache-dir DIR            conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm)
+Media:
+  --video FILE|URL           a video (repeat for several); --image FILE (repeatable)
+  --fps F | --nframes N      frames to sample (default 2 fps)
+  --min-frames N --max-frames N --min-pixels N --max-pixels N --total-pixels N
+  --start SEC --end SEC      clip range
+Generation:
+  --max-new-tokens N  --temperature T (0 = greedy)  --top-k K  --top-p P  --repetition-penalty R
+  --seed N  --stop STR (repeatable)  --logprobs N (top alternatives per token, with --json)
+Output:
+  --json                     print one JSON object (text, tokens, promptTokens, timings, …) instead of streaming
+  -q, --quiet                no progress on stderr
+  --debug                    show stack traces on errors`;
+
+export function mediaFlags(flags: Flags): MediaOptions {
+  const out: MediaOptions = {};
+  const set = (k: keyof MediaOptions, name: string, integer = false) => {
+    const v = numberFlag(flags, name, { integer });
+    if (v !== undefined) out[k] = v;
+  };
+  set("fps", "fps");
+  set("nframes", "nframes", true);
+  set("minFrames", "min-frames", true);
+  set("maxFrames", "max-frames", true);
+  set("minPixels", "min-pixels", true);
+  set("maxPixels", "max-pixels", true);
+  set("totalPixels", "total-pixels", true);
+  set("start", "start");
+  set("end", "end");
+  return out;
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS }, "run");
+  if (flags.help) {
+    process.stdout.write(RUN_HELP + "\n");
+    return 0;
+  }
+  if (positionals.length !== 1) throw new VideolmError(`run: give the question as one quoted argument (got ${positionals.length} arguments); see videolm run --help`);
+  const question = positionals[0];
+  const modelDir = flags.model as string | undefined;
+  if (!modelDir) throw new VideolmError("run: --model DIR is required (a Hugging Face checkpoint folder)");
+  const json = Boolean(flags.json);
+  const quiet = Boolean(flags.quiet);
+  const explicit = generationFlags(flags);
+  const media = mediaFlags(flags);
+
+  const content: ContentPart[] = [
+    ...((flags.image as string[] | undefined) ?? []).map((image): ContentPart => ({ type: "image", image })),
+    ...((flags.video as string[] | undefined) ?? []).map((video): ContentPart => ({ type: "video", video })),
+    { type: "text", text: question },
+  ];
+
+  const model = await VideoModel.load(modelDir, {
+    dtype: precisionFlag(flags),
+    threads: numberFlag(flags, "threads", { integer: true }),
+    cacheDir: flags["cache-dir"] as string | undefined,
+    onProgress: quiet ? undefined : stderrProgress(),
+  });
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once("SIGINT", onSigint);
+  try {
+    const response = await model.generate({
+      messages: [{ role: "user", content }],
+      media,
+      ...explicit,
+      signal: abort.signal,
+      onToken: json ? undefined : (e) => process.stdout.write(e.text),
+    });
+    if (json) {
+      const out = {
+        text: response.text,
+        tokens: response.tokens,
+        promptTokens: response.promptTokens,
+        finishReason: response.finishReason,
+        ...(response.logprobs ? { logprobs: response.logprobs } : {}),
+        timings: { loadMs: round(model.loadMs), ...Object.fromEntries(Object.entries(response.timings).map(([k, v]) => [k, round(v)])) },
+      };
+      process.stdout.write(JSON.stringify(out) + "\n");
+    } else {
+      process.stdout.write("\n");
+      if (!quiet) {
+        const t = response.timings;
+        process.stderr.write(
+          `[${response.promptTokens} prompt tokens, ${response.tokens.length} generated; vision ${round(t.visionMs)} ms, prefill ${round(t.prefillMs)} ms, ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
+        );
+      }
+    }
+    return response.finishReason === "aborted" ? 130 : 0;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}

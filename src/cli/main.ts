@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * videolm command line. Errors a user can act on print as one line (`videolm: …`) with exit code 1; anything
+ * else is an internal error, also one line unless --debug is given.
+ */
+import { VideolmError } from "../errors.js";
+import { runCommand } from "./commands/run.js";
+import { modelsCommand } from "./commands/models.js";
+
+const USAGE = `videolm — video understanding with vision-language models, on Node.js
+
+Usage:
+  videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
+  videolm models                 list the supported model families
+
+Run "videolm run --help" for every option.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "run":
+      return runCommand(rest);
+    case "models":
+      return modelsCommand(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE + "\n");
+      return command === undefined ? 1 : 0;
+    case "--version":
+      process.stdout.write("videolm 0.1.0\n");
+      return 0;
+    default:
+      throw new VideolmError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+const debug = process.argv.includes("--debug");
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof VideolmError) {
+      process.stderr.write(`videolm: ${error.message}\n`);
+    } else {
+      process.stderr.write(`videolm: internal error: ${(error as Error)?.message ?? String(error)} (run with --debug for details, and please report it)\n`);
+    }
+    if (debug) process.stderr.write(`${(error as Error)?.stack ?? ""}\n`);
+    process.exitCode = 1;
+  },
+);
