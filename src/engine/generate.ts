@@ -2,7 +2,6 @@
  * The generation loop: chunked prefill of the prompt (with visual embeddings merged in), then one decoder
  * call per token with the KV cache, sampling in JavaScript (the only per-token JS work), streaming text.
  */
-import { VideolmError } from "../errors.js";
 import type { GenerationOptions } from "../generation/options.js";
 import { Sampler } from "../generation/sampler.js";
 import { StopStringMatcher } from "../generation/stop.js";
@@ -89,14 +88,8 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: R
 export async function generate(args: GenerateArgs): Promise<GenerationResult> {
   const { decoder, prompt, options } = args;
   const S = prompt.inputIds.length;
-  const maxPos = decoder.config.text.maxPositionEmbeddings;
-  const capacity = S + options.maxNewTokens;
-  if (capacity > maxPos) {
-    throw new VideolmError(
-      `the prompt has ${S} tokens and ${options.maxNewTokens} new tokens were requested, but the model's context is ${maxPos} tokens: lower --max-new-tokens, or use fewer frames / pixels (--fps, --max-frames, --max-pixels)`,
-    );
-  }
-  const cache = decoder.createCache(capacity);
+  // The caller has checked the context (RequestPreparer.checkContext); the cache holds prompt + new tokens.
+  const cache = decoder.createCache(S + options.maxNewTokens);
   const sampler = new Sampler(options, args.vocabSize);
   const stopper = new StopStringMatcher(options.stop);
   const history = prompt.inputIds.slice();
@@ -121,7 +114,7 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
     history.push(step.token);
     logprobs.push({ token: step.token, logprob: step.logprob, top: step.top });
     if (args.eosTokenIds.includes(step.token)) {
-      args.onToken?.({ ...step, text: stopper.flush() + "" });
+      args.onToken?.({ ...step, text: finalText(args.streamer, stopper) });
       finishReason = "stop";
       break;
     }
@@ -135,10 +128,15 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
     const pos = S + tokens.length - 1 + prompt.ropeDelta;
     logits = await decoder.forward({ inputIds: [step.token], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
   }
-  if (finishReason === "length") {
-    const rest = stopper.push(args.streamer.flush());
-    const tail = rest.stopped ? rest.emit : rest.emit + stopper.flush();
+  if (finishReason !== "stop") {
+    const tail = finalText(args.streamer, stopper);
     if (tail) args.onToken?.({ token: -1, text: tail, logprob: 0 });
   }
   return { tokens, logprobs, finishReason, prefillMs, firstTokenMs, decodeMs: performance.now() - tDecode };
+}
+
+/** Text still held back by the detokenizer and the stop-string matcher when generation ends. */
+function finalText(streamer: TextStreamer, stopper: StopStringMatcher): string {
+  const rest = stopper.push(streamer.flush());
+  return rest.stopped ? rest.emit : rest.emit + stopper.flush();
 }

@@ -5,21 +5,17 @@
  *   model.prepare(messages) ─ media → frames → patches; chat template → ids → placeholders → 3-D positions
  *   model.generate(messages) ─ prepare, encode visuals, prefill, decode (streamed)
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { openCheckpoint, readJsonFile } from "../checkpoint/checkpoint.js";
 import { VideolmError } from "../errors.js";
-import type { FamilyConfig, FamilyProcessor, ModelFamily } from "../families/family.js";
-import { familyForModelType } from "../families/registry.js";
-import { resolveGenerationOptions, validateGenerationOptions, type GenerationOptions } from "../generation/options.js";
+import type { FamilyConfig } from "../families/family.js";
+import type { GenerationOptions } from "../generation/options.js";
 import type { WeightPrecision } from "../onnx/layers.js";
-import { ChatTemplate, specialTokenVariables } from "../text/chat-template.js";
 import { StreamingDecoder } from "../text/streaming-decoder.js";
-import { TextTokenizer } from "../text/tokenizer.js";
+import type { TextTokenizer } from "../text/tokenizer.js";
 import type { ProgressCallback } from "../util/progress.js";
 import { ensureConverted } from "./convert.js";
 import { generate, type GenerationResult, type PreparedPrompt, type TokenEvent } from "./generate.js";
-import type { ChatRequestMessage, MediaOptions, PreparedVisual } from "./request.js";
+import { RequestPreparer, type PreparedRequest } from "./preparer.js";
+import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder } from "./sessions.js";
 
 export interface LoadOptions {
@@ -31,14 +27,6 @@ export interface LoadOptions {
   onProgress?: ProgressCallback;
 }
 
-/** Everything decided before the model runs: what `videolm inspect` shows. */
-export interface PreparedRequest {
-  promptText: string;
-  inputIds: number[];
-  positionIds: Int32Array;
-  ropeDelta: number;
-  visuals: PreparedVisual[];
-}
 
 export interface GenerateRequest extends Partial<GenerationOptions> {
   messages: ChatRequestMessage[];
@@ -60,14 +48,7 @@ export interface GenerateResponse {
 
 export class VideoModel {
   private constructor(
-    readonly dir: string,
-    readonly family: ModelFamily<FamilyConfig>,
-    readonly config: FamilyConfig,
-    readonly tokenizer: TextTokenizer,
-    readonly template: ChatTemplate,
-    private readonly specialTokens: Record<string, unknown>,
-    private readonly generationConfig: Record<string, unknown> | undefined,
-    private readonly processor: FamilyProcessor,
+    readonly preparer: RequestPreparer,
     private readonly vision: VisionEncoder,
     readonly decoder: Decoder,
     readonly loadMs: number,
@@ -75,78 +56,37 @@ export class VideoModel {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoModel> {
     const t0 = performance.now();
-    const ckpt = openCheckpoint(dir);
-    const family = familyForModelType(ckpt.config.model_type, path.join(ckpt.dir, "config.json"));
-    const config = family.parseConfig(ckpt.config);
-    const tokenizer = await TextTokenizer.load(ckpt.dir);
-    const template = await ChatTemplate.load(ckpt.dir);
-    const tokenizerConfigFile = path.join(ckpt.dir, "tokenizer_config.json");
-    const specialTokens = fs.existsSync(tokenizerConfigFile) ? specialTokenVariables(readJsonFile(tokenizerConfigFile, "tokenizer config")) : {};
-    const generationConfigFile = path.join(ckpt.dir, "generation_config.json");
-    const generationConfig = fs.existsSync(generationConfigFile) ? readJsonFile(generationConfigFile, "generation config") : undefined;
-    const processor = family.createProcessor(ckpt.dir, config);
-    const converted = ensureConverted(ckpt, family, config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
+    const preparer = await RequestPreparer.load(dir);
+    const { checkpoint, family, config } = preparer;
+    const converted = ensureConverted(checkpoint, family, config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
     const sessionOptions = { threads: options.threads };
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
-    return new VideoModel(
-      ckpt.dir,
-      family,
-      config,
-      tokenizer,
-      template,
-      specialTokens,
-      generationConfig,
-      processor,
-      new VisionEncoder(visionSession, config.text.hiddenSize),
-      new Decoder(decoderSession, config),
-      performance.now() - t0,
-    );
+    return new VideoModel(preparer, new VisionEncoder(visionSession, config.text.hiddenSize), new Decoder(decoderSession, config), performance.now() - t0);
   }
 
+  get config(): FamilyConfig {
+    return this.preparer.config;
+  }
+  get tokenizer(): TextTokenizer {
+    return this.preparer.tokenizer;
+  }
   get contextLength(): number {
-    return this.config.text.maxPositionEmbeddings;
+    return this.preparer.contextLength;
   }
 
   /** Media → patches and prompt → ids and positions, without running the model. */
-  async prepare(messages: ChatRequestMessage[], media: MediaOptions = {}, signal?: AbortSignal): Promise<PreparedRequest> {
-    if (!Array.isArray(messages) || messages.length === 0) throw new VideolmError("a request needs at least one message");
-    const visuals: PreparedVisual[] = [];
-    for (const message of messages) {
-      if (typeof message.content === "string") continue;
-      for (const part of message.content) {
-        const visual = await this.processor.prepareVisual(part, media, signal);
-        if (visual) visuals.push(visual);
-      }
-    }
-    const templateMessages = messages.map((m) => ({
-      role: m.role,
-      content: typeof m.content === "string" ? m.content : m.content.map((p) => (p.type === "text" ? { type: "text" as const, text: p.text } : { type: p.type })),
-    }));
-    const promptText = this.template.render(templateMessages, { addGenerationPrompt: true, specialTokens: this.specialTokens });
-    const { inputIds, positionIds, ropeDelta } = this.processor.buildPrompt(promptText, this.tokenizer, visuals);
-    return { promptText, inputIds, positionIds, ropeDelta, visuals };
-  }
-
-  /** Resolves generation options: explicit ones, then the checkpoint's generation_config.json, then defaults. */
-  resolveOptions(explicit: Partial<GenerationOptions>): GenerationOptions {
-    const options = resolveGenerationOptions(explicit, this.generationConfig);
-    validateGenerationOptions(options);
-    return options;
+  prepare(messages: ChatRequestMessage[], media: MediaOptions = {}, signal?: AbortSignal): Promise<PreparedRequest> {
+    return this.preparer.prepare(messages, media, signal);
   }
 
   async generate(request: GenerateRequest): Promise<GenerateResponse> {
     const { messages, media, onToken, signal, ...explicit } = request;
-    const options = this.resolveOptions(explicit);
+    const options = this.preparer.resolveOptions(explicit);
     const t0 = performance.now();
     const prepared = await this.prepare(messages, media, signal);
     const preprocessMs = performance.now() - t0;
     const S = prepared.inputIds.length;
-    if (S + options.maxNewTokens > this.contextLength) {
-      throw new VideolmError(
-        `the prompt has ${S} tokens and ${options.maxNewTokens} new tokens were requested, but the model's context is ${this.contextLength} tokens: ` +
-          `lower --max-new-tokens, or use fewer frames / pixels (--fps, --max-frames, --max-pixels)`,
-      );
-    }
+    this.preparer.checkContext(S, options.maxNewTokens);
     const tv = performance.now();
     const prompt = await this.encodeVisuals(prepared);
     const visionMs = performance.now() - tv;
@@ -155,7 +95,7 @@ export class VideoModel {
       decoder: this.decoder,
       prompt,
       options,
-      eosTokenIds: this.eosTokenIds(),
+      eosTokenIds: this.preparer.eosTokenIds(),
       vocabSize: this.config.text.vocabSize,
       streamer: new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true }),
       onToken: (e) => {
@@ -165,6 +105,7 @@ export class VideoModel {
       signal,
     });
     const n = result.tokens.length;
+    const firstDecodeStepMs = result.firstTokenMs - result.prefillMs;
     return {
       text,
       tokens: result.tokens,
@@ -178,7 +119,7 @@ export class VideoModel {
         prefillMs: result.prefillMs,
         ttftMs: visionMs + result.firstTokenMs,
         decodeMs: result.decodeMs,
-        decodeTokensPerSecond: n > 1 ? ((n - 1) * 1000) / Math.max(1e-9, result.decodeMs - (result.firstTokenMs - result.prefillMs)) : 0,
+        decodeTokensPerSecond: n > 1 ? ((n - 1) * 1000) / Math.max(1e-9, result.decodeMs - firstDecodeStepMs) : 0,
       },
     };
   }
@@ -208,9 +149,4 @@ export class VideoModel {
     return { inputIds: ids, positionIds: prepared.positionIds, ropeDelta: prepared.ropeDelta, visualEmbeds: embeds, visualPositions: Int32Array.from(positions) };
   }
 
-  private eosTokenIds(): number[] {
-    const fromGeneration = this.generationConfig?.eos_token_id;
-    const ids = fromGeneration === undefined ? this.config.eosTokenIds : Array.isArray(fromGeneration) ? (fromGeneration as number[]) : [fromGeneration as number];
-    return ids.length > 0 ? ids : [this.tokenizer.tokenId("<|im_end|>")];
-  }
 }

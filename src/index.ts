@@ -1,0 +1,19 @@
+/**
+ * videolm library API.
+ *
+ *   import { VideoModel } from "videolm";
+ *   const model = await VideoModel.load("path/to/Qwen2-VL-2B-Instruct");
+ *   const { text } = await model.generate({
+ *     messages: [{ role: "user", content: [{ type: "video", video: "clip.mp4", fps: 2 }, { type: "text", text: "What happens?" }] }],
+ *     onToken: (e) => process.stdout.write(e.text),
+ *   });
+ */
+export { VideoModel, type GenerateRequest, type GenerateResponse, type LoadOptions } from "./engine/model.js";
+export { RequestPreparer, type PreparedRequest } from "./engine/preparer.js";
+export type { ChatRequestMessage, ContentPart, ImagePart, MediaOptions, MediaSource, PreparedVisual, TextPart, VideoPart } from "./engine/request.js";
+export type { TokenEvent } from "./engine/generate.js";
+export type { GenerationOptions } from "./generation/options.js";
+export type { RgbImage } from "./processing/rgb-image.js";
+export type { WeightPrecision } from "./onnx/layers.js";
+export { VideolmError } from "./errors.js";
+export { supportedModelTypes } from "./families/registry.js";
