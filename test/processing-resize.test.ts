@@ -1,26 +1,31 @@
 /**
  * Bicubic antialias resize vs torchvision (fixtures from tools/oracle/record_processing.py):
- * 'u8' = v2 functional on uint8 (torch's native uint8 kernel), 'float' = v1 functional (float32 path).
+ * 'u8' = v2 functional on uint8 (torch's native uint8 kernel), 'float' = v1 functional (float32 path),
+ * 'pil' = PIL Image.resize BICUBIC.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 import { VideolmError } from "../src/errors.js";
-import { resizeBicubicAntialias, resizeBicubicAntialiasFloat } from "../src/processing/resize.js";
+import {
+  resizeBicubicAntialias,
+  resizeBicubicAntialiasFloat,
+  resizeBicubicPillow,
+} from "../src/processing/resize.js";
 import { syntheticImage } from "./fixtures/processing/synthetic-image.js";
 
 interface Rec { sha256: string; sum: number; data_b64?: string }
-interface Case { in: [number, number]; out: [number, number]; pattern: "noise" | "smooth"; seed: number; u8: Rec; float: Rec }
+interface Case { in: [number, number]; out: [number, number]; pattern: "noise" | "smooth"; seed: number; u8: Rec; float: Rec; pil: Rec }
 const fixture = JSON.parse(readFileSync(new URL("./fixtures/processing/resize.json", import.meta.url), "utf8")) as {
   cases: Case[];
 };
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-const paths = { u8: resizeBicubicAntialias, float: resizeBicubicAntialiasFloat } as const;
+const paths = { u8: resizeBicubicAntialias, float: resizeBicubicAntialiasFloat, pil: resizeBicubicPillow } as const;
 
-describe.each(["u8", "float"] as const)("resize %s path", (path) => {
+describe.each(["u8", "float", "pil"] as const)("resize %s path", (path) => {
   it.each(fixture.cases.map((c) => [`${c.in.join("x")} -> ${c.out.join("x")} ${c.pattern}`, c] as const))(
     "%s matches torchvision bit-exactly",
     (_name, c) => {
@@ -52,7 +57,7 @@ describe("resize behaviour", () => {
 
   it("keeps a constant image constant (weights sum to 2^precision after rounding)", () => {
     const src = { width: 37, height: 23, data: new Uint8Array(37 * 23 * 3).fill(200) };
-    for (const fn of [resizeBicubicAntialias, resizeBicubicAntialiasFloat]) {
+    for (const fn of Object.values(paths)) {
       const out = fn(src, 11, 90);
       expect(new Set(out.data)).toEqual(new Set([200]));
     }

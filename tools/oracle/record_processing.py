@@ -97,6 +97,16 @@ def resize_v1_float(img_hwc, oh, ow):
     return out.permute(1, 2, 0).contiguous().numpy()
 
 
+def resize_pil(img_hwc, oh, ow):
+    """qwen-vl-utils fetch_image's path for still images: PIL Image.resize, BICUBIC (Pillow Resample.c)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img_hwc).resize((ow, oh), Image.BICUBIC))
+
+
+PATHS = (("u8", resize_v2_u8), ("float", resize_v1_float), ("pil", resize_pil))
+
+
 def check_layout_independence(img_hwc, oh, ow):
     """The references run on TCHW clips that may be channels-last (QVU permutes a THWC decode): same bytes."""
     t = torch.from_numpy(np.stack([img_hwc, img_hwc[::-1].copy()])).permute(0, 3, 1, 2)  # channels-last strides
@@ -137,7 +147,7 @@ def resize_fixture():
     for ih, iw, oh, ow, pattern, seed in RESIZE_CASES:
         img = synthetic_image(ih, iw, pattern, seed)
         entry = {"in": [ih, iw], "out": [oh, ow], "pattern": pattern, "seed": seed}
-        for name, fn in (("u8", resize_v2_u8), ("float", resize_v1_float)):
+        for name, fn in PATHS:
             out = fn(img, oh, ow)
             rec = {"sha256": sha256(out), "sum": int(out.astype(np.int64).sum())}
             if out.size <= FULL_DATA_LIMIT:
@@ -151,10 +161,11 @@ def resize_fixture():
     return {
         "about": "torchvision resize(uint8 CHW, [h,w], BICUBIC, antialias=True) on CPU. 'u8' = v2 functional "
         "(native uint8 kernel; transformers 4.57.6 Qwen2-VL processors), 'float' = v1 functional (float32 "
-        "path; qwen-vl-utils fetch_video). Output bytes are HWC RGB. Input = syntheticImage(in_h, in_w, "
+        "path; qwen-vl-utils fetch_video), 'pil' = PIL Image.resize BICUBIC (qwen-vl-utils fetch_image). Output bytes are HWC RGB. Input = syntheticImage(in_h, in_w, "
         "pattern, seed).",
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
+        "pillow": __import__("PIL").__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cases": cases,
     }
@@ -175,7 +186,7 @@ def sweep(out_dir):
             oh, ow = int(rng.integers(1, 400)), int(rng.integers(1, 400))
         pattern = "noise" if k % 2 else "smooth"
         img = synthetic_image(ih, iw, pattern, 1000 + k)
-        for name, fn in (("u8", resize_v2_u8), ("float", resize_v1_float)):
+        for name, fn in PATHS:
             fn(img, oh, ow).tofile(os.path.join(out_dir, f"{k}_{name}.bin"))
         index.append({"k": k, "in": [ih, iw], "out": [oh, ow], "pattern": pattern, "seed": 1000 + k})
     with open(os.path.join(out_dir, "index.json"), "w") as f:
