@@ -1,0 +1,411 @@
+/**
+ * Next-token choice from one row of logits: the only per-token JavaScript on the decode hot path.
+ *
+ * Order and semantics follow Hugging Face transformers 4.57.6:
+ *   `generation/utils.py::GenerationMixin._get_logits_processor` builds, in this order,
+ *     RepetitionPenaltyLogitsProcessor (if repetition_penalty != 1; in greedy mode too)
+ *     then, only when sampling (do_sample; here temperature > 0):
+ *     TemperatureLogitsWarper (if != 1) → TopKLogitsWarper (if top_k != 0) → TopPLogitsWarper (if top_p < 1),
+ *   each from `generation/logits_process.py`; `GenerationMixin._sample` then draws from softmax(scores)
+ *   (torch.multinomial) or takes torch.argmax (first index on ties) when greedy.
+ *
+ * Performance rules (vocab ≈ 152k floats per step): O(V) passes only, no V-sized allocation per call (all buffers
+ * are allocated once in the constructor), and no full sort: top-k is a k-heap selection, top-p collects only the
+ * tokens whose log-probability bucket can reach the nucleus and sorts those.
+ *
+ * Tokens at index ≥ vocabSize (padding rows of the LM head, e.g. 151 936 logits for a smaller tokenizer vocab)
+ * are never chosen and are left out of every softmax, including the reported logprobs.
+ *
+ * Logprobs follow vLLM's default `logprobs_mode = "raw_logprobs"` (what OpenAI-style clients expect): the
+ * log-softmax of the model's *unprocessed* logits (no repetition penalty, temperature, top-k/top-p), so they
+ * describe the model, not the sampling settings, and stay finite for tokens the filters removed.
+ */
+import { VideolmError, check } from "../errors.js";
+import type { GenerationOptions } from "./options.js";
+import { Rng } from "./rng.js";
+
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+}
+
+export interface SampledToken {
+  token: number;
+  /** Raw log-softmax of the chosen token; NaN when the options did not ask for logprobs (see `Sampler.next`). */
+  logprob: number;
+  /** The `logprobs` most likely tokens by raw logit, best first (ties: lower id first); only when logprobs > 0. */
+  top?: TokenLogprob[];
+}
+
+export type SamplerOptions = Pick<
+  GenerationOptions,
+  "temperature" | "topK" | "topP" | "repetitionPenalty" | "seed" | "logprobs"
+>;
+
+/** Top-p bucketing: buckets of 1/8 nat of log-probability; the last bucket holds everything below −64 nats. */
+const BUCKETS_PER_NAT = 8;
+const BUCKET_COUNT = 64 * BUCKETS_PER_NAT;
+
+export class Sampler {
+  readonly vocabSize: number;
+  private readonly temperature: number;
+  private readonly topK: number; // 0 = off (also when ≥ vocabSize: HF clamps to the row length)
+  private readonly topP: number; // 1 = off
+  private readonly penalty: number; // 1 = off
+  private readonly logprobs: number | undefined;
+  private readonly rng: Rng;
+
+  // Reused buffers (allocated once).
+  /** Penalised copy of the row (only used when penalty != 1). */
+  private readonly penalized: Float32Array;
+  /** Unnormalised probabilities, indexed by token id; valid only for the current candidates. */
+  private readonly weights: Float64Array;
+  /** Candidate token ids (first `candCount` entries) when `dense` is false. */
+  private readonly cand: Int32Array;
+  /** Marks tokens already penalised, so each distinct history token is penalised once (HF uses a mask). */
+  private readonly seen: Uint8Array;
+  private readonly bucketMass = new Float64Array(BUCKET_COUNT);
+  /** Min-heap for k-largest selection: worst kept element at the root. */
+  private readonly heapVal: Float64Array;
+  private readonly heapIdx: Int32Array;
+
+  // Result of the last `prepare`: the distribution to draw from.
+  private dense = false; // true: all tokens 0..V-1 are candidates with weights[i]
+  private candCount = 0;
+  private total = 0;
+
+  constructor(opts: SamplerOptions, vocabSize: number) {
+    check(Number.isSafeInteger(vocabSize) && vocabSize > 0, `Sampler: vocabSize must be a positive integer, got ${vocabSize}.`);
+    this.vocabSize = vocabSize;
+    this.temperature = opts.temperature;
+    this.topK = opts.topK > 0 && opts.topK < vocabSize ? opts.topK : 0;
+    this.topP = opts.topP;
+    this.penalty = opts.repetitionPenalty;
+    this.logprobs = opts.logprobs;
+    this.rng = new Rng(opts.seed);
+    check(this.temperature >= 0 && Number.isFinite(this.temperature), `Sampler: temperature must be ≥ 0, got ${this.temperature}.`);
+    check(this.topP > 0 && this.topP <= 1, `Sampler: top_p must be in (0, 1], got ${this.topP}.`);
+    check(this.penalty > 0 && Number.isFinite(this.penalty), `Sampler: repetition_penalty must be > 0, got ${this.penalty}.`);
+
+    this.penalized = new Float32Array(this.penalty !== 1 ? vocabSize : 0);
+    this.weights = new Float64Array(vocabSize);
+    this.cand = new Int32Array(vocabSize);
+    this.seen = new Uint8Array(this.penalty !== 1 ? vocabSize : 0);
+    const heapCap = Math.max(this.topK, this.logprobs ?? 0, 1);
+    this.heapVal = new Float64Array(heapCap);
+    this.heapIdx = new Int32Array(heapCap);
+  }
+
+  /**
+   * Chooses the next token from one row of logits (length ≥ vocabSize). `history` = prompt + generated ids, used by
+   * the repetition penalty. `logprob` (and `top`) are computed only when the options set `logprobs` (0 = chosen
+   * token only); otherwise `logprob` is NaN, saving one exp pass over the vocabulary.
+   */
+  next(logits: Float32Array, history: ArrayLike<number>): SampledToken {
+    this.prepare(logits, history);
+    const token = this.draw();
+    if (this.logprobs === undefined) return { token, logprob: Number.NaN };
+    const lse = this.rawLogSumExp(logits);
+    const result: SampledToken = { token, logprob: logits[token]! - lse };
+    if (this.logprobs > 0) {
+      const n = this.selectLargest(logits, this.logprobs);
+      const top: TokenLogprob[] = [];
+      for (let j = 0; j < n; j++) top.push({ token: this.heapIdx[j]!, logprob: this.heapVal[j]! - lse });
+      result.top = top;
+    }
+    return result;
+  }
+
+  /**
+   * The distribution `next` would draw from, after every processor/warper: the surviving tokens (ascending id) and
+   * their probabilities. For tests and debugging; allocates.
+   */
+  distribution(logits: Float32Array, history: ArrayLike<number>): { tokens: number[]; probs: number[] } {
+    this.prepare(logits, history);
+    const pairs: [number, number][] = [];
+    if (this.dense) {
+      for (let i = 0; i < this.vocabSize; i++) pairs.push([i, this.weights[i]! / this.total]);
+    } else {
+      for (let j = 0; j < this.candCount; j++) {
+        const t = this.cand[j]!;
+        pairs.push([t, this.weights[t]! / this.total]);
+      }
+    }
+    pairs.sort((a, b) => a[0] - b[0]);
+    return { tokens: pairs.map((p) => p[0]), probs: pairs.map((p) => p[1]) };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  /** Runs the processors/warpers; leaves the distribution in (dense | cand[0..candCount)), weights, total. */
+  private prepare(logits: Float32Array, history: ArrayLike<number>): void {
+    const V = this.vocabSize;
+    if (logits.length < V)
+      throw new VideolmError(`Sampler: logits row has ${logits.length} entries, expected at least the vocabulary size ${V}.`);
+
+    const s = this.penalty !== 1 ? this.applyRepetitionPenalty(logits, history) : logits;
+
+    if (this.temperature === 0) {
+      // Greedy: torch.argmax, first index among equal maxima.
+      let best = 0;
+      let bestVal = -Infinity;
+      for (let i = 0; i < V; i++) {
+        const v = s[i]!;
+        if (v > bestVal) {
+          bestVal = v;
+          best = i;
+        } else if (v !== v) nanLogit(i);
+      }
+      this.setSingle(best);
+      return;
+    }
+
+    const invT = 1 / this.temperature;
+    const weights = this.weights;
+
+    if (this.topK > 0) {
+      // TopKLogitsWarper: remove scores < (k-th largest); equal scores survive. Temperature does not change the order.
+      const n = this.selectLargest(s, this.topK);
+      const kth = this.heapVal[n - 1]!;
+      const max = this.heapVal[0]!;
+      assertFiniteMax(max);
+      let count = 0;
+      let total = 0;
+      for (let i = 0; i < V; i++) {
+        const v = s[i]!;
+        if (v >= kth) {
+          this.cand[count++] = i;
+          const w = Math.exp((v - max) * invT);
+          weights[i] = w;
+          total += w;
+        }
+      }
+      this.dense = false;
+      this.candCount = count;
+      this.total = total;
+      if (this.topP < 1) this.applyTopP(s, total);
+      return;
+    }
+
+    // No top-k: softmax over the whole row.
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) {
+      const v = s[i]!;
+      if (v > max) max = v;
+      else if (v !== v) nanLogit(i);
+    }
+    assertFiniteMax(max);
+
+    if (this.topP >= 1) {
+      let total = 0;
+      for (let i = 0; i < V; i++) {
+        const w = Math.exp((s[i]! - max) * invT);
+        weights[i] = w;
+        total += w;
+      }
+      this.dense = true;
+      this.total = total;
+      return;
+    }
+
+    // Top-p without top-k: bucket tokens by log-probability (1/8 nat wide) while computing the softmax; the
+    // nucleus is then inside the smallest set of leading buckets whose mass reaches top_p, and only those
+    // candidates are sorted.
+    const bucketMass = this.bucketMass;
+    bucketMass.fill(0);
+    let total = 0;
+    const scale = invT * BUCKETS_PER_NAT;
+    for (let i = 0; i < V; i++) {
+      const d = max - s[i]!; // ≥ 0
+      const w = Math.exp(-d * invT);
+      weights[i] = w;
+      total += w;
+      bucketMass[Math.min(BUCKET_COUNT - 1, Math.floor(d * scale))]! += w;
+    }
+    // Slightly more than top_p of the mass, so float rounding in the exact test below cannot need a token outside.
+    const need = this.topP * total * (1 + 1e-9);
+    let lastBucket = 0;
+    let cum = bucketMass[0]!;
+    while (cum < need && lastBucket < BUCKET_COUNT - 1) cum += bucketMass[++lastBucket]!;
+    let count = 0;
+    for (let i = 0; i < V; i++) {
+      if (Math.min(BUCKET_COUNT - 1, Math.floor((max - s[i]!) * scale)) <= lastBucket) this.cand[count++] = i;
+    }
+    this.dense = false;
+    this.candCount = count;
+    this.applyTopP(s, total);
+  }
+
+  /**
+   * TopPLogitsWarper on the current candidates (`total` = their weight sum = softmax denominator; tokens outside
+   * the candidates have zero probability or lie below the nucleus).
+   *
+   * HF sorts ascending, takes the cumulative softmax c_j (including token j) and removes tokens with c_j ≤ 1 − top_p,
+   * always keeping the most likely one. c_j = 1 − (mass of tokens sorted above j), so walking in descending order we
+   * keep a token while 1 − massBefore > 1 − top_p.
+   */
+  private applyTopP(s: ArrayLike<number>, total: number): void {
+    const n = this.candCount;
+    // Descending by score; ties by id (torch.sort's tie order is unspecified; this makes ours deterministic).
+    const order = this.cand.subarray(0, n);
+    order.sort((a, b) => s[b]! - s[a]! || a - b);
+    const weights = this.weights;
+    const floor = 1 - this.topP;
+    let before = 0;
+    let kept = 0;
+    while (kept < n) {
+      if (kept > 0 && !(1 - before / total > floor)) break;
+      before += weights[order[kept]!]!;
+      kept++;
+    }
+    this.candCount = kept;
+    this.total = before;
+  }
+
+  /** RepetitionPenaltyLogitsProcessor: each distinct history token's score x → x < 0 ? x·p : x/p (float32, as torch). */
+  private applyRepetitionPenalty(logits: Float32Array, history: ArrayLike<number>): Float32Array {
+    const V = this.vocabSize;
+    const out = this.penalized;
+    out.set(logits.subarray(0, V));
+    const p = this.penalty;
+    const seen = this.seen;
+    for (let j = 0; j < history.length; j++) {
+      const t = history[j]!;
+      if (t >= 0 && t < V && seen[t] === 0) {
+        seen[t] = 1;
+        const x = out[t]!;
+        out[t] = x < 0 ? x * p : x / p;
+      }
+    }
+    for (let j = 0; j < history.length; j++) {
+      const t = history[j]!;
+      if (t >= 0 && t < V) seen[t] = 0;
+    }
+    return out;
+  }
+
+  /**
+   * Selects the n largest of row[0..V) (n ≤ heap capacity; ties: lower index first) into heapVal/heapIdx[0..n),
+   * sorted best first. Returns n (= min(n, V)). O(V log n) worst case, ~O(V) on real logits.
+   */
+  private selectLargest(row: ArrayLike<number>, want: number): number {
+    const V = this.vocabSize;
+    const n = Math.min(want, V);
+    const hv = this.heapVal;
+    const hi = this.heapIdx;
+    // Heap order: root = worst kept = smallest value, and among equal values the largest index.
+    for (let i = 0; i < n; i++) {
+      const v = row[i]!;
+      if (v !== v) nanLogit(i);
+      // sift up
+      let c = i;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (hv[p]! < v || (hv[p] === v && hi[p]! > i)) break;
+        hv[c] = hv[p]!;
+        hi[c] = hi[p]!;
+        c = p;
+      }
+      hv[c] = v;
+      hi[c] = i;
+    }
+    for (let i = n; i < V; i++) {
+      const v = row[i]!;
+      if (!(v > hv[0]!)) {
+        if (v !== v) nanLogit(i);
+        continue; // not better than the worst kept (equal value with a larger index is worse)
+      }
+      siftDown(hv, hi, n, v, i);
+    }
+    // Heap-sort in place: repeatedly move the worst to the end → array ends up best first.
+    for (let end = n - 1; end > 0; end--) {
+      const v = hv[end]!;
+      const idx = hi[end]!;
+      hv[end] = hv[0]!;
+      hi[end] = hi[0]!;
+      siftDown(hv, hi, end, v, idx);
+    }
+    return n;
+  }
+
+  /** log Σ exp(raw logits[0..V)), for raw logprobs. */
+  private rawLogSumExp(logits: Float32Array): number {
+    const V = this.vocabSize;
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(logits[i]! - max);
+    return max + Math.log(sum);
+  }
+
+  private setSingle(token: number): void {
+    this.dense = false;
+    this.cand[0] = token;
+    this.candCount = 1;
+    this.weights[token] = 1;
+    this.total = 1;
+  }
+
+  /** Inverse-CDF draw from the prepared distribution. */
+  private draw(): number {
+    if (!this.dense && this.candCount === 1) return this.cand[0]!; // greedy / single survivor: no RNG draw
+    const u = this.rng.nextFloat() * this.total;
+    const weights = this.weights;
+    let cum = 0;
+    if (this.dense) {
+      let last = 0;
+      for (let i = 0; i < this.vocabSize; i++) {
+        const w = weights[i]!;
+        if (w > 0) {
+          cum += w;
+          last = i;
+          if (cum > u) return i;
+        }
+      }
+      return last; // u within rounding of total
+    }
+    let last = this.cand[0]!;
+    for (let j = 0; j < this.candCount; j++) {
+      const t = this.cand[j]!;
+      const w = weights[t]!;
+      if (w > 0) {
+        cum += w;
+        last = t;
+        if (cum > u) return t;
+      }
+    }
+    return last;
+  }
+}
+
+/** Moves (v, idx) down from the root of a heap of size n (root = worst), replacing the root. */
+function siftDown(hv: Float64Array, hi: Int32Array, n: number, v: number, idx: number): void {
+  let p = 0;
+  for (;;) {
+    let c = 2 * p + 1;
+    if (c >= n) break;
+    // pick the worse child
+    const r = c + 1;
+    if (r < n && (hv[r]! < hv[c]! || (hv[r] === hv[c] && hi[r]! > hi[c]!))) c = r;
+    // stop when (v, idx) is worse than the worse child
+    if (v < hv[c]! || (v === hv[c] && idx > hi[c]!)) break;
+    hv[p] = hv[c]!;
+    hi[p] = hi[c]!;
+    p = c;
+  }
+  hv[p] = v;
+  hi[p] = idx;
+}
+
+function nanLogit(i: number): never {
+  throw new VideolmError(
+    `Sampler: the logits row contains NaN (at token ${i}); the decoder produced invalid output — try --dtype fp32.`,
+  );
+}
+
+function assertFiniteMax(max: number): void {
+  if (!Number.isFinite(max))
+    throw new VideolmError(
+      `Sampler: the largest logit is ${max}; cannot form a distribution — the decoder produced invalid output, try --dtype fp32.`,
+    );
+}
