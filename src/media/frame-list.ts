@@ -2,14 +2,14 @@
  * A video given as a list of frames (image files, or raw RGB frames + fps), prepared the way qwen-vl-utils 0.0.14
  * `fetch_video` does for a list input (vision_process.py, the `else` branch of fetch_video):
  *   1. every frame goes through `fetch_image` with the part's options: smart_resize with the *image* pixel bounds
- *      (min_pixels / max_pixels of the part, else IMAGE_MIN/MAX_TOKEN_NUM · factor²) and a bicubic resize;
+ *      (min_pixels / max_pixels of the part, else IMAGE_MIN/MAX_TOKEN_NUM · factor²) and PIL's bicubic resize;
  *   2. the list is padded to a multiple of FRAME_FACTOR by repeating the last frame;
  *   3. the stacked clip is resized once more under the video per-frame budget (min_pixels, total_pixels / nframes),
  *      with torchvision's bicubic antialiased resize, as for decoded videos.
  * All frames are sampled (no fps sub-sampling); `sample_fps` is the list's frame rate (default 2.0).
  */
 import { VideolmError } from "../errors.js";
-import { resizeBicubicAntialias, resizeBicubicAntialiasFloat } from "../processing/resize.js";
+import { resizeBicubicAntialiasFloat, resizeBicubicPillow } from "../processing/resize.js";
 import type { RgbImage } from "../processing/rgb-image.js";
 import { smartResize } from "../processing/smart-resize.js";
 import { planVideoFrameSize, type SamplingDefaults, type VideoSamplingOptions } from "../sampling/qwen-vl-utils.js";
@@ -22,8 +22,21 @@ export interface FrameListVideo {
   sampleFps: number;
 }
 
-function resizeTo(image: RgbImage, height: number, width: number, resize: typeof resizeBicubicAntialias): RgbImage {
+function resizeTo(image: RgbImage, height: number, width: number, resize: typeof resizeBicubicPillow): RgbImage {
   return image.height === height && image.width === width ? image : resize(image, height, width);
+}
+
+/**
+ * qwen-vl-utils `fetch_image`: smart_resize (qwen-vl-utils variant, factor = patch · merge) within the part's
+ * min/max pixels, else the image defaults (4 · factor² … 16384 · factor²), then PIL's bicubic resize.
+ */
+export function fetchImage(image: RgbImage, bounds: { minPixels?: number; maxPixels?: number }, defaults: SamplingDefaults): RgbImage {
+  const [h, w] = smartResize(image.height, image.width, {
+    factor: defaults.factor,
+    minPixels: bounds.minPixels ?? defaults.imageMinPixels,
+    maxPixels: bounds.maxPixels ?? defaults.imageMaxPixels,
+  });
+  return resizeTo(image, h, w, resizeBicubicPillow);
 }
 
 export async function loadFrameList(
@@ -41,13 +54,7 @@ export async function loadFrameList(
   const images: RgbImage[] = [];
   for (const f of frames) {
     const image = typeof f === "string" || Buffer.isBuffer(f) ? await decodeImage(f) : f;
-    // Step 1: fetch_image with the image bounds.
-    const [h, w] = smartResize(image.height, image.width, {
-      factor: defaults.factor,
-      minPixels: options.minPixels ?? defaults.imageMinPixels,
-      maxPixels: options.maxPixels ?? defaults.imageMaxPixels,
-    });
-    images.push(resizeTo(image, h, w, resizeBicubicAntialias));
+    images.push(fetchImage(image, options, defaults)); // step 1
   }
   const first = images[0];
   if (!images.every((im) => im.height === first.height && im.width === first.width)) {

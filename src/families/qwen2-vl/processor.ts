@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import type { FamilyProcessor } from "../family.js";
-import { decodeImage, imageProcessorResize } from "../../media/image.js";
-import { loadFrameList } from "../../media/frame-list.js";
+import { decodeImage } from "../../media/image.js";
+import { fetchImage, loadFrameList } from "../../media/frame-list.js";
 import { loadVideo } from "../../media/video.js";
 import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-patches.js";
 import type { RgbImage } from "../../processing/rgb-image.js";
@@ -78,12 +78,8 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     if (part.type === "image") {
       const source = describeSource(part.image);
       const image = isRgbImage(part.image) ? part.image : await decodeImage(part.image as string | Buffer);
-      const resized = imageProcessorResize(image, {
-        minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels,
-        maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels,
-        patchSize: this.config.vision.patchSize,
-        mergeSize: this.config.vision.spatialMergeSize,
-      });
+      // qwen-vl-utils fetch_image (the authors' pipeline); the processor's own resize is then the identity.
+      const resized = fetchImage(image, { minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels, maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels }, this.sampling);
       // One frame: patchifyFrames repeats it to fill the temporal patch (two identical frames), as the reference.
       return this.toVisual("image", source, [resized]);
     }
