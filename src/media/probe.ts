@@ -41,7 +41,11 @@ export interface VideoProbe {
   avgFps: number;
   /** ffprobe `r_frame_rate`: the lowest rate that represents all timestamps exactly. */
   rFps: number;
-  /** Variable frame rate, judged from the header: avg and r frame rates differ by more than 0.1%. */
+  /**
+   * Variable frame rate, judged without decoding: avg and r frame rates differ by more than 0.1% (mp4/mov, where
+   * avg = frames / duration), or frames / stream duration is more than 2% away from the header's average rate
+   * (Matroska/WebM, whose header "average" is just the nominal rate). Informational: sampling uses `avgFps`.
+   */
   isVfr: boolean;
   /** Seconds (container duration, else stream duration, else frameCount / avgFps). */
   duration: number;
@@ -85,6 +89,12 @@ export function parseRational(text: string | undefined): number {
   const [n, d] = text.split("/").map(Number);
   if (d === undefined) return Number.isFinite(n) ? n : NaN;
   return Number.isFinite(n) && Number.isFinite(d) && d !== 0 && n !== 0 ? n / d : NaN;
+}
+
+/** "HH:MM:SS.fraction" → seconds; NaN when absent or malformed. */
+function parseClock(text: string | undefined): number {
+  const m = /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(text ?? "");
+  return m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : NaN;
 }
 
 /** CCW rotation from the display matrix, else from the legacy clockwise `rotate` tag; snapped to a multiple of 90. */
@@ -162,6 +172,8 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}, source: 
   }
   if (!(Number.isInteger(frameCount) && frameCount > 0)) throw failure(source, "video stream has zero frames");
 
+  // Matroska keeps a per-stream duration only as a "DURATION" tag ("00:00:04.800000000").
+  const streamDuration = Number(video.duration) || parseClock(video.tags?.DURATION) || Number(info.format?.duration) || 0;
   let duration = Number(info.format?.duration);
   if (!(duration > 0)) duration = Number(video.duration);
   if (!(duration > 0)) duration = frameCount / fps;
@@ -184,7 +196,9 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}, source: 
     sampleAspectRatio: sar,
     avgFps: fps,
     rFps: Number.isFinite(rFps) ? rFps : fps,
-    isVfr: Number.isFinite(rFps) && Math.abs(fps - rFps) / rFps > 1e-3,
+    isVfr:
+      (Number.isFinite(rFps) && Math.abs(fps - rFps) / rFps > 1e-3) ||
+      (streamDuration > 0 && Math.abs(frameCount / streamDuration - fps) / fps > 0.02),
     duration,
     frameCount,
     frameCountSource,
