@@ -143,7 +143,7 @@ export function spawnTool(bin: string, args: string[], opts: SpawnOptions): Tool
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   };
   const timer = setTimeout(
-    () => kill(`${tool} did not finish within ${Math.round(opts.timeoutMs / 1000)} s (timeout); the file may be huge or damaged`),
+    () => kill(`${tool} did not finish within ${formatMs(opts.timeoutMs)} (timeout); the file may be huge or damaged`),
     opts.timeoutMs,
   );
   const onAbort = () => kill("aborted");
@@ -177,6 +177,11 @@ export function spawnTool(bin: string, args: string[], opts: SpawnOptions): Tool
   // Avoid an unhandled rejection if the caller only consumes stdout and then awaits `done` later.
   done.catch(() => {});
   return { stdout: child.stdout!, done, kill, stderr: () => stderrText };
+}
+
+/** "250 ms", "12 s" */
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 function lastMeaningfulLine(stderr: string): string {

@@ -122,7 +122,9 @@ async function ffprobeJson(file: string, args: string[], source: string, opts: P
     });
   } catch (err) {
     if (err instanceof VideolmError && /Invalid data found|could not find codec|moov atom not found|End of file/i.test(err.message)) {
-      throw failure(source, `not a readable video file (${err.message.replace(`${source}: `, "")})`);
+      // ffprobe's own line is "<path>: <reason>"; keep just the reason.
+      const reason = err.message.slice(err.message.lastIndexOf(": ") + 2);
+      throw failure(source, `not a readable video file (${reason})`);
     }
     throw err;
   }

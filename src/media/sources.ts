@@ -18,6 +18,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { VideolmError } from "../errors.js";
+import { formatMs } from "./ffmpeg.js";
 
 export interface SourceOptions {
   signal?: AbortSignal;
@@ -100,7 +101,7 @@ async function download(url: string, file: string, opts: SourceOptions, maxBytes
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   const why = (err: unknown): string => {
-    if (timeout.aborted) return `download did not finish within ${Math.round(timeoutMs / 1000)} s (downloadTimeoutMs)`;
+    if (timeout.aborted) return `download did not finish within ${formatMs(timeoutMs)} (downloadTimeoutMs)`;
     if (opts.signal?.aborted) return "aborted";
     const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
     return `cannot download (${cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err)})`;
