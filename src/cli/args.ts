@@ -53,7 +53,7 @@ export function parseFlags(argv: string[], options: ParseArgsConfig["options"], 
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     return { flags: values as Flags, positionals };
   } catch (e) {
-    throw new VideolmError(`${command}: ${(e as Error).message.split("\n")[0]} (see videolm ${command} --help)`);
+    throw new VideolmError(`${command}: ${(e as Error).message.replace(/\s*\n\s*/g, " ")} (see videolm ${command} --help)`);
   }
 }
 

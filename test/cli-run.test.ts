@@ -1,0 +1,73 @@
+/**
+ * `videolm run` as a user runs it: a real child process, streamed text or one JSON object on stdout, progress
+ * and errors on stderr, exit codes.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+
+const ROOT = repoRoot();
+const FIXTURES = path.join(ROOT, "test/fixtures/qwen2-vl");
+const golden = JSON.parse(fs.readFileSync(path.join(FIXTURES, "qwen2-vl-tiny/golden.json"), "utf8"));
+let model: string;
+const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-cli-"));
+
+function videolm(args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
+    encoding: "utf8",
+    env: { ...process.env, VIDEOLM_CACHE: cacheDir },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(async () => {
+  model = await materializeTinyCheckpoint(path.join(FIXTURES, "qwen2-vl-tiny"));
+});
+afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+
+describe("videolm run", () => {
+  const image = path.join(FIXTURES, golden.cases.image.messages[0].content[0].image);
+  const question = golden.cases.image.messages[0].content[1].text;
+
+  it("--json prints one object with the reference's greedy tokens", () => {
+    const r = videolm(["run", "--model", model, "--image", image, "--max-new-tokens", "12", "--json", question]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.tokens).toEqual(golden.cases.image.greedy.new_tokens);
+    expect(out.promptTokens).toBe(golden.cases.image.input_ids.length);
+    expect(out.text).toBe(golden.cases.image.greedy.text);
+    expect(out.finishReason).toBe("length");
+    for (const k of ["loadMs", "visionMs", "prefillMs", "ttftMs", "decodeTokensPerSecond"]) expect(typeof out.timings[k]).toBe("number");
+    expect(r.stderr).toMatch(/Converting qwen2-vl-tiny/); // first load converts, with progress on stderr
+  });
+
+  it("streams the answer text to stdout and a summary to stderr", () => {
+    const r = videolm(["run", "--model", model, "--image", image, "--max-new-tokens", "12", question]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(golden.cases.image.greedy.text + "\n");
+    expect(r.stderr).toMatch(/\d+ prompt tokens, 12 generated/);
+    expect(r.stderr).not.toMatch(/Converting/); // second load uses the cache
+  });
+
+  const failures: [string, string[], RegExp][] = [
+    ["a missing model folder", ["run", "--model", "/no/such/model", "hi"], /^videolm: model folder not found: \/no\/such\/model/],
+    ["a missing image", ["run", "--model", "MODEL", "--image", "/no/such.png", "hi"], /^videolm: cannot read image \/no\/such\.png: file not found/],
+    ["an unknown flag", ["run", "--model", "MODEL", "--bogus", "hi"], /^videolm: run: Unknown option '--bogus'/],
+    ["a bad number", ["run", "--model", "MODEL", "--top-p", "abc", "hi"], /^videolm: --top-p expects a number, got "abc"/],
+    ["an out-of-range option", ["run", "--model", "MODEL", "--top-p", "1.5", "hi"], /^videolm: Invalid generation option topP \(--top-p\) = 1\.5/],
+    ["no question", ["run", "--model", "MODEL"], /^videolm: run: give the question/],
+  ];
+  for (const [what, args, message] of failures) {
+    it(`fails cleanly on ${what}`, () => {
+      const r = videolm(args.map((a) => (a === "MODEL" ? model : a)));
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1); // one line, no stack trace
+      expect(r.stdout).toBe("");
+    });
+  }
+});
