@@ -16,8 +16,8 @@
  * `rotation: 0` to reproduce those.
  *
  * The `select` expression is a sum of `eq(n,i)` terms, which ffmpeg evaluates for every decoded frame: cost grows with
- * (frames in the video) × (selected frames). Measured on this machine with 768 selected frames over an 18 000-frame
- * clip it adds about a second over plain decoding (see test/media-decode.test.ts); decoding dominates for any real video.
+ * (frames in the video) × (selected frames). Measured on this machine (10-min 96×64 H.264 clip, 18 000 frames, 768
+ * selected): 1.21 s with the 768-term select vs 1.17 s for a plain `-f null` decode — negligible; decoding dominates.
  * `-frames:v` stops ffmpeg right after the last selected frame instead of decoding to the end.
  */
 import { VideolmError } from "../errors.js";
