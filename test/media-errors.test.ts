@@ -84,6 +84,9 @@ describe("bad files", () => {
   it("a directory", async () => {
     await expectFailure(loadVideo(tmp.dir, { defaults }), tmp.dir, /not a regular file/);
   });
+  it("malformed http URL", async () => {
+    await expectFailure(loadVideo("http://[oops/v.mp4", { defaults }), "http://[oops/v.mp4", /malformed URL/);
+  });
   it("unsupported scheme", async () => {
     await expectFailure(loadVideo("ftp://example.com/v.mp4", { defaults }), "ftp://example.com/v.mp4", /unsupported URL scheme/);
   });

@@ -155,9 +155,15 @@ function extensionOf(pathname: string): string {
 export async function withLocalVideoFile<T>(source: string, opts: SourceOptions, fn: (file: LocalVideoFile) => Promise<T>): Promise<T> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_SOURCE_BYTES;
   if (/^https?:\/\//i.test(source)) {
+    let url: URL;
+    try {
+      url = new URL(source);
+    } catch (err) {
+      throw new VideolmError(`${source}: malformed URL`, { cause: err });
+    }
     const dir = await makeTempDir(opts.tempDir);
     try {
-      const file = path.join(dir, `download${extensionOf(new URL(source).pathname)}`);
+      const file = path.join(dir, `download${extensionOf(url.pathname)}`);
       await download(source, file, opts, maxBytes);
       return await fn({ path: file, label: source, temporary: true });
     } finally {
