@@ -5,12 +5,15 @@
  */
 import { VideolmError } from "../errors.js";
 import { runCommand } from "./commands/run.js";
+import { inspectCommand } from "./commands/inspect.js";
 import { modelsCommand } from "./commands/models.js";
 
 const USAGE = `videolm — video understanding with vision-language models, on Node.js
 
 Usage:
   videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
+  videolm inspect --model DIR [--video FILE] [--image FILE]... [options] ["question"]
+                                 the sampling plan and prompt, without running the model
   videolm models                 list the supported model families
 
 Run "videolm run --help" for every option.`;
@@ -20,6 +23,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "run":
       return runCommand(rest);
+    case "inspect":
+      return inspectCommand(rest);
     case "models":
       return modelsCommand(rest);
     case undefined:

@@ -30,6 +30,8 @@ export interface LoadOptions {
 
 export interface GenerateRequest extends Partial<GenerationOptions> {
   messages: ChatRequestMessage[];
+  /** The result of `prepare(messages, media)` when the caller has it already (skips preparing again). */
+  prepared?: PreparedRequest;
   /** Defaults for every image/video part of this request (a part's own options win). */
   media?: MediaOptions;
   onToken?: (event: TokenEvent) => void;
@@ -56,7 +58,11 @@ export class VideoModel {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoModel> {
     const t0 = performance.now();
-    const preparer = await RequestPreparer.load(dir);
+    return VideoModel.fromPreparer(await RequestPreparer.load(dir), options, t0);
+  }
+
+  /** Loads the weights for a checkpoint already opened for preparation (e.g. after checking a plan fits). */
+  static async fromPreparer(preparer: RequestPreparer, options: LoadOptions = {}, t0 = performance.now()): Promise<VideoModel> {
     const { checkpoint, family, config } = preparer;
     const converted = ensureConverted(checkpoint, family, config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
     const sessionOptions = { threads: options.threads };
@@ -80,10 +86,10 @@ export class VideoModel {
   }
 
   async generate(request: GenerateRequest): Promise<GenerateResponse> {
-    const { messages, media, onToken, signal, ...explicit } = request;
+    const { messages, media, onToken, signal, prepared: given, ...explicit } = request;
     const options = this.preparer.resolveOptions(explicit);
     const t0 = performance.now();
-    const prepared = await this.prepare(messages, media, signal);
+    const prepared = given ?? (await this.prepare(messages, media, signal));
     const preprocessMs = performance.now() - t0;
     const S = prepared.inputIds.length;
     this.preparer.checkContext(S, options.maxNewTokens);

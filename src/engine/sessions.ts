@@ -31,6 +31,11 @@ export interface VisionBatch {
   grid: [number, number, number];
   /** (row, col) per patch, [t·h·w, 2]. */
   positionIds: Int32Array;
+  /**
+   * Family-specific int64 graph inputs by input name (documented by the family's vision builder), e.g. the
+   * Qwen2.5-VL window-attention layout. Fed as given; absent for Qwen2-VL.
+   */
+  extraInputs?: Record<string, { dims: number[]; data: ArrayLike<number> }>;
 }
 
 export class VisionEncoder {
@@ -43,11 +48,14 @@ export class VisionEncoder {
   async encode(batch: VisionBatch): Promise<Float32Array> {
     const n = batch.grid[0] * batch.grid[1] * batch.grid[2];
     const patchDim = batch.pixelValues.length / n;
-    const feeds = {
+    const feeds: Record<string, ort.Tensor> = {
       [VISION_INPUTS.pixelValues]: new ort.Tensor("float32", batch.pixelValues, [n, patchDim]),
       [VISION_INPUTS.posIds]: new ort.Tensor("int64", BigInt64Array.from(batch.positionIds, (v) => BigInt(v)), [n, 2]),
       [VISION_INPUTS.grid]: new ort.Tensor("int64", BigInt64Array.from(batch.grid, (v) => BigInt(v)), [3]),
     };
+    for (const [name, t] of Object.entries(batch.extraInputs ?? {})) {
+      feeds[name] = new ort.Tensor("int64", BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims);
+    }
     const out = await this.session.run(feeds);
     return out[VISION_OUTPUT].data as Float32Array;
   }

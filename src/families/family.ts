@@ -26,6 +26,7 @@ export interface FamilyConfig {
     vocabSize: number;
     maxPositionEmbeddings: number;
   };
+  vision: { numHeads: number };
   imageTokenId: number;
   videoTokenId: number;
   visionStartTokenId: number;

@@ -3,7 +3,8 @@
  * (or print one JSON object with --json).
  */
 import { VideoModel } from "../../engine/model.js";
-import type { ContentPart, MediaOptions } from "../../engine/request.js";
+import { RequestPreparer } from "../../engine/preparer.js";
+import type { ChatRequestMessage, ContentPart, MediaOptions } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import { stderrProgress } from "../../util/progress.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
@@ -46,28 +47,59 @@ export function mediaFlags(flags: Flags): MediaOptions {
   return out;
 }
 
+const IMAGE_EXTENSIONS = /\.(png|jpe?g|webp|bmp|tiff?)$/i;
+const MEDIA = /\.(png|jpe?g|webp|bmp|tiff?|mp4|m4v|mkv|webm|mov|avi|gif|mpe?g|ts)$|^(https?|file|data):/i;
+
+/**
+ * The user message from the flags and positionals: images, then videos, then the question. A media file may also be
+ * given as the first positional (`videolm run clip.mp4 "question"`); image extensions make it an image.
+ */
+export function buildUserContent(flags: Flags, positionals: string[], opts: { questionRequired: boolean }): { question?: string; content: ContentPart[] } {
+  const images = [...((flags.image as string[] | undefined) ?? [])];
+  const videos = [...((flags.video as string[] | undefined) ?? [])];
+  const args = [...positionals];
+  if (args.length === 2 || (args.length === 1 && MEDIA.test(args[0]) && !/\s/.test(args[0]))) {
+    const media = args.shift()!;
+    (IMAGE_EXTENSIONS.test(media) ? images : videos).push(media);
+  }
+  if (args.length > 1) throw new VideolmError(`give the question as one quoted argument (got ${positionals.length} arguments); see --help`);
+  const question = args[0];
+  if (question === undefined && opts.questionRequired) throw new VideolmError('run: give the question as one quoted argument, e.g. videolm run --video clip.mp4 "What happens?"');
+  const content: ContentPart[] = [
+    ...images.map((image): ContentPart => ({ type: "image", image })),
+    ...videos.map((video): ContentPart => ({ type: "video", video })),
+    { type: "text", text: question ?? "" },
+  ];
+  return { question, content };
+}
+
+export function requireModel(flags: Flags): string {
+  const modelDir = flags.model as string | undefined;
+  if (!modelDir) throw new VideolmError("--model DIR is required (a Hugging Face checkpoint folder)");
+  return modelDir;
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS }, "run");
   if (flags.help) {
     process.stdout.write(RUN_HELP + "\n");
     return 0;
   }
-  if (positionals.length !== 1) throw new VideolmError(`run: give the question as one quoted argument (got ${positionals.length} arguments); see videolm run --help`);
-  const question = positionals[0];
-  const modelDir = flags.model as string | undefined;
-  if (!modelDir) throw new VideolmError("run: --model DIR is required (a Hugging Face checkpoint folder)");
+  const { content } = buildUserContent(flags, positionals, { questionRequired: true });
+  const modelDir = requireModel(flags);
   const json = Boolean(flags.json);
   const quiet = Boolean(flags.quiet);
   const explicit = generationFlags(flags);
   const media = mediaFlags(flags);
 
-  const content: ContentPart[] = [
-    ...((flags.image as string[] | undefined) ?? []).map((image): ContentPart => ({ type: "image", image })),
-    ...((flags.video as string[] | undefined) ?? []).map((video): ContentPart => ({ type: "video", video })),
-    { type: "text", text: question },
-  ];
-
-  const model = await VideoModel.load(modelDir, {
+  // Prepare and check the request before converting or loading weights, so a bad video or an oversized plan
+  // fails in seconds.
+  const preparer = await RequestPreparer.load(modelDir);
+  const options = preparer.resolveOptions(explicit);
+  const messages: ChatRequestMessage[] = [{ role: "user", content }];
+  const prepared = await preparer.prepare(messages, media);
+  preparer.checkContext(prepared.inputIds.length, options.maxNewTokens);
+  const model = await VideoModel.fromPreparer(preparer, {
     dtype: precisionFlag(flags),
     threads: numberFlag(flags, "threads", { integer: true }),
     cacheDir: flags["cache-dir"] as string | undefined,
@@ -78,8 +110,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.once("SIGINT", onSigint);
   try {
     const response = await model.generate({
-      messages: [{ role: "user", content }],
-      media,
+      messages,
+      prepared,
       ...explicit,
       signal: abort.signal,
       onToken: json ? undefined : (e) => process.stdout.write(e.text),

@@ -1,0 +1,80 @@
+/**
+ * `videolm inspect`: the plan without running the model, and `videolm run` refusing a plan that cannot fit.
+ * Expected frame indices / sizes are derived by hand from qwen-vl-utils' rules (see each comment).
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { locateFfmpeg } from "../src/media/ffmpeg.js";
+import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+
+const ROOT = repoRoot();
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-inspect-"));
+const clip = path.join(work, "clip.mp4");
+let model: string;
+
+function videolm(args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
+    encoding: "utf8",
+    env: { ...process.env, VIDEOLM_CACHE: path.join(work, "cache") },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(async () => {
+  model = await materializeTinyCheckpoint(path.join(ROOT, "test/fixtures/qwen2-vl/qwen2-vl-tiny"));
+  // 5 s at 30 fps = 150 frames of 320×240.
+  const r = spawnSync(locateFfmpeg().ffmpeg, ["-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "5", "-pix_fmt", "yuv420p", clip]);
+  expect(r.status).toBe(0);
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe("videolm inspect", () => {
+  it("prints the plan as JSON, with prompt ids when a question is given", () => {
+    const r = videolm(["inspect", "--model", model, "--video", clip, "--json", "What happens?"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.videos).toHaveLength(1);
+    const v = out.videos[0];
+    // smart_nframes: 150 / 30 · 2 = 10 frames; indices = round_half_even(linspace(0, 149, 10)).
+    expect(v.frameIndices).toEqual([0, 17, 33, 50, 66, 83, 99, 116, 132, 149]);
+    expect(v.timestamps[1]).toBeCloseTo(17 / 30, 3);
+    // 320×240 = 76 800 px < VIDEO_MIN_PIXELS 100 352 → scaled up by sqrt(100352/76800), ceil to 28: 280×392.
+    expect(v.size).toEqual([280, 392]);
+    expect(v.grid).toEqual([5, 20, 28]);
+    expect(v.tokens).toBe((5 * 20 * 28) / 4);
+    expect(out.promptIds.filter((id: number) => id === 151656)).toHaveLength(700);
+    expect(out.promptTokens).toBe(out.promptIds.length);
+    expect(out.fits).toBe(true);
+  });
+
+  it("honours --fps and --max-pixels", () => {
+    const out = JSON.parse(videolm(["inspect", "--model", model, clip, "--fps", "1", "--max-pixels", String(200 * 28 * 28), "--min-pixels", String(28 * 28), "--json"]).stdout);
+    // 150 / 30 · 1 = 5 → floor to even 4 → clamped up to FPS_MIN_FRAMES 4; indices round(linspace(0, 149, 4)).
+    expect(out.videos[0].frameIndices).toEqual([0, 50, 99, 149]);
+    // 240×320 is within [784, 156 800]: round(240/28)=9 → 252, round(320/28)=11 → 308.
+    expect(out.videos[0].size).toEqual([252, 308]);
+  });
+
+  it("says when a plan does not fit the context, and run refuses it naming what to lower", () => {
+    const args = ["--model", model, clip, "--fps", "30", "--max-frames", "150", "What happens?"];
+    const inspect = JSON.parse(videolm(["inspect", ...args, "--json"]).stdout);
+    expect(inspect.fits).toBe(false);
+    expect(inspect.advice).toMatch(/lower --fps/);
+    const run = videolm(["run", ...args]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toMatch(/^videolm: the prompt has \d+ tokens .* context is 4096 tokens: lower --max-new-tokens, or use fewer frames/);
+  });
+
+  it("fails cleanly on a corrupt video", () => {
+    const bad = path.join(work, "bad.mp4");
+    fs.writeFileSync(bad, "not a video");
+    const r = videolm(["inspect", "--model", model, bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/bad\.mp4/);
+  });
+});
