@@ -42,8 +42,8 @@ export type SamplerOptions = Pick<
   "temperature" | "topK" | "topP" | "repetitionPenalty" | "seed" | "logprobs"
 >;
 
-/** Top-p bucketing: buckets of 1/8 nat of log-probability; the last bucket holds everything below −64 nats. */
-const BUCKETS_PER_NAT = 8;
+/** Top-p bucketing: buckets of 1/32 nat of log-probability; the last bucket holds everything below −64 nats. */
+const BUCKETS_PER_NAT = 32;
 const BUCKET_COUNT = 64 * BUCKETS_PER_NAT;
 
 export class Sampler {
@@ -147,15 +147,7 @@ export class Sampler {
 
     if (this.temperature === 0) {
       // Greedy: torch.argmax, first index among equal maxima.
-      let best = 0;
-      let bestVal = -Infinity;
-      for (let i = 0; i < V; i++) {
-        const v = s[i]!;
-        if (v > bestVal) {
-          bestVal = v;
-          best = i;
-        } else if (v !== v) nanLogit(i);
-      }
+      const best = argmax(s, V);
       this.setSingle(best);
       return;
     }
@@ -169,16 +161,16 @@ export class Sampler {
       const kth = this.heapVal[n - 1]!;
       const max = this.heapVal[0]!;
       assertFiniteMax(max);
+      // Collect first, then exponentiate: a call-free collection loop is much faster in V8 (see `firstAbove`).
+      const cand = this.cand;
       let count = 0;
+      for (let i = 0; i < V; i++) if (s[i]! >= kth) cand[count++] = i;
       let total = 0;
-      for (let i = 0; i < V; i++) {
-        const v = s[i]!;
-        if (v >= kth) {
-          this.cand[count++] = i;
-          const w = Math.exp((v - max) * invT);
-          weights[i] = w;
-          total += w;
-        }
+      for (let j = 0; j < count; j++) {
+        const t = cand[j]!;
+        const w = expNonPositive((s[t]! - max) * invT);
+        weights[t] = w;
+        total += w;
       }
       this.dense = false;
       this.candCount = count;
@@ -188,18 +180,13 @@ export class Sampler {
     }
 
     // No top-k: softmax over the whole row.
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) {
-      const v = s[i]!;
-      if (v > max) max = v;
-      else if (v !== v) nanLogit(i);
-    }
+    const max = s[argmax(s, V)]!;
     assertFiniteMax(max);
 
     if (this.topP >= 1) {
       let total = 0;
       for (let i = 0; i < V; i++) {
-        const w = Math.exp((s[i]! - max) * invT);
+        const w = expNonPositive((s[i]! - max) * invT);
         weights[i] = w;
         total += w;
       }
@@ -208,32 +195,45 @@ export class Sampler {
       return;
     }
 
-    // Top-p without top-k: bucket tokens by log-probability (1/8 nat wide) while computing the softmax; the
-    // nucleus is then inside the smallest set of leading buckets whose mass reaches top_p, and only those
-    // candidates are sorted.
+    // Top-p without top-k (TopPLogitsWarper, see `applyTopP` for the rule). No full sort: while computing the
+    // softmax, tokens are bucketed by log-probability below the max (1/32 nat wide). With lastBucket the first
+    // bucket at which the cumulative mass reaches top_p·Z:
+    //   - tokens in earlier buckets are all kept (the mass above each of them is < top_p·Z);
+    //   - tokens in later buckets are all removed (the mass above each is ≥ top_p·Z);
+    //   - only the tokens of lastBucket itself are sorted, to find where inside it the nucleus ends.
     const bucketMass = this.bucketMass;
     bucketMass.fill(0);
     let total = 0;
     const scale = invT * BUCKETS_PER_NAT;
     for (let i = 0; i < V; i++) {
       const d = max - s[i]!; // ≥ 0
-      const w = Math.exp(-d * invT);
+      const w = expNonPositive(-d * invT);
       weights[i] = w;
       total += w;
-      bucketMass[Math.min(BUCKET_COUNT - 1, Math.floor(d * scale))]! += w;
+      const b = d * scale;
+      bucketMass[b < BUCKET_COUNT ? b | 0 : BUCKET_COUNT - 1]! += w;
     }
-    // Slightly more than top_p of the mass, so float rounding in the exact test below cannot need a token outside.
-    const need = this.topP * total * (1 + 1e-9);
+    const need = this.topP * total;
     let lastBucket = 0;
     let cum = bucketMass[0]!;
     while (cum < need && lastBucket < BUCKET_COUNT - 1) cum += bucketMass[++lastBucket]!;
-    let count = 0;
+    // bucket(i) < lastBucket ⇔ (max − s_i)·scale < lastBucket; bucket(i) = lastBucket ⇔ … < lastBucket + 1
+    // (the same product as above, so the same decisions; the final bucket is open-ended).
+    const upper = lastBucket === BUCKET_COUNT - 1 ? Infinity : lastBucket + 1;
+    const cand = this.cand;
+    let nSure = 0;
+    let nEdge = 0; // boundary-bucket tokens, stored from the end of `cand` backwards
     for (let i = 0; i < V; i++) {
-      if (Math.min(BUCKET_COUNT - 1, Math.floor((max - s[i]!) * scale)) <= lastBucket) this.cand[count++] = i;
+      const b = (max - s[i]!) * scale;
+      if (b < lastBucket) cand[nSure++] = i;
+      else if (b < upper) cand[V - 1 - nEdge++] = i;
     }
+    let sureMass = 0;
+    for (let j = 0; j < nSure; j++) sureMass += weights[cand[j]!]!;
+    cand.copyWithin(nSure, V - nEdge, V); // boundary tokens follow the sure ones
     this.dense = false;
-    this.candCount = count;
-    this.applyTopP(s, total);
+    this.candCount = nSure + nEdge;
+    this.applyTopP(s, total, nSure, sureMass);
   }
 
   /**
@@ -244,18 +244,19 @@ export class Sampler {
    * always keeping the most likely one. c_j = 1 − (mass of tokens sorted above j), so walking in descending order we
    * keep a token while 1 − massBefore > 1 − top_p.
    */
-  private applyTopP(s: ArrayLike<number>, total: number): void {
+  private applyTopP(s: ArrayLike<number>, total: number, nSure = 0, sureMass = 0): void {
+    // cand[0..nSure) are known to be kept (mass `sureMass`); cand[nSure..candCount) are sorted and walked.
     const n = this.candCount;
     // Descending by score; ties by id (torch.sort's tie order is unspecified; this makes ours deterministic).
-    const order = this.cand.subarray(0, n);
+    const order = this.cand.subarray(nSure, n);
     order.sort((a, b) => s[b]! - s[a]! || a - b);
     const weights = this.weights;
     const floor = 1 - this.topP;
-    let before = 0;
-    let kept = 0;
+    let before = sureMass;
+    let kept = nSure;
     while (kept < n) {
       if (kept > 0 && !(1 - before / total > floor)) break;
-      before += weights[order[kept]!]!;
+      before += weights[this.cand[kept]!]!;
       kept++;
     }
     this.candCount = kept;
@@ -309,12 +310,12 @@ export class Sampler {
       hv[c] = v;
       hi[c] = i;
     }
-    for (let i = n; i < V; i++) {
+    // Only values above the current root enter the heap; `firstAbove` is a call-free loop that V8 compiles ~4× faster
+    // than the same test inline next to the heap update (measured). An equal value with a larger index is worse than
+    // the root, so it is skipped.
+    for (let i = firstAbove(row, n, V, hv[0]!); i < V; i = firstAbove(row, i + 1, V, hv[0]!)) {
       const v = row[i]!;
-      if (!(v > hv[0]!)) {
-        if (v !== v) nanLogit(i);
-        continue; // not better than the worst kept (equal value with a larger index is worse)
-      }
+      if (v !== v) nanLogit(i);
       siftDown(hv, hi, n, v, i);
     }
     // Heap-sort in place: repeatedly move the worst to the end → array ends up best first.
@@ -331,10 +332,9 @@ export class Sampler {
   /** log Σ exp(raw logits[0..V)), for raw logprobs. */
   private rawLogSumExp(logits: Float32Array): number {
     const V = this.vocabSize;
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
+    const max = logits[argmax(logits, V)]!;
     let sum = 0;
-    for (let i = 0; i < V; i++) sum += Math.exp(logits[i]! - max);
+    for (let i = 0; i < V; i++) sum += expNonPositive(logits[i]! - max);
     return max + Math.log(sum);
   }
 
@@ -378,6 +378,26 @@ export class Sampler {
   }
 }
 
+/** First index in [start, end) whose value is > threshold or NaN; `end` if none. */
+function firstAbove(row: ArrayLike<number>, start: number, end: number, threshold: number): number {
+  for (let i = start; i < end; i++) if (!(row[i]! <= threshold)) return i;
+  return end;
+}
+
+/** torch.argmax over row[0..V): first index of the maximum; throws on NaN. */
+function argmax(row: ArrayLike<number>, V: number): number {
+  let best = 0;
+  let bestVal = row[0]!;
+  if (bestVal !== bestVal) nanLogit(0);
+  for (let i = firstAbove(row, 1, V, bestVal); i < V; i = firstAbove(row, i + 1, V, bestVal)) {
+    const v = row[i]!;
+    if (v !== v) nanLogit(i);
+    best = i;
+    bestVal = v;
+  }
+  return best;
+}
+
 /** Moves (v, idx) down from the root of a heap of size n (root = worst), replacing the root. */
 function siftDown(hv: Float64Array, hi: Int32Array, n: number, v: number, idx: number): void {
   let p = 0;
@@ -395,6 +415,25 @@ function siftDown(hv: Float64Array, hi: Int32Array, n: number, v: number, idx: n
   }
   hv[p] = v;
   hi[p] = idx;
+}
+
+// exp(x) for x ≤ 0, relative error < 3e-14 (measured against Math.exp over [−700, 0]), ~2.5× faster than Math.exp
+// in V8 here. Table method: x = (k/N)·ln2 + r with |r| ≤ ln2/(2N), exp(x) = 2^(k>>8) · 2^((k&255)/N) · e^r,
+// e^r by a degree-5 Taylor polynomial (truncation error < r^6/720 ≈ 1e-20).
+const EXP_N = 256;
+const EXP_LOG2E_N = EXP_N / Math.LN2;
+const EXP_LN2_N_HI = Math.fround(Math.LN2 / EXP_N); // short high part: k·HI is exact for |k| < 2^29
+const EXP_LN2_N_LO = Math.LN2 / EXP_N - EXP_LN2_N_HI;
+const EXP_FRACTION = Float64Array.from({ length: EXP_N }, (_, j) => Math.pow(2, j / EXP_N));
+const EXP_INTEGER = Float64Array.from({ length: 1100 }, (_, m) => Math.pow(2, -m)); // 2^−m down to subnormals
+
+function expNonPositive(x: number): number {
+  if (!(x > -745)) return 0; // Math.exp underflows to 0 below ≈ −745.13; also x = −∞
+  // round to nearest (ties down) for x ≤ 0; `| 0` truncates, which V8 does without a call (Math.round may not)
+  const k = (x * EXP_LOG2E_N - 0.5) | 0;
+  const r = x - k * EXP_LN2_N_HI - k * EXP_LN2_N_LO;
+  const p = 1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120)))));
+  return EXP_FRACTION[k & (EXP_N - 1)]! * EXP_INTEGER[-(k >> 8)]! * p;
 }
 
 function nanLogit(i: number): never {
