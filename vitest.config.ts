@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: "forks",
+    // Two workers on this 2-core class of machine: more only adds contention (model conversion, ffmpeg).
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
   },
 });
