@@ -18,7 +18,7 @@ import { Layers, type WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 1;
+export const CONVERTER_VERSION = 2;
 
 export interface ConvertedModel {
   dir: string;

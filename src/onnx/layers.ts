@@ -27,15 +27,15 @@ export class Layers {
    *   x [..., in] ── MatMul(Wᵀ [in, out]) ──▶ [..., out] ── Add(b) ──▶ y      (fp32)
    *   x [..., in] ── MatMulNBits(W quantised per 32-block) ──▶ y              (int8 / int4)
    */
-  linear(x: string, name: string, weight: Float32Array, outFeatures: number, inFeatures: number, bias?: Float32Array): string {
+  linear(x: string, name: string, weight: Float32Array, outFeatures: number, inFeatures: number, bias?: Float32Array, precision = this.precision): string {
     const g = this.g;
     return g.scope(name, () => {
       let y: string;
-      if (this.precision === "fp32" || inFeatures % QUANT_BLOCK !== 0) {
+      if (precision === "fp32" || inFeatures % QUANT_BLOCK !== 0) {
         const wT = g.weight(`${name}.weight`, "float32", [inFeatures, outFeatures], f32bytes(transpose(weight, outFeatures, inFeatures)));
         y = g.op("MatMul", [x, wT]);
       } else {
-        const bits = this.precision === "int4" ? 4 : 8;
+        const bits = precision === "int4" ? 4 : 8;
         const q = quantizeBlockwise(weight, outFeatures, inFeatures, bits, QUANT_BLOCK);
         const blocks = inFeatures / QUANT_BLOCK;
         const qw = g.weight(`${name}.weight_q`, "uint8", [outFeatures, blocks, (QUANT_BLOCK * bits) / 8], q.data);

@@ -25,8 +25,33 @@ import { DECODER_INPUTS, DECODER_LOGITS, pastKey, pastValue, presentKey, present
 export type MropeAxisOfFrequency = (section: [number, number, number]) => number[];
 export const chunkedMrope: MropeAxisOfFrequency = (s) => [...Array(s[0]).fill(0), ...Array(s[1]).fill(1), ...Array(s[2]).fill(2)];
 
-export function buildQwen2VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwen2VLTextConfig, axisOfFrequency: MropeAxisOfFrequency = chunkedMrope): void {
+/** Decoder input of DeepStack families (Qwen3-VL): float32 [layers, num_visual, hidden], see `DecoderVariant.deepstackLayers`. */
+export const DEEPSTACK_EMBEDS = "deepstack_embeds";
+
+/**
+ * Extension points for decoders written as differences from Qwen2-VL (all off by default = Qwen2-VL).
+ * - qkNorm: Qwen3 RMSNorm over each head of q and k (`self_attn.q_norm` / `k_norm`, weight [head_dim]) before rotary;
+ * - attentionBias: q/k/v projections carry a bias (Qwen2: true; Qwen3: config `attention_bias`, false on the hub);
+ * - deepstackLayers: L > 0 adds the input `deepstack_embeds` [L, num_visual, D] whose k-th slice is added to the
+ *   hidden states at `visual_positions` after decoder layer k (Qwen3VLTextModel._deepstack_process).
+ */
+export interface DecoderVariant {
+  qkNorm?: boolean;
+  attentionBias?: boolean;
+  deepstackLayers?: number;
+}
+
+export function buildQwen2VLDecoder(
+  layers: Layers,
+  weights: WeightMap,
+  cfg: Qwen2VLTextConfig,
+  axisOfFrequency: MropeAxisOfFrequency = chunkedMrope,
+  variant: DecoderVariant = {},
+): void {
   const g = layers.g;
+  const qkNorm = variant.qkNorm ?? false;
+  const attentionBias = variant.attentionBias ?? true;
+  const deepstackLayers = variant.deepstackLayers ?? 0;
   const D = cfg.hiddenSize;
   const hd = cfg.headDim;
   const H = cfg.numHeads;
@@ -40,6 +65,7 @@ export function buildQwen2VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwe
   const seqlensK = g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
   const totalLen = g.input(DECODER_INPUTS.totalSequenceLength, "int32", []);
   const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
+  const deepstack = deepstackLayers > 0 ? g.input(DEEPSTACK_EMBEDS, "float32", [deepstackLayers, "num_visual", D]) : "";
 
   const embedTable = weights.take("model.embed_tokens.weight", [cfg.vocabSize, D]);
   const embedName = g.weight("model.embed_tokens.weight", "float32", [cfg.vocabSize, D], f32bytes(embedTable));
@@ -68,11 +94,20 @@ export function buildQwen2VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwe
       const h = layers.rmsNorm(x, "input_layernorm", weights.take(`${p}.input_layernorm.weight`, [D]), cfg.rmsNormEps);
       const attn = g.scope("attn", () => {
         const proj = (name: string, heads: number) =>
-          layers.linear(h, `${name}_proj`, weights.take(`${p}.self_attn.${name}_proj.weight`, [heads * hd, D]), heads * hd, D, weights.take(`${p}.self_attn.${name}_proj.bias`, [heads * hd]));
-        const rope = (t: string, heads: number) =>
-          g.op("Reshape", [layers.applyRotary(g.op("Reshape", [t, g.ints([0, 0, heads, hd])]), cos, sin, hd), g.ints([0, 0, heads * hd])]); // [1,S,heads,hd] → [1,S,heads·hd]
-        const q = rope(proj("q", H), H);
-        const k = rope(proj("k", KV), KV);
+          layers.linear(
+            h,
+            `${name}_proj`,
+            weights.take(`${p}.self_attn.${name}_proj.weight`, [heads * hd, D]),
+            heads * hd,
+            D,
+            attentionBias ? weights.take(`${p}.self_attn.${name}_proj.bias`, [heads * hd]) : undefined,
+          );
+        // Qwen3: RMSNorm over head_dim of each head, before rotary (Qwen3VLTextAttention: q_norm(q_proj(x).view(..., hd))).
+        const norm = (t: string, name: string) => (qkNorm ? layers.rmsNorm(t, `${name}_norm`, weights.take(`${p}.self_attn.${name}_norm.weight`, [hd]), cfg.rmsNormEps) : t);
+        const rope = (t: string, heads: number, name: string) =>
+          g.op("Reshape", [layers.applyRotary(norm(g.op("Reshape", [t, g.ints([0, 0, heads, hd])]), name), cos, sin, hd), g.ints([0, 0, heads * hd])]); // [1,S,heads,hd] → [1,S,heads·hd]
+        const q = rope(proj("q", H), H, "q");
+        const k = rope(proj("k", KV), KV, "k");
         const v = proj("v", KV);
         const [ctx] = g.opN(
           "GroupQueryAttention",
@@ -90,19 +125,24 @@ export function buildQwen2VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwe
         const up = layers.linear(h2, "up_proj", weights.take(`${p}.mlp.up_proj.weight`, [F, D]), F, D);
         return layers.linear(g.op("Mul", [layers.activation(gate, cfg.hiddenAct), up]), "down_proj", weights.take(`${p}.mlp.down_proj.weight`, [D, F]), D, F);
       });
-      return g.op("Add", [x1, mlp]);
+      const out = g.op("Add", [x1, mlp]);
+      return i < deepstackLayers ? addAtVisualPositions(g, out, g.op("Gather", [deepstack, g.ints([i])], { axis: 0 }), visualPositions, D) : out;
     });
   }
 
   const logits = g.scope("lm_head", () => {
     const normed = layers.rmsNorm(x, "norm", weights.take("model.norm.weight", [D]), cfg.rmsNormEps);
     const picked = g.op("Gather", [normed, logitsIndices], { axis: 1 }); // [1, K, D]
-    if (cfg.tieWordEmbeddings) {
-      // Tied: reuse the embedding table [V, D] as the head through Gemm(transB) rather than a transposed copy.
+    // The head reads vocab × hidden weights every token; under int4/int8 it is stored as int8, keeping the output
+    // layer at higher precision than the 4-bit layers, as llama.cpp's and onnxruntime-genai's int4 recipes do.
+    const headPrecision = layers.precision === "fp32" ? "fp32" : "int8";
+    if (cfg.tieWordEmbeddings && headPrecision === "fp32") {
+      // Tied, fp32: reuse the embedding table [V, D] as the head through Gemm(transB) rather than a transposed copy.
       const rows = g.op("Reshape", [picked, g.ints([-1, D])]); // [K, D]
       return g.op("Unsqueeze", [g.op("Gemm", [rows, embedName], { transB: 1 }), g.ints([0])]); // [1, K, V]
     }
-    return layers.linear(picked, "lm_head", weights.take("lm_head.weight", [cfg.vocabSize, D]), cfg.vocabSize, D);
+    const head = cfg.tieWordEmbeddings ? embedTable : weights.take("lm_head.weight", [cfg.vocabSize, D]);
+    return layers.linear(picked, "lm_head", head, cfg.vocabSize, D, undefined, headPrecision);
   });
   g.output(logits, DECODER_LOGITS, "float32", [1, "num_logits", cfg.vocabSize]);
   for (let i = 0; i < cfg.numLayers; i++) {
@@ -110,6 +150,17 @@ export function buildQwen2VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwe
     g.output(presentValue(i), presentValue(i), "float32", [1, KV, "capacity", hd]);
   }
   declarePastInputs(g, cfg);
+}
+
+/**
+ * x[visual_positions] += rows, for x [1, S, D] and rows [1, M, D] (one DeepStack slice).
+ *
+ *   x ─ Reshape [S, D] ─ GatherND(visual_positions) ─ Add(rows [M, D]) ─ ScatterND back ─ Unsqueeze ─▶ [1, S, D]
+ */
+function addAtVisualPositions(g: GraphBuilder, x: string, rows: string, visualPositions: string, D: number): string {
+  const flat = g.op("Reshape", [x, g.ints([-1, D])]); // [S, D]
+  const updated = g.op("Add", [g.op("GatherND", [flat, visualPositions]), g.op("Reshape", [rows, g.ints([-1, D])])]); // [M, D]
+  return g.op("Unsqueeze", [g.op("ScatterND", [flat, visualPositions, updated]), g.ints([0])]);
 }
 
 function declarePastInputs(g: GraphBuilder, cfg: Qwen2VLTextConfig): void {
