@@ -242,6 +242,8 @@ describe("Sampler: full-size vocabulary (151 936)", () => {
     [1, 0.9],
     [0.7, 0.5],
     [2, 0.3],
+    [0.3, 0.5], // peaked: nucleus within the 64 highest tokens (fast path)
+    [0.5, 0.999],
   ] as const) {
     it(`top-p ${topP} at temperature ${temperature} keeps the same set as a full sort`, () => {
       const d = new Sampler({ temperature, topK: 0, topP, repetitionPenalty: 1, seed: 3 }, BIG).distribution(big, []);

@@ -10,8 +10,8 @@
  *   (torch.multinomial) or takes torch.argmax (first index on ties) when greedy.
  *
  * Performance rules (vocab ≈ 152k floats per step): O(V) passes only, no V-sized allocation per call (all buffers
- * are allocated once in the constructor), and no full sort: top-k is a k-heap selection, top-p collects only the
- * tokens whose log-probability bucket can reach the nucleus and sorts those.
+ * are allocated once in the constructor), and no full sort: top-k is a k-heap selection; top-p first checks whether
+ * the 64 highest tokens hold the nucleus, else buckets tokens by log-probability and sorts only the boundary bucket.
  *
  * Tokens at index ≥ vocabSize (padding rows of the LM head, e.g. 151 936 logits for a smaller tokenizer vocab)
  * are never chosen and are left out of every softmax, including the reported logprobs.
@@ -45,6 +45,8 @@ export type SamplerOptions = Pick<
 /** Top-p bucketing: buckets of 1/32 nat of log-probability; the last bucket holds everything below −64 nats. */
 const BUCKETS_PER_NAT = 32;
 const BUCKET_COUNT = 64 * BUCKETS_PER_NAT;
+/** Top-p fast path: how many of the highest tokens to check for holding the whole nucleus. */
+const NUCLEUS_PROBE = 64;
 
 export class Sampler {
   readonly vocabSize: number;
@@ -91,7 +93,7 @@ export class Sampler {
     this.weights = new Float64Array(vocabSize);
     this.cand = new Int32Array(vocabSize);
     this.seen = new Uint8Array(this.penalty !== 1 ? vocabSize : 0);
-    const heapCap = Math.max(this.topK, this.logprobs ?? 0, 1);
+    const heapCap = Math.max(this.topK, this.logprobs ?? 0, NUCLEUS_PROBE);
     this.heapVal = new Float64Array(heapCap);
     this.heapIdx = new Int32Array(heapCap);
   }
@@ -183,35 +185,44 @@ export class Sampler {
     const max = s[argmax(s, V)]!;
     assertFiniteMax(max);
 
+    let total = 0;
+    for (let i = 0; i < V; i++) {
+      const w = expNonPositive((s[i]! - max) * invT);
+      weights[i] = w;
+      total += w;
+    }
     if (this.topP >= 1) {
-      let total = 0;
-      for (let i = 0; i < V; i++) {
-        const w = expNonPositive((s[i]! - max) * invT);
-        weights[i] = w;
-        total += w;
-      }
       this.dense = true;
       this.total = total;
       return;
     }
 
-    // Top-p without top-k (TopPLogitsWarper, see `applyTopP` for the rule). No full sort: while computing the
-    // softmax, tokens are bucketed by log-probability below the max (1/32 nat wide). With lastBucket the first
-    // bucket at which the cumulative mass reaches top_p·Z:
+    // Top-p without top-k (TopPLogitsWarper, see `applyTopP` for the rule), without a full sort.
+    // Fast path (peaked distributions, the usual case): if the NUCLEUS_PROBE highest tokens already hold top_p of
+    // the mass, the nucleus is among them (every other token has at least that mass above it).
+    const cand = this.cand;
+    const probe = this.selectLargest(s, Math.min(NUCLEUS_PROBE, V));
+    let probeMass = 0;
+    for (let j = 0; j < probe; j++) probeMass += weights[this.heapIdx[j]!]!;
+    if (probeMass >= this.topP * total) {
+      cand.set(this.heapIdx.subarray(0, probe));
+      this.dense = false;
+      this.candCount = probe;
+      this.applyTopP(s, total);
+      return;
+    }
+
+    // Flat distributions: bucket tokens by log-probability below the max (1/32 nat wide). With lastBucket the
+    // first bucket at which the cumulative mass reaches top_p·Z:
     //   - tokens in earlier buckets are all kept (the mass above each of them is < top_p·Z);
     //   - tokens in later buckets are all removed (the mass above each is ≥ top_p·Z);
     //   - only the tokens of lastBucket itself are sorted, to find where inside it the nucleus ends.
     const bucketMass = this.bucketMass;
     bucketMass.fill(0);
-    let total = 0;
     const scale = invT * BUCKETS_PER_NAT;
     for (let i = 0; i < V; i++) {
-      const d = max - s[i]!; // ≥ 0
-      const w = expNonPositive(-d * invT);
-      weights[i] = w;
-      total += w;
-      const b = d * scale;
-      bucketMass[b < BUCKET_COUNT ? b | 0 : BUCKET_COUNT - 1]! += w;
+      const b = (max - s[i]!) * scale; // ≥ 0
+      bucketMass[b < BUCKET_COUNT ? b | 0 : BUCKET_COUNT - 1]! += weights[i]!;
     }
     const need = this.topP * total;
     let lastBucket = 0;
@@ -220,7 +231,6 @@ export class Sampler {
     // bucket(i) < lastBucket ⇔ (max − s_i)·scale < lastBucket; bucket(i) = lastBucket ⇔ … < lastBucket + 1
     // (the same product as above, so the same decisions; the final bucket is open-ended).
     const upper = lastBucket === BUCKET_COUNT - 1 ? Infinity : lastBucket + 1;
-    const cand = this.cand;
     let nSure = 0;
     let nEdge = 0; // boundary-bucket tokens, stored from the end of `cand` backwards
     for (let i = 0; i < V; i++) {
