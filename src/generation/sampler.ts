@@ -247,8 +247,8 @@ export class Sampler {
   }
 
   /**
-   * TopPLogitsWarper on the current candidates (`total` = their weight sum = softmax denominator; tokens outside
-   * the candidates have zero probability or lie below the nucleus).
+   * TopPLogitsWarper on the current candidates. `total` = the softmax denominator over every token that survived the
+   * earlier warpers (the whole row without top-k); tokens outside the candidates lie below the nucleus.
    *
    * HF sorts ascending, takes the cumulative softmax c_j (including token j) and removes tokens with c_j ≤ 1 − top_p,
    * always keeping the most likely one. c_j = 1 − (mass of tokens sorted above j), so walking in descending order we
