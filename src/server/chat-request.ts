@@ -1,0 +1,216 @@
+/**
+ * Validation of an OpenAI chat-completions request body into videolm's terms. Every wrong type or value is a 400
+ * naming the field (`param`, e.g. `messages[0].content[1].video_url.fps`); unknown top-level fields are ignored (as
+ * OpenAI-compatible servers do, since client libraries send extra ones), unknown content parts and unknown video
+ * options are errors (a typo there would silently change what the model sees).
+ *
+ * Content parts:
+ *   {"type": "text", "text": "…"}
+ *   {"type": "image_url", "image_url": {"url": "https://… | data:image/…;base64,… | file://… | upload://id", "min_pixels"?, "max_pixels"?}}
+ *   {"type": "video_url", "video_url": {"url": "…", "fps"?, "nframes"?, "min_frames"?, "max_frames"?, "min_pixels"?,
+ *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?}}
+ * (video options may also sit beside "video_url" in the part, as in vLLM's qwen-vl-utils style.)
+ */
+import type { GenerationOptions } from "../generation/options.js";
+import type { MediaOptions } from "../engine/request.js";
+import { badRequest } from "./errors.js";
+
+export interface RequestLimits {
+  /** Largest max_tokens accepted. */
+  maxTokens: number;
+  /** Most frames one request may sample (all videos together). */
+  maxFrames: number;
+  /** Largest per-frame pixel count a request may ask for (min_pixels / max_pixels). */
+  maxFramePixels: number;
+  /** Most image/video parts in one request. */
+  maxMediaParts: number;
+}
+
+export interface WireMediaPart {
+  kind: "image" | "video";
+  url: string;
+  options: MediaOptions;
+  /** Where it sits in the request, for error messages. */
+  param: string;
+}
+export type WirePart = { kind: "text"; text: string } | WireMediaPart;
+export interface WireMessage {
+  role: "system" | "user" | "assistant";
+  content: string | WirePart[];
+}
+
+export interface ChatRequest {
+  model?: string;
+  messages: WireMessage[];
+  stream: boolean;
+  includeUsage: boolean;
+  generation: Partial<GenerationOptions>;
+  /** OpenAI logprobs=true: return logprobs; topLogprobs alternatives per token. */
+  logprobs: boolean;
+  topLogprobs: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`);
+
+function num(v: unknown, param: string, rule: { integer?: boolean; min?: number; exclusiveMin?: number; max?: number }): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) throw badRequest(`${param} must be a number, got ${typeName(v)}`, param);
+  if (rule.integer && !Number.isSafeInteger(v)) throw badRequest(`${param} must be an integer, got ${v}`, param);
+  if (rule.min !== undefined && v < rule.min) throw badRequest(`${param} must be ≥ ${rule.min}, got ${v}`, param);
+  if (rule.exclusiveMin !== undefined && v <= rule.exclusiveMin) throw badRequest(`${param} must be > ${rule.exclusiveMin}, got ${v}`, param);
+  if (rule.max !== undefined && v > rule.max) throw badRequest(`${param} must be ≤ ${rule.max}, got ${v}`, param);
+  return v;
+}
+
+function optional<T>(body: Record<string, unknown>, key: string, read: (v: unknown, param: string) => T): T | undefined {
+  const v = body[key];
+  return v === undefined || v === null ? undefined : read(v, key);
+}
+
+/** snake_case option → MediaOptions key, with its rule. */
+const VIDEO_OPTIONS: Record<string, [keyof MediaOptions, { integer?: boolean; min?: number; exclusiveMin?: number }]> = {
+  fps: ["fps", { exclusiveMin: 0 }],
+  nframes: ["nframes", { integer: true, min: 1 }],
+  min_frames: ["minFrames", { integer: true, min: 1 }],
+  max_frames: ["maxFrames", { integer: true, min: 1 }],
+  min_pixels: ["minPixels", { integer: true, min: 1 }],
+  max_pixels: ["maxPixels", { integer: true, min: 1 }],
+  total_pixels: ["totalPixels", { integer: true, min: 1 }],
+  start: ["start", { min: 0 }],
+  video_start: ["start", { min: 0 }],
+  end: ["end", { exclusiveMin: 0 }],
+  video_end: ["end", { exclusiveMin: 0 }],
+};
+const IMAGE_OPTIONS = ["min_pixels", "max_pixels"];
+
+function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ignore: string[], param: string, limits: RequestLimits): MediaOptions {
+  const out: MediaOptions = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (ignore.includes(key) || value === undefined || value === null) continue;
+    if (!allowed.includes(key)) throw badRequest(`${param}.${key}: unknown option (known: ${allowed.join(", ")})`, `${param}.${key}`, "unknown_option");
+    const [name, rule] = VIDEO_OPTIONS[key];
+    out[name] = num(value, `${param}.${key}`, rule);
+  }
+  if (out.fps !== undefined && out.nframes !== undefined) throw badRequest(`${param}: give fps or nframes, not both`, `${param}.nframes`);
+  if (out.start !== undefined && out.end !== undefined && out.end <= out.start) throw badRequest(`${param}: end (${out.end}) must be after start (${out.start})`, `${param}.end`);
+  for (const key of ["nframes", "minFrames", "maxFrames"] as const) {
+    if ((out[key] ?? 0) > limits.maxFrames) throw badRequest(`${param}: ${key} = ${out[key]} is more than the server's limit of ${limits.maxFrames} frames per request (--max-frames)`, param, "limit_exceeded");
+  }
+  for (const key of ["minPixels", "maxPixels"] as const) {
+    if ((out[key] ?? 0) > limits.maxFramePixels) throw badRequest(`${param}: ${key} = ${out[key]} is more than the server's limit of ${limits.maxFramePixels} pixels per frame (--max-frame-pixels)`, param, "limit_exceeded");
+  }
+  if ((out.totalPixels ?? 0) > limits.maxFramePixels * limits.maxFrames) {
+    throw badRequest(`${param}: totalPixels = ${out.totalPixels} is more than the server allows (--max-frames × --max-frame-pixels = ${limits.maxFramePixels * limits.maxFrames})`, param, "limit_exceeded");
+  }
+  return out;
+}
+
+function readUrlField(v: unknown, param: string): { url: string; fields: Record<string, unknown> } {
+  if (typeof v === "string") return { url: v, fields: {} };
+  if (!isObject(v)) throw badRequest(`${param} must be an object with a "url", got ${typeName(v)}`, param);
+  if (typeof v.url !== "string" || v.url.length === 0) throw badRequest(`${param}.url must be a non-empty string`, `${param}.url`);
+  return { url: v.url, fields: v };
+}
+
+function readPart(part: unknown, param: string, limits: RequestLimits): WirePart {
+  if (!isObject(part)) throw badRequest(`${param} must be an object, got ${typeName(part)}`, param);
+  switch (part.type) {
+    case "text":
+      if (typeof part.text !== "string") throw badRequest(`${param}.text must be a string, got ${typeName(part.text)}`, `${param}.text`);
+      return { kind: "text", text: part.text };
+    case "image_url": {
+      const { url, fields } = readUrlField(part.image_url, `${param}.image_url`);
+      const options = readMediaOptions(fields, IMAGE_OPTIONS, ["url", "detail"], `${param}.image_url`, limits);
+      return { kind: "image", url, options, param: `${param}.image_url.url` };
+    }
+    case "video_url": {
+      const { url, fields } = readUrlField(part.video_url, `${param}.video_url`);
+      const inner = readMediaOptions(fields, Object.keys(VIDEO_OPTIONS), ["url", "detail"], `${param}.video_url`, limits);
+      const outer = readMediaOptions(part, Object.keys(VIDEO_OPTIONS), ["type", "video_url"], param, limits);
+      return { kind: "video", url, options: { ...outer, ...inner }, param: `${param}.video_url.url` };
+    }
+    default:
+      throw badRequest(
+        `${param}.type: unsupported content part type ${JSON.stringify(part.type) ?? "(missing)"} (use "text", "image_url" or "video_url")`,
+        `${param}.type`,
+        "unsupported_content_type",
+      );
+  }
+}
+
+function readMessages(v: unknown, limits: RequestLimits): WireMessage[] {
+  if (!Array.isArray(v)) throw badRequest(`messages must be an array of messages, got ${typeName(v)}`, "messages");
+  if (v.length === 0) throw badRequest("messages must contain at least one message", "messages");
+  let mediaParts = 0;
+  const out = v.map((m, i): WireMessage => {
+    const param = `messages[${i}]`;
+    if (!isObject(m)) throw badRequest(`${param} must be an object, got ${typeName(m)}`, param);
+    const role = m.role === "developer" ? "system" : m.role;
+    if (role !== "system" && role !== "user" && role !== "assistant") {
+      throw badRequest(`${param}.role must be "system", "user" or "assistant", got ${JSON.stringify(m.role) ?? "nothing"}`, `${param}.role`);
+    }
+    if (typeof m.content === "string") return { role, content: m.content };
+    if (m.content === null && role === "assistant") return { role, content: "" };
+    if (!Array.isArray(m.content)) throw badRequest(`${param}.content must be a string or an array of content parts, got ${typeName(m.content)}`, `${param}.content`);
+    const parts = m.content.map((p, j) => readPart(p, `${param}.content[${j}]`, limits));
+    const media = parts.filter((p) => p.kind !== "text");
+    if (media.length > 0 && role !== "user") throw badRequest(`${param}: images and videos can only be sent in user messages`, `${param}.content`);
+    mediaParts += media.length;
+    return { role, content: parts };
+  });
+  if (mediaParts > limits.maxMediaParts) throw badRequest(`the request has ${mediaParts} images/videos; the server's limit is ${limits.maxMediaParts} (--max-media-parts)`, "messages", "limit_exceeded");
+  return out;
+}
+
+const UNSUPPORTED = ["tools", "tool_choice", "functions", "function_call", "audio", "modalities", "prediction"];
+
+export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequest {
+  if (!isObject(body)) throw badRequest(`the request body must be a JSON object, got ${typeName(body)}`);
+  for (const key of UNSUPPORTED) if (body[key] !== undefined && body[key] !== null) throw badRequest(`${key} is not supported by videolm serve`, key, "unsupported_parameter");
+  const model = optional(body, "model", (v, p) => {
+    if (typeof v !== "string") throw badRequest(`${p} must be a string, got ${typeName(v)}`, p);
+    return v;
+  });
+  const messages = readMessages(body.messages, limits);
+  const bool = (v: unknown, p: string) => {
+    if (typeof v !== "boolean") throw badRequest(`${p} must be true or false, got ${typeName(v)}`, p);
+    return v;
+  };
+  const stream = optional(body, "stream", bool) ?? false;
+  let includeUsage = false;
+  if (body.stream_options !== undefined && body.stream_options !== null) {
+    if (!isObject(body.stream_options)) throw badRequest("stream_options must be an object", "stream_options");
+    includeUsage = body.stream_options.include_usage === undefined ? false : bool(body.stream_options.include_usage, "stream_options.include_usage");
+  }
+  const n = optional(body, "n", (v, p) => num(v, p, { integer: true, min: 1 }));
+  if (n !== undefined && n !== 1) throw badRequest("n must be 1 (one answer per request)", "n", "unsupported_parameter");
+  for (const key of ["frequency_penalty", "presence_penalty"]) {
+    const v = optional(body, key, (x, p) => num(x, p, {}));
+    if (v !== undefined && v !== 0) throw badRequest(`${key} is not supported (use repetition_penalty)`, key, "unsupported_parameter");
+  }
+  if (body.response_format !== undefined && body.response_format !== null) {
+    if (!isObject(body.response_format) || body.response_format.type !== "text") throw badRequest('response_format: only {"type": "text"} is supported', "response_format", "unsupported_parameter");
+  }
+  const generation: Partial<GenerationOptions> = {};
+  const maxTokens = optional(body, "max_completion_tokens", (v, p) => num(v, p, { integer: true, min: 1 })) ?? optional(body, "max_tokens", (v, p) => num(v, p, { integer: true, min: 1 }));
+  if (maxTokens !== undefined) {
+    if (maxTokens > limits.maxTokens) throw badRequest(`max_tokens = ${maxTokens} is more than the server's limit of ${limits.maxTokens} (--max-tokens)`, "max_tokens", "limit_exceeded");
+    generation.maxNewTokens = maxTokens;
+  }
+  generation.temperature = optional(body, "temperature", (v, p) => num(v, p, { min: 0, max: 2 }));
+  generation.topP = optional(body, "top_p", (v, p) => num(v, p, { exclusiveMin: 0, max: 1 }));
+  generation.topK = optional(body, "top_k", (v, p) => num(v, p, { integer: true, min: 0 }));
+  generation.repetitionPenalty = optional(body, "repetition_penalty", (v, p) => num(v, p, { exclusiveMin: 0 }));
+  generation.seed = optional(body, "seed", (v, p) => num(v, p, { integer: true, min: 0 }));
+  generation.stop = optional(body, "stop", (v, p) => {
+    const list = typeof v === "string" ? [v] : v;
+    if (!Array.isArray(list) || list.some((s) => typeof s !== "string" || s.length === 0)) throw badRequest(`${p} must be a non-empty string or an array of them`, p);
+    if (list.length > 16) throw badRequest(`${p}: at most 16 stop strings`, p);
+    return list as string[];
+  });
+  const logprobs = optional(body, "logprobs", bool) ?? false;
+  const topLogprobs = optional(body, "top_logprobs", (v, p) => num(v, p, { integer: true, min: 0, max: 20 }));
+  if (topLogprobs !== undefined && !logprobs) throw badRequest("top_logprobs requires logprobs: true", "top_logprobs");
+  if (logprobs) generation.logprobs = topLogprobs ?? 0;
+  return { model, messages, stream, includeUsage, generation, logprobs, topLogprobs: topLogprobs ?? 0 };
+}

@@ -1,0 +1,84 @@
+/**
+ * Small helpers over node:http: bounded body reading, JSON responses, server-sent events.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { errorBody, HttpError } from "./errors.js";
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${+(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
+
+export function tooLarge(what: string, limit: number, flag: string): HttpError {
+  return new HttpError(413, `${what} is larger than the server's limit of ${formatBytes(limit)} (${flag})`, "invalid_request_error", null, "payload_too_large");
+}
+
+/** Reads the whole body, refusing (413) as soon as it passes `limit` bytes — by Content-Length up front, or while reading. */
+export async function readBody(req: IncomingMessage, limit: number, flag: string): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge("the request body", limit, flag);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw tooLarge("the request body", limit, flag);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+export async function readJson(req: IncomingMessage, limit: number, flag: string): Promise<unknown> {
+  const type = String(req.headers["content-type"] ?? "");
+  if (type && !/^application\/(.+\+)?json\b/i.test(type)) throw new HttpError(400, `expected Content-Type application/json, got ${type}`, "invalid_request_error", null, "invalid_content_type");
+  const body = await readBody(req, limit, flag);
+  if (body.length === 0) throw new HttpError(400, "the request body is empty; send a JSON object", "invalid_request_error", null, "invalid_json");
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new HttpError(400, `the request body is not valid JSON (${(err as Error).message})`, "invalid_request_error", null, "invalid_json");
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const data = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": String(data.length), ...headers });
+  res.end(data);
+}
+
+export function sendError(res: ServerResponse, e: HttpError): void {
+  // After a 413 the rest of the body is not read; closing the connection keeps it from being parsed as a request.
+  sendJson(res, e.status, errorBody(e), e.status === 413 ? { Connection: "close" } : {});
+}
+
+/** A server-sent-events stream (OpenAI streaming: `data: {json}\n\n` lines, then `data: [DONE]`). */
+export class SseStream {
+  constructor(private readonly res: ServerResponse) {}
+
+  open(): void {
+    this.res.writeHead(200, {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-cache",
+      Connection: "keep-alive",
+      "X-Accel-Buffering": "no",
+    });
+    this.res.flushHeaders();
+  }
+
+  get closed(): boolean {
+    return this.res.destroyed || this.res.writableEnded;
+  }
+
+  send(data: unknown): void {
+    if (!this.closed) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  done(): void {
+    if (!this.closed) this.res.end("data: [DONE]\n\n");
+  }
+}

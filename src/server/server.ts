@@ -1,0 +1,515 @@
+/**
+ * `videolm serve`: one loaded model behind an OpenAI-compatible HTTP API, plus the web app.
+ *
+ *   GET  /                          the web app (static files from src/web, or dist/web when built)
+ *   GET  /health                    status, queue and counters
+ *   GET  /v1/models, /v1/models/ID  the served model
+ *   POST /v1/chat/completions       OpenAI chat completions (JSON or `stream: true` server-sent events)
+ *   POST /v1/uploads                raw video body → {id, url: "upload://ID", …}; DELETE /v1/uploads/ID
+ *   POST /v1/plan                   the sampling plan of a request (frames, times, sizes, tokens) without running it
+ *   GET  /v1/plans/ID/visuals/V/frames/F.jpg   thumbnail of a sampled frame, as the model sees it
+ *
+ * Work flows through `Admission` (at most 1 + --max-queue requests in flight, 429 beyond), a preparation lane
+ * (media decoding, one at a time) and the generation lane (one generation at a time). A client that disconnects
+ * aborts its request wherever it is (download, decoding, waiting, generating). Every request builds its own
+ * prompt, KV cache and sampler, so nothing carries over from one request to the next.
+ */
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { GenerateRequest, GenerateResponse } from "../engine/model.js";
+import type { PreparedRequest, RequestPreparer } from "../engine/preparer.js";
+import type { MediaOptions } from "../engine/request.js";
+import type { TokenEvent } from "../engine/generate.js";
+import { parseChatRequest, type RequestLimits } from "./chat-request.js";
+import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
+import { readJson, sendError, sendJson, SseStream } from "./http.js";
+import { relabel, resolveMessages, type MediaPolicy } from "./media.js";
+import { Admission, Lane } from "./queue.js";
+import { encodeThumbnail, framesOfVisual, readNormalisation, type Normalisation } from "./thumbnails.js";
+import { TokenInfo, type TokenLogprob } from "./token-info.js";
+import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
+
+/** What the server needs of a model (VideoModel satisfies it). */
+export interface ServedModel {
+  readonly preparer: RequestPreparer;
+  generate(request: GenerateRequest): Promise<GenerateResponse>;
+}
+
+export interface ServerOptions extends RequestLimits {
+  host: string;
+  port: number;
+  /** The id clients send as `model` (default: the checkpoint folder's name). */
+  modelName?: string;
+  /** Requests waiting beyond the one being served. */
+  maxQueue: number;
+  /** Largest prompt (text + visual tokens). */
+  maxPromptTokens: number;
+  maxBodyBytes: number;
+  maxUploadBytes: number;
+  maxUploadTotalBytes: number;
+  uploadTtlMs: number;
+  maxMediaBytes: number;
+  mediaTimeoutMs: number;
+  allowPrivateMedia: boolean;
+  allowedMediaDir?: string;
+  /** Folder of the web app's files (default: found next to this module). */
+  webDir?: string;
+  /** One line per request (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "modelName" | "webDir" | "log"> = {
+  host: "127.0.0.1",
+  port: 8080,
+  maxQueue: 8,
+  maxTokens: 4096,
+  maxFrames: 256,
+  maxFramePixels: 1280 * 28 * 28,
+  maxMediaParts: 8,
+  maxPromptTokens: 32768,
+  maxBodyBytes: 64 * 1024 ** 2,
+  maxUploadBytes: 512 * 1024 ** 2,
+  maxUploadTotalBytes: 4 * 1024 ** 3,
+  uploadTtlMs: 6 * 3600_000,
+  maxMediaBytes: 256 * 1024 ** 2,
+  mediaTimeoutMs: 60_000,
+  allowPrivateMedia: false,
+};
+
+export interface ServerStats {
+  completed: number;
+  aborted: number;
+  failed: number;
+  rejected: number;
+}
+
+interface StoredPlan {
+  thumbnails: Buffer[][];
+}
+
+const WEB_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".ico": "image/x-icon",
+};
+
+function findWebDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const dir of [path.join(here, "../web"), path.join(here, "../../src/web")]) {
+    try {
+      if (readdirSync(dir).includes("index.html")) return dir;
+    } catch {
+      // try the next
+    }
+  }
+  return path.join(here, "../web");
+}
+
+/** Web app files, read once at start (so no request path ever reaches the file system). */
+function loadWebFiles(dir: string): Map<string, { type: string; data: Buffer }> {
+  const files = new Map<string, { type: string; data: Buffer }>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return files;
+  }
+  for (const name of names) {
+    const type = WEB_TYPES[path.extname(name)];
+    if (type && /^[\w.-]+$/.test(name)) files.set(`/${name}`, { type, data: readFileSync(path.join(dir, name)) });
+  }
+  const index = files.get("/index.html");
+  if (index) files.set("/", index);
+  return files;
+}
+
+const WEB_HEADERS = {
+  "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-cache",
+};
+
+export class VideolmServer {
+  readonly stats: ServerStats = { completed: 0, aborted: 0, failed: 0, rejected: 0 };
+  readonly modelName: string;
+  private readonly admission: Admission;
+  private readonly prepLane = new Lane(1);
+  private readonly genLane = new Lane(1);
+  private readonly http: http.Server;
+  private readonly web: Map<string, { type: string; data: Buffer }>;
+  private readonly plans = new Map<string, StoredPlan>();
+  private readonly inFlight = new Set<AbortController>();
+  private readonly tokenInfo: TokenInfo;
+  private readonly normalisation: Normalisation;
+  private readonly log: (line: string) => void;
+  private readonly created = Math.floor(Date.now() / 1000);
+
+  private constructor(
+    readonly model: ServedModel,
+    readonly options: ServerOptions,
+    readonly uploads: UploadStore,
+  ) {
+    this.modelName = options.modelName ?? path.basename(path.resolve(model.preparer.dir));
+    this.admission = new Admission(1 + options.maxQueue);
+    this.web = loadWebFiles(options.webDir ?? findWebDir());
+    this.tokenInfo = new TokenInfo(model.preparer.tokenizer);
+    this.normalisation = readNormalisation(model.preparer.dir);
+    this.log = options.log ?? ((line) => process.stderr.write(line + "\n"));
+    this.http = http.createServer((req, res) => void this.handle(req, res));
+    this.http.keepAliveTimeout = 5_000;
+  }
+
+  static async start(model: ServedModel, options: Partial<ServerOptions> = {}): Promise<VideolmServer> {
+    const full: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    const uploads = await UploadStore.create({ maxBytes: full.maxUploadBytes, maxTotalBytes: full.maxUploadTotalBytes, ttlMs: full.uploadTtlMs });
+    const server = new VideolmServer(model, full, uploads);
+    await new Promise<void>((resolve, reject) => {
+      server.http.once("error", reject);
+      server.http.listen(full.port, full.host, () => {
+        server.http.off("error", reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  get address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  get url(): string {
+    const { address, port, family } = this.address;
+    return `http://${family === "IPv6" ? `[${address}]` : address}:${port}`;
+  }
+
+  /** Stops listening, aborts requests in flight, removes uploads. */
+  async close(): Promise<void> {
+    for (const c of this.inFlight) c.abort(new Error("server shutting down"));
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections();
+    await closed;
+    this.uploads.close();
+    this.plans.clear();
+  }
+
+  health() {
+    return {
+      status: "ok",
+      model: this.modelName,
+      queue: { in_flight: this.admission.active, generating: this.genLane.busy, waiting: this.genLane.queued + this.prepLane.queued, max_queue: this.options.maxQueue },
+      uploads: this.uploads.count,
+      requests: { ...this.stats },
+    };
+  }
+
+  private modelObject() {
+    return { id: this.modelName, object: "model", created: this.created, owned_by: "videolm", context_length: this.model.preparer.contextLength, family: this.model.preparer.family.name };
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    res.on("finish", () => this.log(`${req.method} ${req.url?.split("?")[0]} ${res.statusCode} ${Math.round(performance.now() - t0)} ms`));
+    try {
+      await this.route(req, res);
+    } catch (err) {
+      const e = toHttpError(err);
+      if (e.status >= 500) this.log(`error: ${(err as Error)?.stack ?? String(err)}`);
+      if (e.status === 429) this.stats.rejected++;
+      if (!res.headersSent) sendError(res, e);
+      else res.end();
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const p = url.pathname;
+    const method = req.method ?? "GET";
+    const allow = (...methods: string[]) => {
+      if (!methods.includes(method)) {
+        res.setHeader("Allow", methods.join(", "));
+        throw new HttpError(405, `${method} is not allowed on ${p} (use ${methods.join(" or ")})`, "invalid_request_error", null, "method_not_allowed");
+      }
+    };
+    if (p === "/health") {
+      allow("GET", "HEAD");
+      return sendJson(res, 200, this.health());
+    }
+    if (p === "/v1/models") {
+      allow("GET");
+      return sendJson(res, 200, { object: "list", data: [this.modelObject()] });
+    }
+    if (p.startsWith("/v1/models/")) {
+      allow("GET");
+      const id = decodeURIComponent(p.slice("/v1/models/".length));
+      if (id !== this.modelName) throw this.unknownModel(id);
+      return sendJson(res, 200, this.modelObject());
+    }
+    if (p === "/v1/chat/completions") {
+      allow("POST");
+      return this.chat(req, res);
+    }
+    if (p === "/v1/uploads") {
+      allow("POST");
+      return this.upload(req, res, url);
+    }
+    let m = /^\/v1\/uploads\/([\w-]+)$/.exec(p);
+    if (m) {
+      allow("DELETE", "GET");
+      const upload = this.uploads.get(m[1]);
+      if (!upload) throw new HttpError(404, `no upload ${m[1]} on this server`, "invalid_request_error", null, "upload_not_found");
+      if (method === "DELETE") await this.uploads.remove(upload.id);
+      return sendJson(res, 200, method === "DELETE" ? { id: upload.id, object: "upload", deleted: true } : this.uploadObject(upload));
+    }
+    if (p === "/v1/plan") {
+      allow("POST");
+      return this.plan(req, res);
+    }
+    m = /^\/v1\/plans\/(plan_[0-9a-f]+)\/visuals\/(\d+)\/frames\/(\d+)\.jpg$/.exec(p);
+    if (m) {
+      allow("GET");
+      const thumb = this.plans.get(m[1])?.thumbnails[Number(m[2])]?.[Number(m[3])];
+      if (!thumb) throw new HttpError(404, "no such plan thumbnail (plans are kept for the most recent requests only)", "invalid_request_error", null, "not_found");
+      res.writeHead(200, { "Content-Type": "image/jpeg", "Content-Length": thumb.length, "Cache-Control": "private, max-age=3600" });
+      res.end(thumb);
+      return;
+    }
+    const file = this.web.get(p);
+    if (file && (method === "GET" || method === "HEAD")) {
+      res.writeHead(200, { "Content-Type": file.type, "Content-Length": file.data.length, ...WEB_HEADERS });
+      res.end(method === "HEAD" ? undefined : file.data);
+      return;
+    }
+    throw new HttpError(404, `no route ${method} ${p} (the API is under /v1: /v1/chat/completions, /v1/models)`, "invalid_request_error", null, "not_found");
+  }
+
+  private unknownModel(id: string): HttpError {
+    return new HttpError(404, `the model ${JSON.stringify(id)} does not exist on this server (it serves ${JSON.stringify(this.modelName)})`, "invalid_request_error", "model", "model_not_found");
+  }
+
+  /** Takes an admission slot and an abort controller tied to the client's connection. */
+  private begin(res: ServerResponse): { signal: AbortSignal; end: () => void } {
+    const leave = this.admission.enter();
+    const controller = new AbortController();
+    this.inFlight.add(controller);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new Error("client disconnected"));
+    };
+    res.on("close", onClose);
+    return {
+      signal: controller.signal,
+      end: () => {
+        leave();
+        this.inFlight.delete(controller);
+      },
+    };
+  }
+
+  private mediaPolicy(): MediaPolicy {
+    const o = this.options;
+    return { allowPrivate: o.allowPrivateMedia, allowedMediaDir: o.allowedMediaDir, maxMediaBytes: o.maxMediaBytes, mediaTimeoutMs: o.mediaTimeoutMs, uploads: this.uploads };
+  }
+
+  private mediaDefaults(): MediaOptions {
+    return { maxFrames: this.options.maxFrames };
+  }
+
+  /** Parses the body, resolves its media and prepares the prompt (all errors here are plain HTTP errors). */
+  private async prepare(req: IncomingMessage, signal: AbortSignal, { forPlan = false } = {}) {
+    const body = await readJson(req, this.options.maxBodyBytes, "--max-body-bytes");
+    const request = parseChatRequest(body, this.options);
+    if (request.model !== undefined && request.model !== this.modelName) throw this.unknownModel(request.model);
+    const resolved = await resolveMessages(request.messages, this.mediaPolicy(), signal);
+    try {
+      const preparer = this.model.preparer;
+      const prepared = await this.prepLane.run(() => preparer.prepare(resolved.messages, this.mediaDefaults(), signal), signal);
+      const frames = prepared.visuals.reduce((n, v) => n + (v.kind === "video" ? (v.frameIndices?.length ?? 0) : 0), 0);
+      if (frames > this.options.maxFrames) throw badRequest(`the request samples ${frames} video frames; the server's limit is ${this.options.maxFrames} per request (--max-frames): lower fps / max_frames`, "messages", "limit_exceeded");
+      const S = prepared.inputIds.length;
+      const explicit = request.generation;
+      const options = preparer.resolveOptions(explicit);
+      if (explicit.maxNewTokens === undefined) options.maxNewTokens = Math.max(1, Math.min(options.maxNewTokens, this.options.maxTokens, preparer.contextLength - S));
+      let problem: string | undefined;
+      try {
+        if (S > this.options.maxPromptTokens) {
+          throw badRequest(`the prompt has ${S} tokens; the server's limit is ${this.options.maxPromptTokens} (--max-prompt-tokens): use fewer frames or pixels (fps, max_frames, max_pixels)`, "messages", "limit_exceeded");
+        }
+        preparer.checkContext(S, options.maxNewTokens);
+      } catch (err) {
+        if (!forPlan) throw err;
+        problem = (err as Error).message;
+      }
+      return { request, resolved, prepared, options, problem };
+    } catch (err) {
+      await resolved.cleanup();
+      throw relabelError(err, resolved.labels);
+    }
+  }
+
+  private async chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { signal, end } = this.begin(res);
+    let sse: SseStream | undefined;
+    try {
+      const { request, resolved, prepared, options } = await this.prepare(req, signal);
+      try {
+        const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
+        const created = Math.floor(Date.now() / 1000);
+        const head = { id, created, model: this.modelName, system_fingerprint: "videolm" };
+        const logprobEntry = (e: TokenEvent) => ({
+          ...this.tokenInfo.entry(e.token, e.logprob),
+          top_logprobs: (e.top ?? []).slice(0, request.topLogprobs).map((t) => this.tokenInfo.entry(t.token, t.logprob)),
+        });
+        if (request.stream) {
+          sse = new SseStream(res);
+          sse.open();
+          sse.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
+        }
+        const stream = sse;
+        const result = await this.genLane.run(
+          () =>
+            this.model.generate({
+              messages: resolved.messages,
+              prepared,
+              ...options,
+              signal,
+              onToken: stream
+                ? (e) => {
+                    const lp = request.logprobs && e.token >= 0 ? { content: [logprobEntry(e)] } : null;
+                    if (e.text || lp) stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: e.text }, logprobs: lp, finish_reason: null }] });
+                  }
+                : undefined,
+            }),
+          signal,
+        );
+        if (result.finishReason === "aborted" || signal.aborted) {
+          this.stats.aborted++;
+          res.destroy();
+          return;
+        }
+        this.stats.completed++;
+        const usage = { prompt_tokens: result.promptTokens, completion_tokens: result.tokens.length, total_tokens: result.promptTokens + result.tokens.length };
+        const timings = { preprocess_ms: result.timings.preprocessMs, vision_ms: result.timings.visionMs, ttft_ms: result.timings.ttftMs, decode_tokens_per_second: result.timings.decodeTokensPerSecond };
+        if (stream) {
+          stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }], usage });
+          if (request.includeUsage) stream.send({ ...head, object: "chat.completion.chunk", choices: [], usage });
+          stream.done();
+          return;
+        }
+        const logprobs = request.logprobs
+          ? {
+              content: (result.logprobs ?? []).map((l) => ({
+                ...this.tokenInfo.entry(l.token, l.logprob),
+                top_logprobs: (l.top ?? []).slice(0, request.topLogprobs).map((t) => this.tokenInfo.entry(t.token, t.logprob)),
+              })) as (TokenLogprob & { top_logprobs: TokenLogprob[] })[],
+            }
+          : null;
+        sendJson(res, 200, {
+          ...head,
+          object: "chat.completion",
+          choices: [{ index: 0, message: { role: "assistant", content: result.text }, logprobs, finish_reason: result.finishReason }],
+          usage,
+          videolm_timings: timings,
+        });
+      } finally {
+        await resolved.cleanup();
+      }
+    } catch (err) {
+      if (signal.aborted) {
+        this.stats.aborted++;
+        res.destroy();
+        return;
+      }
+      const e = toHttpError(err);
+      if (e.status === 429) this.stats.rejected++;
+      else this.stats.failed++;
+      if (e.status >= 500) this.log(`error: ${(err as Error)?.stack ?? String(err)}`);
+      if (sse) {
+        // Headers are gone: report in-band, as OpenAI does for errors during a stream.
+        sse.send(errorBody(e));
+        sse.done();
+      } else sendError(res, e);
+    } finally {
+      end();
+    }
+  }
+
+  private uploadObject(u: { id: string; filename: string; bytes: number; contentType: string; createdAt: number }) {
+    return { id: u.id, object: "upload", url: `${UPLOAD_SCHEME}${u.id}`, filename: u.filename, bytes: u.bytes, content_type: u.contentType, created_at: Math.floor(u.createdAt / 1000) };
+  }
+
+  private async upload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const type = String(req.headers["content-type"] ?? "");
+    if (/^(multipart\/form-data|application\/(x-www-form-urlencoded|json))/i.test(type)) {
+      throw badRequest(`send the video file itself as the request body (Content-Type video/*), not ${type.split(";")[0]}`, null, "invalid_content_type");
+    }
+    const filename = url.searchParams.get("filename") ?? String(req.headers["x-filename"] ?? "upload");
+    const upload = await this.uploads.receive(req, filename);
+    sendJson(res, 201, this.uploadObject(upload));
+  }
+
+  private async plan(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { signal, end } = this.begin(res);
+    try {
+      // A plan that does not fit the context or the prompt limit is still a plan: it is reported with fits: false.
+      const { request, resolved, prepared, options, problem } = await this.prepare(req, signal, { forPlan: true });
+      try {
+        const id = `plan_${randomBytes(10).toString("hex")}`;
+        const thumbnails = await thumbnailsOf(prepared, this.normalisation);
+        this.plans.set(id, { thumbnails });
+        while (this.plans.size > 16) this.plans.delete(this.plans.keys().next().value!);
+        const mediaUrls = request.messages.flatMap((m) => (typeof m.content === "string" ? [] : m.content.flatMap((p) => (p.kind === "text" ? [] : [p.url]))));
+        sendJson(res, 200, {
+          id,
+          object: "videolm.plan",
+          model: this.modelName,
+          prompt_tokens: prepared.inputIds.length,
+          max_new_tokens: options.maxNewTokens,
+          context_length: this.model.preparer.contextLength,
+          fits: problem === undefined,
+          ...(problem ? { problem } : {}),
+          visuals: prepared.visuals.map((v, i) => ({
+            kind: v.kind,
+            source: (mediaUrls[i] ?? v.source).slice(0, 200),
+            width: v.size[1],
+            height: v.size[0],
+            grid: v.batch.grid,
+            tokens: v.tokens,
+            sample_fps: v.sampleFps ?? null,
+            frames: (v.kind === "video" ? (v.frameIndices ?? []) : [0]).map((index, f) => ({
+              index,
+              time: v.timestamps?.[f] ?? 0,
+              thumbnail: thumbnails[i]?.[f] ? `/v1/plans/${id}/visuals/${i}/frames/${f}.jpg` : null,
+            })),
+          })),
+        });
+      } finally {
+        await resolved.cleanup();
+      }
+    } finally {
+      end();
+    }
+  }
+}
+
+function relabelError(err: unknown, labels: Map<string, string>): unknown {
+  if (labels.size === 0 || err instanceof HttpError || !(err instanceof Error)) return err;
+  err.message = relabel(err.message, labels);
+  return err;
+}
+
+async function thumbnailsOf(prepared: PreparedRequest, norm: Normalisation): Promise<Buffer[][]> {
+  const out: Buffer[][] = [];
+  for (const v of prepared.visuals) {
+    const frames = framesOfVisual(v, norm) ?? [];
+    const encoded: Buffer[] = [];
+    for (const f of frames) encoded.push(await encodeThumbnail(f));
+    out.push(encoded);
+  }
+  return out;
+}
