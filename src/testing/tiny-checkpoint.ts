@@ -321,6 +321,66 @@ export function qwen2VlWeightSpec(cfg: Qwen2VlShapeConfig, seed: number): Weight
 }
 
 // ------------------------------------------------------------------------------------------------------------------
+// Weight spec for a Qwen2.5-VL config: port of qwen2_5_vl_weight_spec() in tools/oracle/record_qwen2_5_vl.py. The
+// decoder part is Qwen2-VL's (same names and formulas); the vision tower has RMSNorms (weight only), a SwiGLU MLP
+// with biases and its width in vision_config.hidden_size.
+// ------------------------------------------------------------------------------------------------------------------
+
+/** The hub config.json keys the Qwen2.5-VL spec needs (flat text layout). */
+export interface Qwen2_5VlShapeConfig extends Omit<Qwen2VlShapeConfig, "vision_config"> {
+  vision_config: {
+    depth: number;
+    hidden_size: number;
+    intermediate_size: number;
+    out_hidden_size: number;
+    spatial_merge_size: number;
+    patch_size: number;
+    temporal_patch_size: number;
+    in_chans: number;
+  };
+}
+
+export function qwen2_5VlWeightSpec(cfg: Qwen2_5VlShapeConfig, seed: number): WeightSpec {
+  const vc = cfg.vision_config;
+  // The decoder tensors: the Qwen2-VL spec of a zero-depth tower, minus its vision tensors.
+  const text = qwen2VlWeightSpec(
+    { ...cfg, vision_config: { depth: 0, embed_dim: 1, mlp_ratio: 1, spatial_merge_size: 1, patch_size: 1, temporal_patch_size: 1, in_chans: 1 } },
+    seed,
+  ).tensors.filter((t) => !t.name.startsWith("visual."));
+  const e = vc.hidden_size;
+  const f = vc.intermediate_size;
+  const merged = e * vc.spatial_merge_size ** 2;
+  const out: TensorSpec[] = [...text];
+  const lin = (name: string, gain: string, bias: string, shape: number[]) => {
+    out.push({ name: `${name}.weight`, shape, offset: 0, scale: LINEAR_GAIN[gain] * Math.sqrt(3 / shape[1]) });
+    out.push({ name: `${name}.bias`, shape: [shape[0]], offset: 0, scale: BIAS_SCALE[bias] });
+  };
+  const norm = (name: string, n: number) => out.push({ name: `${name}.weight`, shape: [n], offset: 1, scale: NORM_SCALE });
+  const { in_chans: cin, temporal_patch_size: tp, patch_size: p } = vc;
+  out.push({
+    name: "visual.patch_embed.proj.weight",
+    shape: [e, cin, tp, p, p],
+    offset: 0,
+    scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)),
+  });
+  for (let i = 0; i < vc.depth; i++) {
+    const pre = `visual.blocks.${i}`;
+    norm(`${pre}.norm1`, e);
+    norm(`${pre}.norm2`, e);
+    lin(`${pre}.attn.qkv`, "qkv", "qkv", [3 * e, e]);
+    lin(`${pre}.attn.proj`, "proj", "proj", [e, e]);
+    lin(`${pre}.mlp.gate_proj`, "gate_proj", "fc1", [f, e]);
+    lin(`${pre}.mlp.up_proj`, "up_proj", "fc1", [f, e]);
+    lin(`${pre}.mlp.down_proj`, "fc2", "fc2", [e, f]);
+  }
+  norm("visual.merger.ln_q", e);
+  lin("visual.merger.mlp.0", "mlp.0", "mlp.0", [merged, merged]);
+  lin("visual.merger.mlp.2", "mlp.2", "mlp.2", [vc.out_hidden_size, merged]);
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { seed, dtype: "BF16", tensors: out };
+}
+
+// ------------------------------------------------------------------------------------------------------------------
 // Materializing a fixture folder into a checkpoint folder
 // ------------------------------------------------------------------------------------------------------------------
 
