@@ -11,6 +11,7 @@ import { VideoModel } from "../src/engine/model.js";
 import { prefill } from "../src/engine/generate.js";
 import type { PreparedRequest } from "../src/engine/preparer.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
+import { parseQwen2_5VLConfig } from "../src/families/qwen2-5-vl/config.js";
 import { DEFAULT_VIDEO_TIME_RULE } from "../src/families/qwen2-5-vl/processor.js";
 import { windowPlan } from "../src/families/qwen2-5-vl/window.js";
 import { getRopeIndex } from "../src/families/qwen2-vl/rope-index.js";
@@ -122,6 +123,35 @@ describe("Qwen2.5-VL tiny checkpoint spec", () => {
     const spec = JSON.parse(fs.readFileSync(path.join(dir, "weights.json"), "utf8")) as WeightSpec;
     const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Qwen2_5VlShapeConfig;
     expect(qwen2_5VlWeightSpec(config, spec.seed)).toEqual(spec);
+  });
+});
+
+describe("Qwen2.5-VL config", () => {
+  it("reads the hub layout: vision hidden_size is the ViT width, out_hidden_size the merger output", () => {
+    // Values of huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct config.json (text fields abridged to those parsed).
+    const cfg = parseQwen2_5VLConfig({
+      model_type: "qwen2_5_vl",
+      hidden_size: 3584,
+      intermediate_size: 18944,
+      num_attention_heads: 28,
+      num_hidden_layers: 28,
+      num_key_value_heads: 4,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000.0,
+      vocab_size: 152064,
+      max_position_embeddings: 128000,
+      rope_scaling: { type: "mrope", mrope_section: [16, 24, 24] },
+      vision_config: {
+        depth: 32, hidden_act: "silu", hidden_size: 1280, intermediate_size: 3420, num_heads: 16, in_chans: 3, out_hidden_size: 3584,
+        patch_size: 14, spatial_merge_size: 2, spatial_patch_size: 14, window_size: 112, fullatt_block_indexes: [7, 15, 23, 31],
+        tokens_per_second: 2, temporal_patch_size: 2,
+      },
+    });
+    expect(cfg.vision).toMatchObject({ embedDim: 1280, outHiddenSize: 3584, intermediateSize: 3420, numHeads: 16, depth: 32, hiddenAct: "silu", windowSize: 112, fullAttBlockIndexes: [7, 15, 23, 31], tokensPerSecond: 2 });
+    expect(cfg.text).toMatchObject({ hiddenSize: 3584, headDim: 128, numKvHeads: 4, mropeSection: [16, 24, 24] });
+    const tiny = JSON.parse(fs.readFileSync(path.join(FIXTURES, CHECKPOINT, "config.json"), "utf8")) as Record<string, unknown> & { vision_config: object };
+    expect(parseQwen2_5VLConfig(tiny).vision.fullAttBlockIndexes).toEqual([1]);
+    expect(() => parseQwen2_5VLConfig({ ...tiny, vision_config: { ...tiny.vision_config, fullatt_block_indexes: [3] } })).toThrow(/fullatt_block_indexes .* below depth 3/);
   });
 });
 
