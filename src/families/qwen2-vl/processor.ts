@@ -11,6 +11,7 @@ import { VideolmError } from "../../errors.js";
 import type { FamilyProcessor } from "../family.js";
 import { decodeImage } from "../../media/image.js";
 import { fetchImage, loadFrameList } from "../../media/frame-list.js";
+import { withLocalVideoFile } from "../../media/sources.js";
 import { loadVideo } from "../../media/video.js";
 import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-patches.js";
 import type { RgbImage } from "../../processing/rgb-image.js";
@@ -77,7 +78,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     if (part.type === "text") return null;
     if (part.type === "image") {
       const source = describeSource(part.image);
-      const image = isRgbImage(part.image) ? part.image : await decodeImage(part.image as string | Buffer);
+      const image = isRgbImage(part.image) ? part.image : await loadImage(part.image, signal);
       // qwen-vl-utils fetch_image (the authors' pipeline); the processor's own resize is then the identity.
       const resized = fetchImage(image, { minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels, maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels }, this.sampling);
       // One frame: patchifyFrames repeats it to fill the temporal patch (two identical frames), as the reference.
@@ -132,6 +133,14 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     });
     return { inputIds: Array.from(expanded), positionIds, ropeDelta };
   }
+}
+
+/** Decodes an image from a path, a Buffer, or a file:// / http(s):// / data: URL (fetched with the video limits). */
+async function loadImage(source: string | URL | Buffer, signal?: AbortSignal): Promise<RgbImage> {
+  if (Buffer.isBuffer(source)) return decodeImage(source);
+  const text = source instanceof URL ? source.href : source;
+  if (!/^(https?|data|file):/i.test(text)) return decodeImage(text);
+  return withLocalVideoFile(text, { signal }, (file) => decodeImage(file.path));
 }
 
 function isRawFrames(x: unknown): x is { frames: RgbImage[]; fps: number } {
