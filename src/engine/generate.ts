@@ -17,6 +17,23 @@ export interface PreparedPrompt {
   /** Rows of visual embeddings in prompt order and the prompt index each one replaces. */
   visualEmbeds: Float32Array;
   visualPositions: Int32Array;
+  /** DeepStack decoders (Qwen3-VL): [levels, M, hidden] rows in the same order as `visualEmbeds`. */
+  deepstackEmbeds?: Float32Array;
+  deepstackLevels?: number;
+}
+
+/**
+ * Thinking-budget control (Qwen3 Thinking checkpoints): after `budget` tokens inside a `<think>` block the engine
+ * closes it by forcing `forcedTokens` (the ids of "\n</think>\n\n") and goes on with the answer — the approach
+ * documented for Qwen3 (QwenLM/Qwen3 README, "thinking budget").
+ */
+export interface ThinkingBudget {
+  budget: number;
+  startTokenId: number;
+  endTokenId: number;
+  forcedTokens: number[];
+  /** The prompt already opened the block (the Thinking chat template ends with `<think>\n`). */
+  insideAtStart: boolean;
 }
 
 export interface TokenEvent {
@@ -25,6 +42,9 @@ export interface TokenEvent {
   text: string;
   logprob: number;
   top?: { token: number; logprob: number }[];
+  /** `text` split into thinking and answer (VideoModel.generate fills these; see src/text/thinking.ts). */
+  reasoning?: string;
+  answer?: string;
 }
 
 export interface GenerationResult {
@@ -55,6 +75,7 @@ export interface GenerateArgs {
   signal?: AbortSignal;
   /** Prefill chunk length in tokens (bounds attention memory on long prompts). */
   prefillChunk?: number;
+  thinking?: ThinkingBudget;
 }
 
 const DEFAULT_PREFILL_CHUNK = 512;
@@ -70,6 +91,15 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: R
     const firstRow = visualRow;
     while (visualRow < prompt.visualPositions.length && prompt.visualPositions[visualRow] < end) visualRow++;
     const positionIds = new Int32Array(3 * (end - start));
+    const levels = prompt.deepstackLevels ?? 0;
+    let deepstackEmbeds: Float32Array | undefined;
+    if (levels > 0 && prompt.deepstackEmbeds) {
+      // [levels, M, D] → the rows of this chunk for every level.
+      const M = prompt.visualPositions.length;
+      const rows = visualRow - firstRow;
+      deepstackEmbeds = new Float32Array(levels * rows * D);
+      for (let l = 0; l < levels; l++) deepstackEmbeds.set(prompt.deepstackEmbeds.subarray((l * M + firstRow) * D, (l * M + visualRow) * D), l * rows * D);
+    }
     for (let a = 0; a < 3; a++) positionIds.set(prompt.positionIds.subarray(a * S + start, a * S + end), a * (end - start));
     logits = await decoder.forward(
       {
@@ -77,6 +107,7 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: R
         positionIds,
         visualEmbeds: prompt.visualEmbeds.subarray(firstRow * D, visualRow * D),
         visualPositions: Array.from(prompt.visualPositions.subarray(firstRow, visualRow), (p) => p - start),
+        deepstackEmbeds,
         logitsIndices: end === S ? [end - start - 1] : [],
       },
       cache,
@@ -102,13 +133,24 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
   let firstTokenMs = 0;
   let finishReason: GenerationResult["finishReason"] = "length";
   const tDecode = performance.now();
+  const think = args.thinking;
+  let inside = think?.insideAtStart ?? false;
+  let thinkingTokens = 0;
+  let forced: number[] = [];
 
   while (tokens.length < options.maxNewTokens) {
     if (args.signal?.aborted) {
       finishReason = "aborted";
       break;
     }
-    const step = sampler.next(logits, history);
+    if (think && inside && forced.length === 0 && thinkingTokens >= think.budget) forced = [...think.forcedTokens];
+    const isForced = forced.length > 0;
+    const step = isForced ? { token: forced.shift()!, logprob: 0, top: undefined } : sampler.next(logits, history);
+    if (think) {
+      if (step.token === think.startTokenId) inside = true;
+      else if (step.token === think.endTokenId) inside = false;
+      else if (inside && !isForced) thinkingTokens++;
+    }
     if (tokens.length === 0) firstTokenMs = performance.now() - t0;
     tokens.push(step.token);
     history.push(step.token);

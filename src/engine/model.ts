@@ -10,10 +10,11 @@ import type { FamilyConfig } from "../families/family.js";
 import type { GenerationOptions } from "../generation/options.js";
 import type { WeightPrecision } from "../onnx/layers.js";
 import { StreamingDecoder } from "../text/streaming-decoder.js";
+import { ThinkingSplitter } from "../text/thinking.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
 import type { ProgressCallback } from "../util/progress.js";
 import { ensureConverted } from "./convert.js";
-import { generate, type GenerationResult, type PreparedPrompt, type TokenEvent } from "./generate.js";
+import { generate, type GenerationResult, type PreparedPrompt, type ThinkingBudget, type TokenEvent } from "./generate.js";
 import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder } from "./sessions.js";
@@ -36,10 +37,15 @@ export interface GenerateRequest extends Partial<GenerationOptions> {
   media?: MediaOptions;
   onToken?: (event: TokenEvent) => void;
   signal?: AbortSignal;
+  /** Thinking checkpoints: at most this many tokens inside `<think>…</think>`, then the block is closed (ThinkingBudget). */
+  thinkingBudget?: number;
 }
 
 export interface GenerateResponse {
+  /** The answer (without a thinking block). */
   text: string;
+  /** Thinking checkpoints: the `<think>…</think>` content, when the prompt or the output opened such a block. */
+  reasoning?: string;
   tokens: number[];
   promptTokens: number;
   finishReason: GenerationResult["finishReason"];
@@ -86,7 +92,7 @@ export class VideoModel {
   }
 
   async generate(request: GenerateRequest): Promise<GenerateResponse> {
-    const { messages, media, onToken, signal, prepared: given, ...explicit } = request;
+    const { messages, media, onToken, signal, prepared: given, thinkingBudget, ...explicit } = request;
     const options = this.preparer.resolveOptions(explicit);
     const t0 = performance.now();
     const prepared = given ?? (await this.prepare(messages, media, signal));
@@ -96,7 +102,8 @@ export class VideoModel {
     const tv = performance.now();
     const prompt = await this.encodeVisuals(prepared);
     const visionMs = performance.now() - tv;
-    let text = "";
+    const thinking = this.thinkingControl(prepared.inputIds, thinkingBudget);
+    const splitter = new ThinkingSplitter({ startsInside: thinking.insideAtStart });
     const result = await generate({
       decoder: this.decoder,
       prompt,
@@ -105,15 +112,19 @@ export class VideoModel {
       vocabSize: this.config.text.vocabSize,
       streamer: new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true }),
       onToken: (e) => {
-        text += e.text;
-        onToken?.(e);
+        const parts = splitter.push(e.text); // always, even without a listener: the response's text comes from here
+        onToken?.({ ...e, ...parts });
       },
       signal,
+      thinking: thinking.budget,
     });
+    const tail = splitter.flush(); // text held back while it could still be a tag or a stripped newline
+    if (tail.reasoning || tail.answer) onToken?.({ token: -1, text: "", logprob: 0, ...tail });
     const n = result.tokens.length;
     const firstDecodeStepMs = result.firstTokenMs - result.prefillMs;
     return {
-      text,
+      text: splitter.answer,
+      ...(splitter.hasReasoning ? { reasoning: splitter.reasoning } : {}),
       tokens: result.tokens,
       promptTokens: S,
       finishReason: result.finishReason,
@@ -130,15 +141,50 @@ export class VideoModel {
     };
   }
 
+  /**
+   * Whether the prompt left a `<think>` block open (Thinking chat templates end with `<think>\n`), and the budget
+   * control when a budget is asked for.
+   */
+  private thinkingControl(promptIds: readonly number[], budget: number | undefined): { insideAtStart: boolean; budget?: ThinkingBudget } {
+    const id = (t: string) => {
+      try {
+        return this.tokenizer.tokenId(t);
+      } catch {
+        return undefined;
+      }
+    };
+    const start = id("<think>");
+    const end = id("</think>");
+    if (start === undefined || end === undefined) {
+      if (budget !== undefined) throw new VideolmError("--thinking-budget: this checkpoint's tokenizer has no <think> / </think> tokens");
+      return { insideAtStart: false };
+    }
+    const insideAtStart = promptIds.lastIndexOf(start) > promptIds.lastIndexOf(end);
+    if (budget === undefined) return { insideAtStart };
+    if (!Number.isInteger(budget) || budget < 0) throw new VideolmError(`thinking budget must be a non-negative integer, got ${budget}`);
+    const forcedTokens = this.tokenizer.encode("\n</think>\n\n");
+    return { insideAtStart, budget: { budget, startTokenId: start, endTokenId: end, forcedTokens, insideAtStart } };
+  }
+
   /** Runs the vision encoder on each visual and lays its rows out at the visual's placeholder positions. */
   async encodeVisuals(prepared: PreparedRequest): Promise<PreparedPrompt> {
     const D = this.config.text.hiddenSize;
     const ids = prepared.inputIds;
     const byKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
-    for (const v of prepared.visuals) byKind[v.kind].push(await this.vision.encode(v.batch));
+    const deepstackByKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
+    let levels = 0;
+    for (const v of prepared.visuals) {
+      const out = await this.vision.encodeAll(v.batch);
+      byKind[v.kind].push(out.embeds);
+      if (out.deepstack) deepstackByKind[v.kind].push(out.deepstack);
+      levels = out.deepstackLevels;
+    }
     const positions: number[] = [];
     for (let i = 0; i < ids.length; i++) if (ids[i] === this.config.imageTokenId || ids[i] === this.config.videoTokenId) positions.push(i);
-    const embeds = new Float32Array(positions.length * D);
+    const M = positions.length;
+    const embeds = new Float32Array(M * D);
+    // DeepStack: [levels, M, D], rows in the same (sequence) order as `embeds` (the reference's visual_pos_masks order).
+    const deepstack = levels > 0 ? new Float32Array(levels * M * D) : undefined;
     // The i-th image's rows fill the i-th run of image pads, the i-th video's the i-th run of video pads (as the reference scatters them).
     const cursor = { image: { index: 0, row: 0 }, video: { index: 0, row: 0 } };
     positions.forEach((p, k) => {
@@ -147,12 +193,24 @@ export class VideoModel {
       const source = byKind[kind][c.index];
       if (!source) throw new VideolmError(`the prompt has more ${kind} placeholders than ${kind} inputs`);
       embeds.set(source.subarray(c.row * D, (c.row + 1) * D), k * D);
+      if (deepstack) {
+        const ds = deepstackByKind[kind][c.index];
+        const rows = source.length / D;
+        for (let l = 0; l < levels; l++) deepstack.set(ds.subarray((l * rows + c.row) * D, (l * rows + c.row + 1) * D), (l * M + k) * D);
+      }
       if (++c.row * D === source.length) {
         c.index++;
         c.row = 0;
       }
     });
-    return { inputIds: ids, positionIds: prepared.positionIds, ropeDelta: prepared.ropeDelta, visualEmbeds: embeds, visualPositions: Int32Array.from(positions) };
+    return {
+      inputIds: ids,
+      positionIds: prepared.positionIds,
+      ropeDelta: prepared.ropeDelta,
+      visualEmbeds: embeds,
+      visualPositions: Int32Array.from(positions),
+      ...(deepstack ? { deepstackEmbeds: deepstack, deepstackLevels: levels } : {}),
+    };
   }
 
 }

@@ -6,6 +6,7 @@ import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig } from "../families/family.js";
 import { DECODER_INPUTS, DECODER_LOGITS, VISION_INPUTS, VISION_OUTPUT, pastKey, pastValue, presentKey, presentValue } from "../families/graph-io.js";
+import { DEEPSTACK_EMBEDS } from "../families/qwen2-vl/text.js";
 
 export interface SessionOptions {
   /** Intra-op threads; default: onnxruntime's choice (all physical cores). */
@@ -35,7 +36,16 @@ export interface VisionBatch {
    * Family-specific int64 graph inputs by input name (documented by the family's vision builder), e.g. the
    * Qwen2.5-VL window-attention layout. Fed as given; absent for Qwen2-VL.
    */
-  extraInputs?: Record<string, { dims: number[]; data: ArrayLike<number> }>;
+  extraInputs?: Record<string, { dims: number[]; data: ArrayLike<number>; /** default int64 */ type?: "int64" | "float32" }>;
+}
+
+/** The vision encoder's output for one visual. */
+export interface VisionOutput {
+  /** Merged visual tokens [M, outputDim]. */
+  embeds: Float32Array;
+  /** DeepStack graphs (Qwen3-VL): one feature set per level, [levels, M, outputDim]; absent otherwise. */
+  deepstack?: Float32Array;
+  deepstackLevels: number;
 }
 
 export class VisionEncoder {
@@ -46,6 +56,11 @@ export class VisionEncoder {
 
   /** Returns the merged visual tokens [t·h·w / merge², outputDim]. */
   async encode(batch: VisionBatch): Promise<Float32Array> {
+    return (await this.encodeAll(batch)).embeds;
+  }
+
+  /** The merged visual tokens and, for DeepStack graphs, the per-level features. */
+  async encodeAll(batch: VisionBatch): Promise<VisionOutput> {
     const n = batch.grid[0] * batch.grid[1] * batch.grid[2];
     const patchDim = batch.pixelValues.length / n;
     const feeds: Record<string, ort.Tensor> = {
@@ -54,10 +69,11 @@ export class VisionEncoder {
       [VISION_INPUTS.grid]: new ort.Tensor("int64", BigInt64Array.from(batch.grid, (v) => BigInt(v)), [3]),
     };
     for (const [name, t] of Object.entries(batch.extraInputs ?? {})) {
-      feeds[name] = new ort.Tensor("int64", BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims);
+      feeds[name] = t.type === "float32" ? new ort.Tensor("float32", Float32Array.from(t.data), t.dims) : new ort.Tensor("int64", BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims);
     }
     const out = await this.session.run(feeds);
-    return out[VISION_OUTPUT].data as Float32Array;
+    const ds = this.session.outputNames.includes(DEEPSTACK_EMBEDS) ? out[DEEPSTACK_EMBEDS] : undefined;
+    return { embeds: out[VISION_OUTPUT].data as Float32Array, deepstack: ds?.data as Float32Array | undefined, deepstackLevels: ds ? ds.dims[0] : 0 };
   }
 }
 
@@ -87,15 +103,23 @@ export interface DecoderChunk {
   /** Visual embeddings [M, hidden] that replace the tokens at `visualPositions` (chunk-relative). */
   visualEmbeds?: Float32Array;
   visualPositions?: ArrayLike<number>;
+  /** DeepStack decoders: [levels, M, hidden] added at `visualPositions` after the first layers (zeros when absent). */
+  deepstackEmbeds?: Float32Array;
   /** Chunk-relative positions whose logits to return. */
   logitsIndices: ArrayLike<number>;
 }
 
 export class Decoder {
+  /** DeepStack levels the graph takes (`deepstack_embeds` [levels, M, hidden]); 0 when it has no such input. */
+  readonly deepstackLevels: number;
+
   constructor(
     private readonly session: ort.InferenceSession,
     readonly config: FamilyConfig,
-  ) {}
+  ) {
+    const meta = session.inputMetadata?.find((m) => m.name === DEEPSTACK_EMBEDS);
+    this.deepstackLevels = meta && meta.isTensor && typeof meta.shape[0] === "number" ? meta.shape[0] : 0;
+  }
 
   createCache(capacity: number): KvCache {
     return new KvCache(capacity, this.config);
@@ -119,6 +143,12 @@ export class Decoder {
       [DECODER_INPUTS.totalSequenceLength]: new ort.Tensor("int32", Int32Array.from([total]), []),
       [DECODER_INPUTS.logitsIndices]: new ort.Tensor("int64", i64(chunk.logitsIndices), [chunk.logitsIndices.length]),
     };
+    if (this.deepstackLevels > 0) {
+      const M = visualPositions.length;
+      const ds = chunk.deepstackEmbeds ?? new Float32Array(this.deepstackLevels * M * D);
+      if (ds.length !== this.deepstackLevels * M * D) throw new VideolmError(`deepstack features hold ${ds.length} values, expected ${this.deepstackLevels}×${M}×${D}`);
+      feeds[DEEPSTACK_EMBEDS] = new ort.Tensor("float32", ds, [this.deepstackLevels, M, D]);
+    }
     const fetches: Record<string, ort.Tensor | null> = { [DECODER_LOGITS]: null };
     for (let i = 0; i < this.config.text.numLayers; i++) {
       feeds[pastKey(i)] = cache.keys[i];

@@ -1,0 +1,300 @@
+/**
+ * Qwen3-VL end to end against the reference (transformers 4.57.6, float32, eager attention): prompt ids with the
+ * per-frame-pair timestamp text, 3-D position ids, pixel values, position-embedding taps, vision + DeepStack features,
+ * logits at several positions, greedy tokens, cached decode vs a full pass; time sensitivity (reversed frames, another
+ * fps); and the Thinking checkpoint's `<think>` handling with the thinking budget (forced "\n</think>\n\n").
+ * Goldens: test/fixtures/qwen3-vl/<checkpoint>/golden.json, recorded by tools/oracle/record_qwen3_vl.py.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { VideoModel } from "../src/engine/model.js";
+import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
+import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
+import { linspaceF32 } from "../src/families/qwen3-vl/pos-embed.js";
+import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+
+const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen3-vl");
+const CACHE = path.join(repoRoot(), ".cache/test-cache");
+
+interface Summary {
+  sum: number;
+  abs_sum: number;
+  indices: number[];
+  values: number[];
+  shape: number[];
+}
+interface LogitRecord {
+  position: number;
+  max_abs: number;
+  top20: [number, number][];
+  at_ids: number[];
+}
+interface GoldenCase {
+  messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[]; sample_fps?: number }[] }[];
+  input_ids: number[];
+  expanded_prompt: string;
+  position_ids: number[][];
+  rope_deltas: number;
+  video_timestamps: { fps: number; seconds: number[]; text: string[] }[];
+  pos_embed_taps: { grid: number[]; h_linspace: number[]; w_linspace: number[] }[];
+  pixel_values: Summary | null;
+  pixel_values_videos: Summary | null;
+  image_embeds?: Summary;
+  video_embeds?: Summary;
+  image_deepstack?: Summary[];
+  video_deepstack?: Summary[];
+  logit_ids: number[];
+  logits: LogitRecord[];
+  greedy: { new_tokens: number[]; steps: { step: number; max_abs: number; at_ids: number[] }[]; full_forward_last: { max_abs: number; top20: [number, number][] } };
+  forced_think?: { budget: number; forced_ids: number[]; tokens: number[]; text: string; reasoning: string; answer: string };
+}
+type Golden = { cases: Record<string, GoldenCase> };
+
+const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
+/** Largest |ours − reference| / tolerance seen per checkpoint, for the report. */
+const worstRatio: Record<string, { delta: number; maxAbs: number }> = {};
+
+function toMessages(c: GoldenCase): ChatRequestMessage[] {
+  const media = (p: string) => path.join(FIXTURES, p);
+  return c.messages.map((m) => ({
+    role: m.role as ChatRequestMessage["role"],
+    content: m.content.map((part): ContentPart => {
+      if (part.type === "image") return { type: "image", image: media(part.image!) };
+      // A list of frames at its sample fps (qwen-vl-utils `sample_fps`). The reference ran the processor on the frames
+      // as they are (multiples of 32), so the per-frame lower bound is lowered to keep qwen-vl-utils from upscaling
+      // them to the video minimum (128·32²).
+      if (part.type === "video") return { type: "video", video: part.video!.map(media), fps: part.sample_fps, minPixels: 32 * 32 };
+      return { type: "text", text: part.text! };
+    }),
+  }));
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+function sumStats(values: Float32Array) {
+  let sum = 0;
+  let abs = 0;
+  for (const v of values) {
+    sum += v;
+    abs += Math.abs(v);
+  }
+  return { sum, abs };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return all;
+}
+
+function checkSummary(ours: Float32Array, ref: Summary, tol: number) {
+  expect(ours.length).toBe(ref.shape.reduce((a, b) => a * b, 1));
+  const { sum, abs } = sumStats(ours);
+  expect(Math.abs(abs - ref.abs_sum)).toBeLessThan(tol * (1 + ref.abs_sum));
+  expect(Math.abs(sum - ref.sum)).toBeLessThan(tol * (1 + ref.abs_sum));
+  ref.indices.forEach((idx, j) => expect(Math.abs(ours[idx] - ref.values[j])).toBeLessThan(tol * Math.max(1, Math.abs(ref.values[j])) * 10));
+}
+
+async function fullForward(model: VideoModel, prompt: PreparedPrompt, positions: number[]): Promise<Float32Array> {
+  return model.decoder.forward(
+    {
+      inputIds: prompt.inputIds,
+      positionIds: prompt.positionIds,
+      visualEmbeds: prompt.visualEmbeds,
+      visualPositions: prompt.visualPositions,
+      deepstackEmbeds: prompt.deepstackEmbeds,
+      logitsIndices: positions,
+    },
+    model.decoder.createCache(prompt.inputIds.length),
+  );
+}
+
+for (const checkpoint of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
+  describe(`Qwen3-VL golden: ${checkpoint}`, () => {
+    const fixture = path.join(FIXTURES, checkpoint);
+    const golden = JSON.parse(fs.readFileSync(path.join(fixture, "golden.json"), "utf8")) as Golden;
+    let model: VideoModel;
+
+    beforeAll(async () => {
+      const dir = await materializeTinyCheckpoint(fixture);
+      model = await VideoModel.load(dir, { cacheDir: CACHE, threads: 1 });
+    });
+
+    const checkRow = (actual: Float32Array, ids: number[], expected: number[], maxAbs: number) => {
+      let worst = 0;
+      ids.forEach((id, j) => (worst = Math.max(worst, Math.abs(actual[id] - expected[j]))));
+      expect(worst).toBeLessThanOrEqual(tolerance(maxAbs));
+      const w = (worstRatio[checkpoint] ??= { delta: 0, maxAbs: 0 });
+      if (worst > w.delta) Object.assign(w, { delta: worst, maxAbs });
+    };
+
+    for (const [name, c] of Object.entries(golden.cases)) {
+      it(`${name}: prompt ids, positions, pixels, features, logits, greedy tokens, cached decode`, async () => {
+        const prepared = await model.prepare(toMessages(c));
+        expect(model.tokenizer.decode(prepared.inputIds, { skipSpecialTokens: false })).toBe(c.expanded_prompt);
+        expect(prepared.inputIds).toEqual(c.input_ids);
+        for (const ts of c.video_timestamps) for (const text of ts.text) expect(c.expanded_prompt).toContain(text);
+        const S = c.input_ids.length;
+        for (let a = 0; a < 3; a++) expect(Array.from(prepared.positionIds.subarray(a * S, (a + 1) * S))).toEqual(c.position_ids[a]);
+        expect(prepared.ropeDelta).toBe(c.rope_deltas);
+
+        // Position-embedding bookkeeping: the float32 linspace behind the bilinear taps, bit for bit.
+        const grids = [...prepared.visuals.filter((v) => v.kind === "image"), ...prepared.visuals.filter((v) => v.kind === "video")].map((v) => v.batch.grid);
+        expect(grids).toEqual(c.pos_embed_taps.map((t) => t.grid));
+        for (const t of c.pos_embed_taps) {
+          expect(Array.from(linspaceF32(0, 11, t.grid[1]))).toEqual(t.h_linspace);
+          expect(Array.from(linspaceF32(0, 11, t.grid[2]))).toEqual(t.w_linspace);
+        }
+
+        for (const kind of ["image", "video"] as const) {
+          const ref = kind === "image" ? c.pixel_values : c.pixel_values_videos;
+          const ours = prepared.visuals.filter((v) => v.kind === kind);
+          if (!ref) {
+            expect(ours).toHaveLength(0);
+            continue;
+          }
+          const all = concat(ours.map((v) => v.batch.pixelValues));
+          expect(all.length).toBe(ref.shape[0] * ref.shape[1]);
+          checkSummary(all, ref, 1e-6);
+          // Vision tower + DeepStack mergers (debug aid: these fail before the logits do).
+          const outs = await Promise.all(ours.map((v) => (model as unknown as { vision: { encodeAll: (b: unknown) => Promise<{ embeds: Float32Array; deepstack?: Float32Array; deepstackLevels: number }> } }).vision.encodeAll(v.batch)));
+          checkSummary(concat(outs.map((o) => o.embeds)), (kind === "image" ? c.image_embeds : c.video_embeds)!, 1e-5);
+          const dsRef = (kind === "image" ? c.image_deepstack : c.video_deepstack)!;
+          dsRef.forEach((ref, level) => {
+            const perVisual = outs.map((o) => {
+              const rows = o.embeds.length;
+              return o.deepstack!.subarray(level * rows, (level + 1) * rows);
+            });
+            checkSummary(concat(perVisual), ref, 1e-5);
+          });
+        }
+
+        const prompt = await model.encodeVisuals(prepared);
+        const V = model.config.text.vocabSize;
+        const logits = await fullForward(model, prompt, c.logits.map((l) => l.position));
+        c.logits.forEach((rec, k) => {
+          const row = logits.subarray(k * V, (k + 1) * V);
+          checkRow(row, c.logit_ids, rec.at_ids, rec.max_abs);
+          checkRow(row, rec.top20.map(([id]) => id), rec.top20.map(([, v]) => v), rec.max_abs);
+        });
+
+        // Greedy decoding with the KV cache; prefill in chunks of 7 so visual rows (and DeepStack rows) straddle chunks.
+        const steps = c.greedy.new_tokens.length;
+        const cache = model.decoder.createCache(S + steps);
+        let row = await prefill(model.decoder, prompt, cache, 7);
+        const tokens: number[] = [];
+        const stepRows: Float32Array[] = [];
+        for (let i = 0; i < steps; i++) {
+          stepRows.push(row);
+          tokens.push(argmax(row));
+          if (i === steps - 1) break;
+          const pos = S + i + prompt.ropeDelta;
+          row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
+        }
+        expect(tokens).toEqual(c.greedy.new_tokens);
+        expect(new Set(tokens).size).toBeGreaterThanOrEqual(6);
+        for (const step of c.greedy.steps) checkRow(stepRows[step.step], c.logit_ids, step.at_ids, step.max_abs);
+
+        // Cached decode equals one full pass over prompt + generated[:-1].
+        const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
+        const T = ids.length;
+        const pos3 = new Int32Array(3 * T);
+        for (let a = 0; a < 3; a++) {
+          pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
+          for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
+        }
+        const onePass = await fullForward(model, { ...prompt, inputIds: ids, positionIds: pos3 }, [T - 1]);
+        const last = stepRows[steps - 1];
+        let diff = 0;
+        for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));
+        expect(diff).toBeLessThanOrEqual(tolerance(c.greedy.full_forward_last.max_abs));
+        const ref = c.greedy.full_forward_last.top20;
+        checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), c.greedy.full_forward_last.max_abs);
+      });
+    }
+
+    if (checkpoint === "qwen3-vl-tiny") {
+      it("reversing the frames changes the output (time is not ignored)", async () => {
+        const forward = await model.prepare(toMessages(golden.cases.video));
+        const reversed = await model.prepare(toMessages(golden.cases["video-reversed"]));
+        expect(reversed.inputIds).toEqual(forward.inputIds); // same prompt: only the pixels moved in time
+        const V = model.config.text.vocabSize;
+        const a = await fullForward(model, await model.encodeVisuals(forward), [forward.inputIds.length - 1]);
+        const b = await fullForward(model, await model.encodeVisuals(reversed), [reversed.inputIds.length - 1]);
+        let diff = 0;
+        for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+        expect(diff).toBeGreaterThan(1e-2);
+        expect(golden.cases["video-reversed"].greedy.new_tokens).not.toEqual(golden.cases.video.greedy.new_tokens);
+      });
+
+      it("another fps changes the timestamp text, and only that", async () => {
+        const at2 = await model.prepare(toMessages(golden.cases.video));
+        const at4 = await model.prepare(toMessages(golden.cases["video-fps4"]));
+        const text2 = model.tokenizer.decode(at2.inputIds, { skipSpecialTokens: false });
+        const text4 = model.tokenizer.decode(at4.inputIds, { skipSpecialTokens: false });
+        for (const t of ["<0.2 seconds>", "<1.2 seconds>", "<2.2 seconds>"]) expect(text2).toContain(t); // 0.25 → "0.2" (half to even)
+        for (const t of ["<0.1 seconds>", "<0.6 seconds>", "<1.1 seconds>"]) expect(text4).toContain(t);
+        expect(text4.replace(/<\d+\.\d seconds>/g, "<T>")).toBe(text2.replace(/<\d+\.\d seconds>/g, "<T>"));
+        expect(at4.inputIds).not.toEqual(at2.inputIds);
+      });
+
+      it("generate() streams the same greedy tokens and text as decoding them (no thinking block)", async () => {
+        const c = golden.cases.video;
+        let streamed = "";
+        const r = await model.generate({ messages: toMessages(c), temperature: 0, maxNewTokens: c.greedy.new_tokens.length, onToken: (e) => (streamed += e.answer ?? "") });
+        expect(r.tokens).toEqual(c.greedy.new_tokens);
+        expect(r.text).toBe(model.tokenizer.decode(c.greedy.new_tokens, { skipSpecialTokens: true }));
+        expect(r.reasoning).toBeUndefined();
+        expect(streamed).toBe(r.text);
+      });
+    } else {
+      it("thinking budget: the block is closed with forced tokens and separated from the answer, as the reference", async () => {
+        const c = golden.cases.video;
+        const f = c.forced_think!;
+        expect(c.input_ids.slice(-2)).toEqual([151667, 198]); // "<think>\n" ends the prompt
+        let reasoning = "";
+        let answer = "";
+        const r = await model.generate({
+          messages: toMessages(c),
+          temperature: 0,
+          maxNewTokens: f.tokens.length,
+          thinkingBudget: f.budget,
+          onToken: (e) => {
+            reasoning += e.reasoning ?? "";
+            answer += e.answer ?? "";
+          },
+        });
+        expect(r.tokens).toEqual(f.tokens);
+        expect(r.tokens.slice(f.budget, f.budget + f.forced_ids.length)).toEqual(f.forced_ids);
+        expect(r.reasoning).toBe(f.reasoning);
+        expect(r.text).toBe(f.answer);
+        expect(reasoning).toBe(f.reasoning);
+        expect(answer).toBe(f.answer);
+      });
+
+      it("without a budget the whole output is reasoning while the block stays open", async () => {
+        const c = golden.cases.video;
+        const r = await model.generate({ messages: toMessages(c), temperature: 0, maxNewTokens: c.greedy.new_tokens.length });
+        expect(r.tokens).toEqual(c.greedy.new_tokens);
+        expect(r.text).toBe("");
+        expect(r.reasoning).toBe(model.tokenizer.decode(c.greedy.new_tokens, { skipSpecialTokens: true }).replace(/^\n+/, "").replace(/\n+$/, ""));
+      });
+    }
+  });
+}
+
+describe("Qwen3-VL measured deltas", () => {
+  it("reports the largest logit deltas", () => {
+    for (const [k, v] of Object.entries(worstRatio)) console.log(`${k}: max |Δlogit| ${v.delta.toExponential(2)} at max |logit| ${v.maxAbs.toFixed(2)}`);
+    expect(Object.keys(worstRatio).length).toBeGreaterThan(0);
+  });
+});
