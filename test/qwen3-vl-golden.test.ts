@@ -12,7 +12,7 @@ import { VideoModel } from "../src/engine/model.js";
 import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { linspaceF32 } from "../src/families/qwen3-vl/pos-embed.js";
-import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { materializeTinyCheckpoint, qwen3VlWeightSpec, readWeightSpec, repoRoot, type Qwen3VlShapeConfig } from "../src/testing/tiny-checkpoint.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen3-vl");
 const CACHE = path.join(repoRoot(), ".cache/test-cache");
@@ -291,6 +291,17 @@ for (const checkpoint of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
     }
   });
 }
+
+describe("Qwen3-VL tiny checkpoint spec", () => {
+  it("weights.json equals qwen3VlWeightSpec(config.json, seed) (TS port of the Python spec builder)", () => {
+    for (const name of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
+      const dir = path.join(FIXTURES, name);
+      const spec = readWeightSpec(dir);
+      const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Qwen3VlShapeConfig;
+      expect(qwen3VlWeightSpec(config, spec.seed)).toEqual(spec);
+    }
+  });
+});
 
 describe("Qwen3-VL measured deltas", () => {
   it("reports the largest logit deltas", () => {

@@ -381,6 +381,100 @@ export function qwen2_5VlWeightSpec(cfg: Qwen2_5VlShapeConfig, seed: number): We
 }
 
 // ------------------------------------------------------------------------------------------------------------------
+// Weight spec for a Qwen3-VL config: port of qwen3_vl_weight_spec() in tools/oracle/record_qwen3_vl.py (hub tensor
+// names `model.language_model.*`, `model.visual.*`, `lm_head.*`; same formulas as the Qwen2-VL spec plus the
+// Qwen3-VL-only kinds: vision MLP / merger linear_fc1/2, patch-embed bias, pos_embed, q_norm / k_norm, DeepStack mergers).
+// ------------------------------------------------------------------------------------------------------------------
+const QWEN3_GAIN: Record<string, number> = { linear_fc1: 1.0, linear_fc2: 1.0, merger_fc1: 1.0, merger_fc2: 1.0 };
+const QWEN3_BIAS: Record<string, number> = { linear_fc1: 0.1, linear_fc2: 0.05, merger_fc1: 0.05, merger_fc2: 0.05, patch_embed: 0.05 };
+const QWEN3_POS_EMBED_SCALE = 0.5;
+
+/** The hub config.json keys the Qwen3-VL spec needs (nested layout). */
+export interface Qwen3VlShapeConfig {
+  tie_word_embeddings: boolean;
+  text_config: {
+    hidden_size: number;
+    intermediate_size: number;
+    num_attention_heads: number;
+    num_key_value_heads: number;
+    head_dim: number;
+    num_hidden_layers: number;
+    vocab_size: number;
+  };
+  vision_config: {
+    depth: number;
+    hidden_size: number;
+    intermediate_size: number;
+    out_hidden_size: number;
+    num_position_embeddings: number;
+    deepstack_visual_indexes: number[];
+    spatial_merge_size: number;
+    patch_size: number;
+    temporal_patch_size: number;
+    in_channels: number;
+  };
+}
+
+export function qwen3VlWeightSpec(cfg: Qwen3VlShapeConfig, seed: number): WeightSpec {
+  const tc = cfg.text_config;
+  const vc = cfg.vision_config;
+  const { hidden_size: h, intermediate_size: inter, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd, vocab_size: vocab } = tc;
+  const e = vc.hidden_size;
+  const merged = e * vc.spatial_merge_size ** 2;
+  const out: TensorSpec[] = [];
+  const scale = (kind: string, fanIn: number) => (kind in QWEN3_GAIN ? QWEN3_GAIN[kind] : LINEAR_GAIN[kind]) * Math.sqrt(3 / fanIn);
+  const lin = (name: string, kind: string, shape: number[], bias = true) => {
+    out.push({ name: `${name}.weight`, shape, offset: 0, scale: scale(kind, shape[1]) });
+    if (bias) out.push({ name: `${name}.bias`, shape: [shape[0]], offset: 0, scale: kind in QWEN3_BIAS ? QWEN3_BIAS[kind] : BIAS_SCALE[kind] });
+  };
+  const norm = (name: string, n: number, bias: boolean) => {
+    out.push({ name: `${name}.weight`, shape: [n], offset: 1, scale: NORM_SCALE });
+    if (bias) out.push({ name: `${name}.bias`, shape: [n], offset: 0, scale: BIAS_SCALE.norm });
+  };
+  const lm = "model.language_model";
+  out.push({ name: `${lm}.embed_tokens.weight`, shape: [vocab, h], offset: 0, scale: EMBED_SCALE });
+  for (let i = 0; i < tc.num_hidden_layers; i++) {
+    const pre = `${lm}.layers.${i}`;
+    lin(`${pre}.self_attn.q_proj`, "q_proj", [heads * hd, h], false);
+    lin(`${pre}.self_attn.k_proj`, "k_proj", [kv * hd, h], false);
+    lin(`${pre}.self_attn.v_proj`, "v_proj", [kv * hd, h], false);
+    lin(`${pre}.self_attn.o_proj`, "o_proj", [h, heads * hd], false);
+    norm(`${pre}.self_attn.q_norm`, hd, false);
+    norm(`${pre}.self_attn.k_norm`, hd, false);
+    lin(`${pre}.mlp.gate_proj`, "gate_proj", [inter, h], false);
+    lin(`${pre}.mlp.up_proj`, "up_proj", [inter, h], false);
+    lin(`${pre}.mlp.down_proj`, "down_proj", [h, inter], false);
+    norm(`${pre}.input_layernorm`, h, false);
+    norm(`${pre}.post_attention_layernorm`, h, false);
+  }
+  norm(`${lm}.norm`, h, false);
+  if (!cfg.tie_word_embeddings) lin("lm_head", "lm_head", [vocab, h], false);
+  const vis = "model.visual";
+  const { in_channels: cin, temporal_patch_size: tp, patch_size: p } = vc;
+  out.push({ name: `${vis}.patch_embed.proj.weight`, shape: [e, cin, tp, p, p], offset: 0, scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)) });
+  out.push({ name: `${vis}.patch_embed.proj.bias`, shape: [e], offset: 0, scale: QWEN3_BIAS.patch_embed });
+  out.push({ name: `${vis}.pos_embed.weight`, shape: [vc.num_position_embeddings, e], offset: 0, scale: QWEN3_POS_EMBED_SCALE });
+  for (let i = 0; i < vc.depth; i++) {
+    const pre = `${vis}.blocks.${i}`;
+    norm(`${pre}.norm1`, e, true);
+    norm(`${pre}.norm2`, e, true);
+    lin(`${pre}.attn.qkv`, "qkv", [3 * e, e]);
+    lin(`${pre}.attn.proj`, "proj", [e, e]);
+    lin(`${pre}.mlp.linear_fc1`, "linear_fc1", [vc.intermediate_size, e]);
+    lin(`${pre}.mlp.linear_fc2`, "linear_fc2", [e, vc.intermediate_size]);
+  }
+  const merger = (pre: string, postShuffle: boolean) => {
+    norm(`${pre}.norm`, postShuffle ? merged : e, true);
+    lin(`${pre}.linear_fc1`, "merger_fc1", [merged, merged]);
+    lin(`${pre}.linear_fc2`, "merger_fc2", [vc.out_hidden_size, merged]);
+  };
+  merger(`${vis}.merger`, false);
+  vc.deepstack_visual_indexes.forEach((_, j) => merger(`${vis}.deepstack_merger_list.${j}`, true));
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { seed, dtype: "BF16", tensors: out };
+}
+
+// ------------------------------------------------------------------------------------------------------------------
 // Materializing a fixture folder into a checkpoint folder
 // ------------------------------------------------------------------------------------------------------------------
 

@@ -24,8 +24,11 @@ Media:
 Generation:
   --max-new-tokens N  --temperature T (0 = greedy)  --top-k K  --top-p P  --repetition-penalty R
   --seed N  --stop STR (repeatable)  --logprobs N (top alternatives per token, with --json)
+Thinking checkpoints (a <think>…</think> block before the answer, e.g. Qwen3-VL-*-Thinking):
+  --hide-thinking            show only the answer (the thinking is dimmed on a terminal, plain on a pipe)
+  --thinking-budget N        at most N thinking tokens; then the block is closed ("\\n</think>\\n\\n") and the answer follows
 Output:
-  --json                     print one JSON object (text, tokens, promptTokens, timings, …) instead of streaming
+  --json                     print one JSON object (text = the answer, reasoning, tokens, promptTokens, timings, …)
   -q, --quiet                no progress on stderr
   --debug                    show stack traces on errors`;
 
@@ -79,8 +82,36 @@ export function requireModel(flags: Flags): string {
   return modelDir;
 }
 
+/** `run`-only flags for thinking checkpoints. */
+export const THINKING_FLAGS = {
+  "hide-thinking": { type: "boolean" },
+  "thinking-budget": { type: "string" },
+} as const;
+
+/**
+ * Writes streamed thinking and answer text: thinking dimmed (ANSI faint) on a terminal, as plain text on a pipe, or
+ * not at all with --hide-thinking; a blank line separates it from the answer.
+ */
+export function thinkingWriter(out: { write(s: string): unknown; isTTY?: boolean }, hide: boolean) {
+  let inReasoning = false;
+  const dim = (s: string) => (out.isTTY ? `\x1b[2m${s}\x1b[22m` : s);
+  return {
+    reasoning(text: string) {
+      if (hide || !text) return;
+      out.write(dim(text));
+      inReasoning = true;
+    },
+    answer(text: string) {
+      if (!text) return;
+      if (inReasoning) out.write("\n\n");
+      inReasoning = false;
+      out.write(text);
+    },
+  };
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS }, "run");
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS }, "run");
   if (flags.help) {
     process.stdout.write(RUN_HELP + "\n");
     return 0;
@@ -91,6 +122,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const quiet = Boolean(flags.quiet);
   const explicit = generationFlags(flags);
   const media = mediaFlags(flags);
+  const thinkingBudget = numberFlag(flags, "thinking-budget", { integer: true });
+  if (thinkingBudget !== undefined && thinkingBudget < 0) throw new VideolmError(`--thinking-budget expects a non-negative integer, got ${thinkingBudget}`);
+  const writer = thinkingWriter(process.stdout, Boolean(flags["hide-thinking"]));
 
   // Prepare and check the request before converting or loading weights, so a bad video or an oversized plan
   // fails in seconds.
@@ -114,11 +148,18 @@ export async function runCommand(argv: string[]): Promise<number> {
       prepared,
       ...explicit,
       signal: abort.signal,
-      onToken: json ? undefined : (e) => process.stdout.write(e.text),
+      thinkingBudget,
+      onToken: json
+        ? undefined
+        : (e) => {
+            writer.reasoning(e.reasoning ?? "");
+            writer.answer(e.answer ?? "");
+          },
     });
     if (json) {
       const out = {
         text: response.text,
+        ...(response.reasoning !== undefined ? { reasoning: response.reasoning } : {}),
         tokens: response.tokens,
         promptTokens: response.promptTokens,
         finishReason: response.finishReason,
