@@ -381,7 +381,12 @@ export class VideolmServer {
               onToken: stream
                 ? (e) => {
                     const lp = request.logprobs && e.token >= 0 ? { content: [logprobEntry(e)] } : null;
-                    if (e.text || lp) stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: e.text }, logprobs: lp, finish_reason: null }] });
+                    // Thinking checkpoints: the engine splits the text into reasoning and answer (OpenAI-compatible
+                    // servers stream the former as `reasoning_content`).
+                    const split = e as TokenEvent & { reasoning?: string; answer?: string };
+                    const content = split.answer ?? split.text;
+                    const delta = split.reasoning ? { content, reasoning_content: split.reasoning } : { content };
+                    if (content || split.reasoning || lp) stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta, logprobs: lp, finish_reason: null }] });
                   }
                 : undefined,
             }),
@@ -401,6 +406,7 @@ export class VideolmServer {
           stream.done();
           return;
         }
+        const reasoning = (result as GenerateResponse & { reasoning?: string }).reasoning;
         const logprobs = request.logprobs
           ? {
               content: (result.logprobs ?? []).map((l) => ({
@@ -412,7 +418,7 @@ export class VideolmServer {
         sendJson(res, 200, {
           ...head,
           object: "chat.completion",
-          choices: [{ index: 0, message: { role: "assistant", content: result.text }, logprobs, finish_reason: result.finishReason }],
+          choices: [{ index: 0, message: { role: "assistant", content: result.text, ...(reasoning ? { reasoning_content: reasoning } : {}) }, logprobs, finish_reason: result.finishReason }],
           usage,
           videolm_timings: timings,
         });
