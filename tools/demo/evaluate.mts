@@ -1,0 +1,110 @@
+/**
+ * Held-out evaluation of the demo model: videolm's engine (VideoModel.generate, greedy) on every question of
+ * the evaluation shards (seeds never used in training; tools/demo/export-shards.mts), regenerating each mp4 from
+ * its seed and checking that videolm prepares exactly the prompt ids stored in the shard. With --reference
+ * <preds.json> (from tools/demo/eval_reference.py: transformers' greedy generate on the same stored inputs) it
+ * prints both side by side.
+ *
+ * Accuracy: exact answer text; time questions count when every time is within ±0.5 s (src/synth isCorrect).
+ * MAE: mean absolute error over the times of time questions whose answer parses into the right number of times.
+ *
+ * Usage: npx tsx tools/demo/evaluate.mts <evalShardDir> [--model models/videolm-demo] [--reference preds.json]
+ *                                          [--limit N] [--out engine-preds.json]
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { VideoModel } from "../../src/engine/model.js";
+import { DEMO_MEDIA_OPTIONS, demoMessages, encodeScene, isCorrect, parseTimes, QUESTION_TYPES, sceneFromSeed, type SynthQuestion } from "../../src/synth/index.js";
+
+interface ShardQuestion extends SynthQuestion {
+  promptIds: number[];
+}
+interface ShardVideo {
+  seed: number;
+  questions: ShardQuestion[];
+}
+interface Prediction {
+  seed: number;
+  q: number;
+  type: string;
+  answer: string;
+  predicted: string;
+  tokens?: number[];
+}
+
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback?: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const dir = argv[0];
+const modelDir = flag("--model", "models/videolm-demo")!;
+const limit = Number(flag("--limit", "1000000"));
+const shardFiles = fs.readdirSync(dir).filter((n) => /^shard-\d+\.json$/.test(n)).sort();
+const videos: ShardVideo[] = shardFiles.flatMap((n) => (JSON.parse(fs.readFileSync(path.join(dir, n), "utf8")) as { videos: ShardVideo[] }).videos).slice(0, limit);
+
+const model = await VideoModel.load(modelDir, { cacheDir: path.resolve(".cache/demo/convert"), threads: 2 });
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-demo-eval-"));
+const engine: Prediction[] = [];
+const t0 = Date.now();
+for (const video of videos) {
+  const file = path.join(tmp, `${video.seed}.mp4`);
+  await encodeScene(sceneFromSeed(video.seed), file);
+  for (const [q, question] of video.questions.entries()) {
+    const prepared = await model.prepare(demoMessages(file, question.question), DEMO_MEDIA_OPTIONS);
+    if (prepared.inputIds.join() !== question.promptIds.join()) throw new Error(`seed ${video.seed}: videolm's prompt ids differ from the stored ones`);
+    const out = await model.generate({ messages: [], prepared, temperature: 0, maxNewTokens: 16 });
+    engine.push({ seed: video.seed, q, type: question.type, answer: question.answer, predicted: out.text, tokens: out.tokens });
+  }
+  fs.rmSync(file);
+}
+fs.rmSync(tmp, { recursive: true, force: true });
+const out = flag("--out");
+if (out) fs.writeFileSync(out, JSON.stringify(engine, null, 1));
+
+const questionOf = new Map(videos.flatMap((v) => v.questions.map((q, i) => [`${v.seed}/${i}`, q] as const)));
+
+function score(preds: Prediction[]) {
+  const perType = new Map<string, [number, number]>();
+  let errSum = 0;
+  let errN = 0;
+  let within = 0;
+  let timeN = 0;
+  for (const p of preds) {
+    const q = questionOf.get(`${p.seed}/${p.q}`)!;
+    const ok = isCorrect(q, p.predicted);
+    const [a, n] = perType.get(q.type) ?? [0, 0];
+    perType.set(q.type, [a + (ok ? 1 : 0), n + 1]);
+    if (q.times) {
+      timeN++;
+      if (ok) within++;
+      const got = parseTimes(p.predicted);
+      if (got.length === q.times.length) got.forEach((t, i) => ((errSum += Math.abs(t - q.times![i])), errN++));
+    }
+  }
+  const correct = [...perType.values()].reduce((s, [a]) => s + a, 0);
+  return { perType, overall: correct / preds.length, mae: errN ? errSum / errN : NaN, withinHalf: timeN ? within / timeN : NaN };
+}
+
+const refFile = flag("--reference");
+const reference = refFile ? (JSON.parse(fs.readFileSync(refFile, "utf8")) as Prediction[]) : undefined;
+const e = score(engine);
+const r = reference ? score(reference.filter((p) => questionOf.has(`${p.seed}/${p.q}`))) : undefined;
+const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
+console.log(`${videos.length} held-out videos, ${engine.length} questions, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+console.log(`type        n   videolm${r ? "  reference" : ""}`);
+for (const t of QUESTION_TYPES) {
+  const [a, n] = e.perType.get(t) ?? [0, 0];
+  if (!n) continue;
+  const ref = r?.perType.get(t);
+  console.log(`${t.padEnd(10)} ${String(n).padStart(3)}  ${pct(a / n)}%${ref ? `    ${pct(ref[0] / ref[1])}%` : ""}`);
+}
+console.log(`overall         ${pct(e.overall)}%${r ? `    ${pct(r.overall)}%` : ""}`);
+console.log(`time ±0.5 s     ${pct(e.withinHalf)}%${r ? `    ${pct(r.withinHalf)}%` : ""}`);
+console.log(`time MAE (s)    ${e.mae.toFixed(3).padStart(6)}${r ? `     ${r.mae.toFixed(3).padStart(6)}` : ""}`);
+if (reference) {
+  const refTokens = new Map(reference.map((p) => [`${p.seed}/${p.q}`, (p.tokens ?? []).join()]));
+  const same = engine.filter((p) => refTokens.get(`${p.seed}/${p.q}`) === (p.tokens ?? []).join()).length;
+  console.log(`identical generated tokens videolm vs reference: ${same}/${engine.length}`);
+}

@@ -1,0 +1,135 @@
+"""Trains the demo model (transformers 4.57.6 Qwen2VLForConditionalGeneration, CPU) on shards exported by
+tools/demo/export-shards.mts, starting from the seeded initialisation written by tools/demo/init_checkpoint.py.
+
+Reproducible from --seed: the batch order is a function of the seed and the step only. Shards may still be
+being exported while training runs: step s draws from shards 0 .. s // steps_per_shard (waiting for a shard that
+is not written yet), so the data seen at each step does not depend on timing.
+
+Usage: .venv-oracle/bin/python tools/demo/train.py --data .cache/demo/train --init models/videolm-demo \
+         --out .cache/demo/run --steps 2400 [--eval .cache/demo/eval]
+"""
+import argparse
+import math
+import os
+import random
+import shutil
+import time
+
+import torch
+from transformers import Qwen2VLForConditionalGeneration
+
+from shards import Shard, make_batch, shard_paths
+
+p = argparse.ArgumentParser()
+p.add_argument("--data", required=True)
+p.add_argument("--init", required=True)
+p.add_argument("--out", required=True)
+p.add_argument("--steps", type=int, default=2400)
+p.add_argument("--batch", type=int, default=16)
+p.add_argument("--lr", type=float, default=8e-4)
+p.add_argument("--warmup", type=int, default=100)
+p.add_argument("--seed", type=int, default=1234)
+p.add_argument("--steps-per-shard", type=int, default=40)
+p.add_argument("--shards", type=int, default=30)
+p.add_argument("--eval", default=None)
+p.add_argument("--eval-every", type=int, default=200)
+p.add_argument("--threads", type=int, default=2)
+args = p.parse_args()
+
+torch.set_num_threads(args.threads)
+torch.manual_seed(args.seed)
+model = Qwen2VLForConditionalGeneration.from_pretrained(args.init, torch_dtype=torch.float32)
+model.train()
+
+
+def linear_patch_embed(self, hidden_states):
+    # PatchEmbed.forward (modeling_qwen2_vl.py) is a Conv3d whose kernel covers the whole (3, 2, 14, 14) input patch,
+    # i.e. a matmul with the flattened kernel. Same weights, same result up to float rounding; torch's CPU Conv3d
+    # backward is ~10x slower than the whole rest of a training step, so training uses the matmul form. The
+    # checkpoint keeps the Conv3d weight layout.
+    weight = self.proj.weight
+    return torch.nn.functional.linear(hidden_states.reshape(-1, weight[0].numel()).to(weight.dtype), weight.reshape(weight.shape[0], -1))
+
+
+type(model.model.visual.patch_embed).forward = linear_patch_embed
+pad_id = model.config.text_config.pad_token_id or 0
+opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+
+def lr_at(step):
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+shards = []
+
+
+def shard(k):
+    base = os.path.join(args.data, f"shard-{k:04d}")
+    while len(shards) <= k:
+        path = os.path.join(args.data, f"shard-{len(shards):04d}")
+        while not os.path.exists(path + ".json"):
+            time.sleep(5)
+        shards.append(Shard(path))
+    assert shards[k] is not None and base
+    return shards[k]
+
+
+def teacher_forced_accuracy(items):
+    """Exact-match of greedy answers, computed teacher-forced (all answer tokens argmax-correct ⇔ greedy output equal)."""
+    model.eval()
+    per_type = {}
+    with torch.no_grad():
+        for i in range(0, len(items), 16):
+            chunk = items[i:i + 16]
+            batch = make_batch(chunk, pad_id)
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            pred = logits[:, :-1].argmax(-1)
+            target = batch["labels"][:, 1:]
+            mask = target != -100
+            ok = ((pred == target) | ~mask).all(-1)
+            for (sh, v, q), good in zip(chunk, ok.tolist()):
+                t = sh.videos[v]["questions"][q]["type"]
+                a, n = per_type.get(t, (0, 0))
+                per_type[t] = (a + good, n + 1)
+    model.train()
+    total = sum(a for a, _ in per_type.values()) / max(1, sum(n for _, n in per_type.values()))
+    return total, {t: round(a / n, 2) for t, (a, n) in sorted(per_type.items())}
+
+
+eval_items = []
+if args.eval:
+    for path in shard_paths(args.eval)[:2]:
+        sh = Shard(path)
+        eval_items += [(sh, v, q) for v, video in enumerate(sh.videos) for q in range(len(video["questions"]))]
+    eval_items = eval_items[:240]
+
+t0 = time.time()
+ema = None
+for step in range(args.steps):
+    rng = random.Random(args.seed * 1_000_003 + step)
+    available = min(args.shards, 1 + step // args.steps_per_shard)
+    items = []
+    for _ in range(args.batch):
+        sh = shard(rng.randrange(available))
+        v = rng.randrange(len(sh.videos))
+        items.append((sh, v, rng.randrange(len(sh.videos[v]["questions"]))))
+    batch = make_batch(items, pad_id)
+    for g in opt.param_groups:
+        g["lr"] = lr_at(step)
+    loss = model(**batch).loss
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+    if step % 20 == 0:
+        print(f"step {step} loss {ema:.4f} lr {lr_at(step):.2e} shards {available} {time.time() - t0:.0f}s", flush=True)
+    if eval_items and (step + 1) % args.eval_every == 0:
+        acc, per = teacher_forced_accuracy(eval_items)
+        print(f"eval step {step + 1}: {acc:.3f} {per}", flush=True)
+    if (step + 1) % 200 == 0 or step + 1 == args.steps:
+        model.save_pretrained(args.out, safe_serialization=True)
+print(f"done {args.steps} steps in {time.time() - t0:.0f}s", flush=True)
