@@ -5,8 +5,7 @@
 import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig } from "../families/family.js";
-import { DECODER_INPUTS, DECODER_LOGITS, VISION_INPUTS, VISION_OUTPUT, pastKey, pastValue, presentKey, presentValue } from "../families/graph-io.js";
-import { DEEPSTACK_EMBEDS } from "../families/qwen2-vl/text.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, VISION_INPUTS, VISION_OUTPUT, pastKey, pastValue, presentKey, presentValue } from "../families/graph-io.js";
 
 export interface SessionOptions {
   /** Intra-op threads; default: onnxruntime's choice (all physical cores). */

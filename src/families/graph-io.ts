@@ -23,6 +23,11 @@ export const DECODER_INPUTS = {
   logitsIndices: "logits_indices", // int64 [K], chunk-relative
 } as const;
 export const DECODER_LOGITS = "logits"; // float32 [1, K, vocab]
+/**
+ * DeepStack (Qwen3-VL): float32 [levels, M, hidden] — an output of the vision graph (one merged feature set per
+ * listed vision layer) and an input of the decoder (added at the visual positions after decoder layers 0..levels−1).
+ */
+export const DEEPSTACK_EMBEDS = "deepstack_embeds";
 export const pastKey = (i: number) => `past_key_values.${i}.key`;
 export const pastValue = (i: number) => `past_key_values.${i}.value`;
 export const presentKey = (i: number) => `present.${i}.key`;

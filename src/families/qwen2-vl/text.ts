@@ -16,7 +16,7 @@ import type { GraphBuilder } from "../../onnx/graph.js";
 import { f32bytes, Layers } from "../../onnx/layers.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Qwen2VLTextConfig } from "./config.js";
-import { DECODER_INPUTS, DECODER_LOGITS, pastKey, pastValue, presentKey, presentValue } from "../graph-io.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, pastKey, pastValue, presentKey, presentValue } from "../graph-io.js";
 
 /**
  * For each rotary frequency j < hd/2, which position axis (0 = T, 1 = H, 2 = W) drives it.
@@ -24,9 +24,6 @@ import { DECODER_INPUTS, DECODER_LOGITS, pastKey, pastValue, presentKey, present
  */
 export type MropeAxisOfFrequency = (section: [number, number, number]) => number[];
 export const chunkedMrope: MropeAxisOfFrequency = (s) => [...Array(s[0]).fill(0), ...Array(s[1]).fill(1), ...Array(s[2]).fill(2)];
-
-/** Decoder input of DeepStack families (Qwen3-VL): float32 [layers, num_visual, hidden], see `DecoderVariant.deepstackLayers`. */
-export const DEEPSTACK_EMBEDS = "deepstack_embeds";
 
 /**
  * Extension points for decoders written as differences from Qwen2-VL (all off by default = Qwen2-VL).

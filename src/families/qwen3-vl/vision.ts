@@ -20,7 +20,7 @@ import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Layers } from "../../onnx/layers.js";
 import { f32bytes } from "../../onnx/layers.js";
 import { VISION_INPUTS, VISION_OUTPUT } from "../graph-io.js";
-import { DEEPSTACK_EMBEDS } from "../qwen2-vl/text.js";
+import { DEEPSTACK_EMBEDS } from "../graph-io.js";
 import type { Qwen3VLVisionConfig } from "./config.js";
 
 /** Extra vision inputs of Qwen3-VL (computed per grid by `posEmbedTaps`). */
