@@ -9,10 +9,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
 import { prefill } from "../src/engine/generate.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
-import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen2-vl");
-const CACHE = path.join(repoRoot(), ".cache/test-cache");
+const CACHE = testCacheDir();
 
 interface LogitRecord {
   position: number;

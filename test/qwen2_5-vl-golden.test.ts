@@ -15,10 +15,10 @@ import { parseQwen2_5VLConfig } from "../src/families/qwen2-5-vl/config.js";
 import { DEFAULT_VIDEO_TIME_RULE } from "../src/families/qwen2-5-vl/processor.js";
 import { windowPlan } from "../src/families/qwen2-5-vl/window.js";
 import { getRopeIndex } from "../src/families/qwen2-vl/rope-index.js";
-import { materializeTinyCheckpoint, qwen2_5VlWeightSpec, repoRoot, type Qwen2_5VlShapeConfig, type WeightSpec } from "../src/testing/tiny-checkpoint.js";
+import { materializeTinyCheckpoint, qwen2_5VlWeightSpec, repoRoot, type Qwen2_5VlShapeConfig, type WeightSpec, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen2_5-vl");
-const CACHE = path.join(repoRoot(), ".cache/test-cache");
+const CACHE = testCacheDir();
 const CHECKPOINT = "qwen2_5-vl-tiny";
 const GEOMETRY = { patchSize: 14, spatialMergeSize: 2, windowSize: 112 };
 const IDS = { spatialMergeSize: 2, imageTokenId: 151655, videoTokenId: 151656, visionStartTokenId: 151652, tokensPerSecond: 2 };

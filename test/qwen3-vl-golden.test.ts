@@ -12,10 +12,10 @@ import { VideoModel } from "../src/engine/model.js";
 import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { linspaceF32 } from "../src/families/qwen3-vl/pos-embed.js";
-import { materializeTinyCheckpoint, qwen3VlWeightSpec, readWeightSpec, repoRoot, type Qwen3VlShapeConfig } from "../src/testing/tiny-checkpoint.js";
+import { materializeTinyCheckpoint, qwen3VlWeightSpec, readWeightSpec, repoRoot, type Qwen3VlShapeConfig, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen3-vl");
-const CACHE = path.join(repoRoot(), ".cache/test-cache");
+const CACHE = testCacheDir();
 
 interface Summary {
   sum: number;

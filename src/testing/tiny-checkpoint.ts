@@ -598,3 +598,8 @@ export async function materializeTinyCheckpoint(fixtureDir: string, outDir?: str
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
+
+/** The conversion cache folder for this test run (set by test/global-setup.ts), else a shared one under .cache/. */
+export function testCacheDir(): string {
+  return process.env.VIDEOLM_TEST_CACHE ?? path.join(repoRoot(), ".cache", "test-cache", "shared");
+}
