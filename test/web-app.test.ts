@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerateRequest, GenerateResponse } from "../src/engine/model.js";
 import { VideolmServer } from "../src/server/server.js";
-import { makeTestVideo, postJson, startServer, tempDir, tinyModel } from "./server-helpers.js";
+import { postJson, startServer, tempDir, tinyModel } from "./server-helpers.js";
 import { execFileSync } from "node:child_process";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
 
