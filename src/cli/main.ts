@@ -25,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case "inspect":
       return inspectCommand(rest);
+    case "serve": return (await import("./commands/serve.js")).serveCommand(rest);
     case "models":
       return modelsCommand(rest);
     case undefined:
