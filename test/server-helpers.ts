@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { VideoModel } from "../src/engine/model.js";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
 import { VideolmServer, type ServerOptions } from "../src/server/server.js";
-import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 
 export const ROOT = repoRoot();
 export const FIXTURES = path.join(ROOT, "test/fixtures/qwen2-vl");
@@ -19,7 +19,7 @@ export const golden = JSON.parse(fs.readFileSync(path.join(FIXTURES, "qwen2-vl-t
 
 let modelPromise: Promise<VideoModel> | undefined;
 export function tinyModel(): Promise<VideoModel> {
-  modelPromise ??= materializeTinyCheckpoint(path.join(FIXTURES, "qwen2-vl-tiny")).then((dir) => VideoModel.load(dir, { cacheDir: path.join(ROOT, ".cache/test-cache") }));
+  modelPromise ??= materializeTinyCheckpoint(path.join(FIXTURES, "qwen2-vl-tiny")).then((dir) => VideoModel.load(dir, { cacheDir: testCacheDir() }));
   return modelPromise;
 }
 

@@ -14,6 +14,8 @@ Usage:
   videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
   videolm inspect --model DIR [--video FILE] [--image FILE]... [options] ["question"]
                                  the sampling plan and prompt, without running the model
+  videolm serve --model DIR [--host 127.0.0.1] [--port 8080]
+                                 OpenAI-compatible API (/v1/chat/completions) and the web app at /
   videolm models                 list the supported model families
 
 Run "videolm run --help" for every option.`;
