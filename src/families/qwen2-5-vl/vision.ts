@@ -25,6 +25,7 @@ import { Layers } from "../../onnx/layers.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import { VISION_INPUTS, VISION_OUTPUT } from "../graph-io.js";
 import type { Qwen2_5VLVisionConfig } from "./config.js";
+import { attendWithinFrames, frameLayoutShape, scaledDotAttention, splitQkv, visionRotary } from "../qwen2-vl/vision-attention.js";
 
 export const WINDOW_INPUTS = {
   /** int64 [num_windows, window_len]: natural patch row read by each slot of the padded window layout. */
@@ -56,18 +57,9 @@ export function buildQwen2_5VLVision(layers: Layers, weights: WeightMap, cfg: Qw
     layers.linear(pixels, "visual.patch_embed.proj", weights.take("visual.patch_embed.proj.weight", [E, cfg.inChannels, cfg.temporalPatchSize, cfg.patchSize, cfg.patchSize]), E, patchDim),
   );
 
-  // 2-D rotary, as Qwen2-VL: inv_freq over dim = hd/2 (theta 10000); [row·inv_freq, col·inv_freq] duplicated → [N, 1, hd].
-  const { cos, sin } = g.scope("rotary", () => {
-    const dim = hd / 2;
-    const invFreq = Float32Array.from({ length: dim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / dim));
-    const pos = g.op("Unsqueeze", [g.op("Cast", [posIds], { to: 1 }), g.ints([2])]); // [N, 2, 1]
-    const freqs = g.op("Reshape", [g.op("Mul", [pos, g.constant("float32", [invFreq.length], invFreq)]), g.ints([0, dim])]); // [N, hd/2]
-    const emb = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], { axis: -1 }), g.ints([1])]); // [N, 1, hd]
-    return { cos: g.op("Cos", [emb]), sin: g.op("Sin", [emb]) };
-  });
-
-  // Full-attention layout: [t, -1, heads, hd].
-  const frameShape = g.op("Concat", [g.op("Slice", [grid, g.ints([0]), g.ints([1])]), g.ints([-1, heads, hd])], { axis: 0 });
+  // 2-D rotary and the full-attention (per-frame) layout, as Qwen2-VL.
+  const { cos, sin } = visionRotary(g, posIds, hd);
+  const frameShape = frameLayoutShape(g, grid, heads, hd);
 
   // Window layout, shared by all windowed blocks: slot gather indices, rotary tables and the key mask.
   const win = g.scope("windows", () => {
@@ -87,14 +79,6 @@ export function buildQwen2_5VLVision(layers: Layers, weights: WeightMap, cfg: Qw
     };
   });
 
-  const scale = g.scalar(1 / Math.sqrt(hd));
-  /** softmax(q·kᵀ/√hd + mask)·v over [B, heads, S, hd] batches. */
-  const attend = (q: string, k: string, v: string, mask?: string): string => {
-    let scores = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k], { perm: [0, 1, 3, 2] })]), scale]);
-    if (mask) scores = g.op("Add", [scores, mask]);
-    return g.op("MatMul", [g.op("Softmax", [scores], { axis: -1 }), v]);
-  };
-
   for (let i = 0; i < cfg.depth; i++) {
     const p = `visual.blocks.${i}`;
     const windowed = !fullAtt.has(i);
@@ -105,18 +89,16 @@ export function buildQwen2_5VLVision(layers: Layers, weights: WeightMap, cfg: Qw
         let merged: string;
         if (windowed) {
           const rows = g.op("Gather", [qkv, win.flat], { axis: 0 }); // [W·L, 3E]
-          const [q, k, v] = g.opN("Split", [rows, g.ints([E, E, E])], { axis: -1 }, 3).map((t) => g.op("Reshape", [t, g.ints([0, heads, hd])])); // [W·L, heads, hd]
+          const [q, k, v] = splitQkv(g, rows, E, heads, hd); // [W·L, heads, hd]
           const perWindow = (t: string) => g.op("Transpose", [g.op("Reshape", [t, win.shape])], { perm: [0, 2, 1, 3] }); // [W, heads, L, hd]
           const qr = perWindow(layers.applyRotary(q, win.cos, win.sin, hd));
           const kr = perWindow(layers.applyRotary(k, win.cos, win.sin, hd));
-          const ctx = attend(qr, kr, perWindow(v), win.mask); // [W, heads, L, hd]
+          const ctx = scaledDotAttention(g, qr, kr, perWindow(v), hd, win.mask); // [W, heads, L, hd]
           const slots = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, E])]); // [W·L, E]
           merged = g.op("Gather", [slots, winScatter], { axis: 0 }); // [N, E], natural order
         } else {
-          const [q, k, v] = g.opN("Split", [qkv, g.ints([E, E, E])], { axis: -1 }, 3).map((t) => g.op("Reshape", [t, g.ints([0, heads, hd])])); // [N, heads, hd]
-          const perFrame = (t: string) => g.op("Transpose", [g.op("Reshape", [t, frameShape])], { perm: [0, 2, 1, 3] }); // [t, heads, hw, hd]
-          const ctx = attend(perFrame(layers.applyRotary(q, cos, sin, hd)), perFrame(layers.applyRotary(k, cos, sin, hd)), perFrame(v));
-          merged = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, E])]); // [N, E]
+          const [q, k, v] = splitQkv(g, qkv, E, heads, hd);
+          merged = attendWithinFrames(g, layers.applyRotary(q, cos, sin, hd), layers.applyRotary(k, cos, sin, hd), v, frameShape, E, hd);
         }
         return layers.linear(merged, "proj", weights.take(`${p}.attn.proj.weight`, [E, E]), E, E, weights.take(`${p}.attn.proj.bias`, [E]));
       });

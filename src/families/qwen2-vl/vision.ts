@@ -15,6 +15,7 @@ import { Layers } from "../../onnx/layers.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Qwen2VLVisionConfig } from "./config.js";
 import { VISION_INPUTS, VISION_OUTPUT } from "../graph-io.js";
+import { attendWithinFrames, frameLayoutShape, splitQkv, visionRotary } from "./vision-attention.js";
 
 
 export function buildQwen2VLVision(layers: Layers, weights: WeightMap, cfg: Qwen2VLVisionConfig): void {
@@ -35,19 +36,8 @@ export function buildQwen2VLVision(layers: Layers, weights: WeightMap, cfg: Qwen
     layers.linear(pixels, "visual.patch_embed.proj", weights.take("visual.patch_embed.proj.weight", [E, cfg.inChannels, cfg.temporalPatchSize, cfg.patchSize, cfg.patchSize]), E, patchDim),
   );
 
-  // 2-D rotary: inv_freq over dim = hd/2 (VisionRotaryEmbedding(hd/2), theta 10000); each patch gets
-  // [row·inv_freq, col·inv_freq] → [N, hd/2], duplicated → [N, hd].
-  const { cos, sin } = g.scope("rotary", () => {
-    const dim = hd / 2;
-    const invFreq = Float32Array.from({ length: dim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / dim));
-    const pos = g.op("Unsqueeze", [g.op("Cast", [posIds], { to: 1 }), g.ints([2])]); // [N, 2, 1]
-    const freqs = g.op("Reshape", [g.op("Mul", [pos, g.constant("float32", [invFreq.length], invFreq)]), g.ints([0, dim])]); // [N, hd/2]
-    const emb = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], { axis: -1 }), g.ints([1])]); // [N, 1, hd]
-    return { cos: g.op("Cos", [emb]), sin: g.op("Sin", [emb]) };
-  });
-
-  // [t, -1, heads, hd]: the per-frame batch layout used by attention.
-  const frameShape = g.op("Concat", [g.op("Slice", [grid, g.ints([0]), g.ints([1])]), g.ints([-1, heads, hd])], { axis: 0 });
+  const { cos, sin } = visionRotary(g, posIds, hd);
+  const frameShape = frameLayoutShape(g, grid, heads, hd);
 
   for (let i = 0; i < cfg.depth; i++) {
     const p = `visual.blocks.${i}`;
@@ -55,13 +45,8 @@ export function buildQwen2VLVision(layers: Layers, weights: WeightMap, cfg: Qwen
       const h1 = layers.layerNorm(x, "norm1", weights.take(`${p}.norm1.weight`, [E]), weights.take(`${p}.norm1.bias`, [E]), 1e-6);
       const attn = g.scope("attn", () => {
         const qkv = layers.linear(h1, "qkv", weights.take(`${p}.attn.qkv.weight`, [3 * E, E]), 3 * E, E, weights.take(`${p}.attn.qkv.bias`, [3 * E]));
-        const [q, k, v] = g.opN("Split", [qkv, g.ints([E, E, E])], { axis: -1 }, 3).map((t) => g.op("Reshape", [t, g.ints([0, heads, hd])])); // [N, heads, hd]
-        const qr = layers.applyRotary(q, cos, sin, hd);
-        const kr = layers.applyRotary(k, cos, sin, hd);
-        const perFrame = (t: string) => g.op("Transpose", [g.op("Reshape", [t, frameShape])], { perm: [0, 2, 1, 3] }); // [t, heads, hw, hd]
-        const scores = g.op("Mul", [g.op("MatMul", [perFrame(qr), g.op("Transpose", [perFrame(kr)], { perm: [0, 1, 3, 2] })]), g.scalar(1 / Math.sqrt(hd))]);
-        const ctx = g.op("MatMul", [g.op("Softmax", [scores], { axis: -1 }), perFrame(v)]); // [t, heads, hw, hd]
-        const merged = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, E])]); // [N, E]
+        const [q, k, v] = splitQkv(g, qkv, E, heads, hd);
+        const merged = attendWithinFrames(g, layers.applyRotary(q, cos, sin, hd), layers.applyRotary(k, cos, sin, hd), v, frameShape, E, hd);
         return layers.linear(merged, "proj", weights.take(`${p}.attn.proj.weight`, [E, E]), E, E, weights.take(`${p}.attn.proj.bias`, [E]));
       });
       const x1 = g.op("Add", [x, attn]);

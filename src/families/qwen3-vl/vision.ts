@@ -21,6 +21,7 @@ import type { Layers } from "../../onnx/layers.js";
 import { f32bytes } from "../../onnx/layers.js";
 import { VISION_INPUTS, VISION_OUTPUT } from "../graph-io.js";
 import { DEEPSTACK_EMBEDS } from "../graph-io.js";
+import { attendWithinFrames, frameLayoutShape, splitQkv, visionRotary } from "../qwen2-vl/vision-attention.js";
 import type { Qwen3VLVisionConfig } from "./config.js";
 
 /** Extra vision inputs of Qwen3-VL (computed per grid by `posEmbedTaps`). */
@@ -68,18 +69,9 @@ export function buildQwen3VLVision(layers: Layers, weights: WeightMap, cfg: Qwen
     return g.op("Add", [x, g.op("Squeeze", [sum, g.ints([0])])]); // [N, E]
   });
 
-  // 2-D rotary as Qwen2-VL: Qwen3VLVisionRotaryEmbedding(head_dim / 2), theta 10000.
-  const { cos, sin } = g.scope("rotary", () => {
-    const dim = hd / 2;
-    const invFreq = Float32Array.from({ length: dim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / dim));
-    const pos = g.op("Unsqueeze", [g.op("Cast", [posIds], { to: 1 }), g.ints([2])]); // [N, 2, 1]
-    const freqs = g.op("Reshape", [g.op("Mul", [pos, g.constant("float32", [invFreq.length], invFreq)]), g.ints([0, dim])]); // [N, hd/2]
-    const emb = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], { axis: -1 }), g.ints([1])]); // [N, 1, hd]
-    return { cos: g.op("Cos", [emb]), sin: g.op("Sin", [emb]) };
-  });
-
-  // [t, -1, heads, hd]: attention within each temporal slice (cu_seqlens = h·w per t).
-  const frameShape = g.op("Concat", [g.op("Slice", [grid, g.ints([0]), g.ints([1])]), g.ints([-1, heads, hd])], { axis: 0 });
+  // 2-D rotary and per-frame attention as Qwen2-VL (Qwen3VLVisionRotaryEmbedding(head_dim / 2), theta 10000).
+  const { cos, sin } = visionRotary(g, posIds, hd);
+  const frameShape = frameLayoutShape(g, grid, heads, hd);
 
   const merger = (prefix: string, scope: string, input: string, postShuffle: boolean): string =>
     g.scope(scope, () => {
@@ -98,13 +90,8 @@ export function buildQwen3VLVision(layers: Layers, weights: WeightMap, cfg: Qwen
       const h1 = layers.layerNorm(x, "norm1", weights.take(`${p}.norm1.weight`, [E]), weights.take(`${p}.norm1.bias`, [E]), 1e-6);
       const attn = g.scope("attn", () => {
         const qkv = layers.linear(h1, "qkv", weights.take(`${p}.attn.qkv.weight`, [3 * E, E]), 3 * E, E, weights.take(`${p}.attn.qkv.bias`, [3 * E]));
-        const [q, k, val] = g.opN("Split", [qkv, g.ints([E, E, E])], { axis: -1 }, 3).map((t) => g.op("Reshape", [t, g.ints([0, heads, hd])])); // [N, heads, hd]
-        const qr = layers.applyRotary(q, cos, sin, hd);
-        const kr = layers.applyRotary(k, cos, sin, hd);
-        const perFrame = (t: string) => g.op("Transpose", [g.op("Reshape", [t, frameShape])], { perm: [0, 2, 1, 3] }); // [t, heads, hw, hd]
-        const scores = g.op("Mul", [g.op("MatMul", [perFrame(qr), g.op("Transpose", [perFrame(kr)], { perm: [0, 1, 3, 2] })]), g.scalar(1 / Math.sqrt(hd))]);
-        const ctx = g.op("MatMul", [g.op("Softmax", [scores], { axis: -1 }), perFrame(val)]); // [t, heads, hw, hd]
-        const merged = g.op("Reshape", [g.op("Transpose", [ctx], { perm: [0, 2, 1, 3] }), g.ints([-1, E])]); // [N, E]
+        const [q, k, val] = splitQkv(g, qkv, E, heads, hd);
+        const merged = attendWithinFrames(g, layers.applyRotary(q, cos, sin, hd), layers.applyRotary(k, cos, sin, hd), val, frameShape, E, hd);
         return layers.linear(merged, "proj", weights.take(`${p}.attn.proj.weight`, [E, E]), E, E, weights.take(`${p}.attn.proj.bias`, [E]));
       });
       const x1 = g.op("Add", [x, attn]);
