@@ -7,9 +7,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
-import { prefill } from "../src/engine/generate.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
+import { checkGreedyDecoding, checkRow, fullForward, sumStats } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen2-vl");
 const CACHE = testCacheDir();
@@ -32,9 +32,6 @@ interface GoldenCase {
   greedy: { new_tokens: number[]; steps: { step: number; max_abs: number; top20: [number, number][]; at_ids: number[] }[]; full_forward_last: { max_abs: number; top20: [number, number][] } };
 }
 
-/** The DESIGN tolerance: fp32 logits within 1e-4 × max(1, max |logit|). */
-const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
-
 function toMessages(c: GoldenCase): ChatRequestMessage[] {
   const media = (p: string) => path.join(FIXTURES, p);
   return c.messages.map((m) => ({
@@ -47,29 +44,6 @@ function toMessages(c: GoldenCase): ChatRequestMessage[] {
       return { type: "text", text: part.text! };
     }),
   }));
-}
-
-function checkRow(actual: Float32Array, ids: number[], expected: number[], maxAbs: number) {
-  let worst = 0;
-  ids.forEach((id, j) => (worst = Math.max(worst, Math.abs(actual[id] - expected[j]))));
-  expect(worst).toBeLessThanOrEqual(tolerance(maxAbs));
-  return worst;
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-function sumStats(values: Float32Array) {
-  let sum = 0;
-  let abs = 0;
-  for (const v of values) {
-    sum += v;
-    abs += Math.abs(v);
-  }
-  return { sum, abs };
 }
 
 for (const checkpoint of ["qwen2-vl-tiny", "qwen2-vl-tiny-tied"]) {
@@ -114,53 +88,14 @@ for (const checkpoint of ["qwen2-vl-tiny", "qwen2-vl-tiny-tied"]) {
         // Logits of a full forward pass at several positions.
         const prompt = await model.encodeVisuals(prepared);
         const V = model.config.text.vocabSize;
-        const full = model.decoder.createCache(S);
-        const positions = c.logits.map((l) => l.position);
-        const logits = await model.decoder.forward(
-          { inputIds: prompt.inputIds, positionIds: prompt.positionIds, visualEmbeds: prompt.visualEmbeds, visualPositions: prompt.visualPositions, logitsIndices: positions },
-          full,
-        );
+        const logits = await fullForward(model, prompt, c.logits.map((l) => l.position));
         c.logits.forEach((rec, k) => {
           const row = logits.subarray(k * V, (k + 1) * V);
           checkRow(row, c.logit_ids, rec.at_ids, rec.max_abs);
           checkRow(row, rec.top20.map(([id]) => id), rec.top20.map(([, v]) => v), rec.max_abs);
         });
 
-        // Greedy decoding with the KV cache (prefill in small chunks to exercise chunked prefill too).
-        const steps = c.greedy.new_tokens.length;
-        const cache = model.decoder.createCache(S + steps);
-        let row = await prefill(model.decoder, prompt, cache, 7);
-        const tokens: number[] = [];
-        const stepRows: Float32Array[] = [];
-        for (let i = 0; i < steps; i++) {
-          stepRows.push(row);
-          tokens.push(argmax(row));
-          if (i === steps - 1) break;
-          const pos = S + i + prompt.ropeDelta;
-          row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
-        }
-        expect(tokens).toEqual(c.greedy.new_tokens);
-        expect(new Set(tokens).size).toBeGreaterThanOrEqual(6); // a broken cache could not hide behind a repeated token
-        for (const step of c.greedy.steps) checkRow(stepRows[step.step], c.logit_ids, step.at_ids, step.max_abs);
-
-        // Cached decode equals a full pass over prompt + generated[:-1].
-        const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
-        const T = ids.length;
-        const pos3 = new Int32Array(3 * T);
-        for (let a = 0; a < 3; a++) {
-          pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
-          for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
-        }
-        const onePass = await model.decoder.forward(
-          { inputIds: ids, positionIds: pos3, visualEmbeds: prompt.visualEmbeds, visualPositions: prompt.visualPositions, logitsIndices: [T - 1] },
-          model.decoder.createCache(T),
-        );
-        const last = stepRows[steps - 1];
-        let diff = 0;
-        for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));
-        expect(diff).toBeLessThanOrEqual(tolerance(c.greedy.full_forward_last.max_abs));
-        const ref = c.greedy.full_forward_last.top20;
-        checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), c.greedy.full_forward_last.max_abs);
+        await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids);
       });
     }
 

@@ -8,7 +8,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
-import { prefill } from "../src/engine/generate.js";
 import type { PreparedRequest } from "../src/engine/preparer.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { parseQwen2_5VLConfig } from "../src/families/qwen2-5-vl/config.js";
@@ -16,6 +15,7 @@ import { DEFAULT_VIDEO_TIME_RULE } from "../src/families/qwen2-5-vl/processor.js
 import { windowPlan } from "../src/families/qwen2-5-vl/window.js";
 import { getRopeIndex } from "../src/families/qwen2-vl/rope-index.js";
 import { materializeTinyCheckpoint, qwen2_5VlWeightSpec, repoRoot, type Qwen2_5VlShapeConfig, type WeightSpec, testCacheDir } from "../src/testing/tiny-checkpoint.js";
+import { checkGreedyDecoding, checkRow as checkLogitRow, tolerance } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen2_5-vl");
 const CACHE = testCacheDir();
@@ -57,7 +57,6 @@ interface GoldenCase {
 const golden = JSON.parse(fs.readFileSync(path.join(FIXTURES, CHECKPOINT, "golden.json"), "utf8")) as { cases: Record<string, GoldenCase> };
 
 /** The DESIGN tolerance: fp32 logits within 1e-4 × max(1, max |logit|). */
-const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
 /** Largest logit deviation seen per case, printed at the end (the report's measured deltas). */
 const worstByCase: Record<string, number> = {};
 
@@ -86,10 +85,9 @@ function ropeVisuals(c: GoldenCase) {
   ];
 }
 
+/** checkRow that also records the largest difference per case, for the report. */
 function checkRow(actual: Float32Array, ids: number[], expected: number[], maxAbs: number, name?: string) {
-  let worst = 0;
-  ids.forEach((id, j) => (worst = Math.max(worst, Math.abs(actual[id] - expected[j]))));
-  expect(worst).toBeLessThanOrEqual(tolerance(maxAbs));
+  const worst = checkLogitRow(actual, ids, expected, maxAbs);
   if (name) worstByCase[name] = Math.max(worstByCase[name] ?? 0, worst);
   return worst;
 }
@@ -105,12 +103,6 @@ function checkSummary(actual: Float32Array, ref: Summary, digits: number) {
   expect(Math.abs(sum - ref.sum)).toBeLessThan(10 ** -digits * ref.abs_sum + 1e-3);
   expect(Math.abs(abs - ref.abs_sum)).toBeLessThan(10 ** -digits * ref.abs_sum + 1e-3);
   ref.indices.forEach((idx, j) => expect(actual[idx]).toBeCloseTo(ref.values[j], digits));
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
 }
 
 function rows(positionIds: Int32Array, S: number): number[][] {
@@ -275,41 +267,8 @@ describe(`Qwen2.5-VL golden: ${CHECKPOINT}`, () => {
         checkRow(row, rec.top20.map(([id]) => id), rec.top20.map(([, v]) => v), rec.max_abs, name);
       });
 
-      // Greedy decoding with the KV cache, prefill in chunks of 7.
-      const steps = c.greedy.new_tokens.length;
-      const cache = model.decoder.createCache(S + steps);
-      let row = await prefill(model.decoder, prompt, cache, 7);
-      const tokens: number[] = [];
-      const stepRows: Float32Array[] = [];
-      for (let i = 0; i < steps; i++) {
-        stepRows.push(row);
-        tokens.push(argmax(row));
-        if (i === steps - 1) break;
-        const pos = S + i + prompt.ropeDelta;
-        row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
-      }
-      expect(tokens).toEqual(c.greedy.new_tokens);
-      expect(new Set(tokens).size).toBeGreaterThanOrEqual(6);
-      for (const step of c.greedy.steps) checkRow(stepRows[step.step], c.logit_ids, step.at_ids, step.max_abs, name);
-
-      // Cached decode equals a full pass over prompt + generated[:-1].
-      const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
-      const T = ids.length;
-      const pos3 = new Int32Array(3 * T);
-      for (let a = 0; a < 3; a++) {
-        pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
-        for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
-      }
-      const onePass = await model.decoder.forward(
-        { inputIds: ids, positionIds: pos3, visualEmbeds: prompt.visualEmbeds, visualPositions: prompt.visualPositions, logitsIndices: [T - 1] },
-        model.decoder.createCache(T),
-      );
-      const last = stepRows[steps - 1];
-      let diff = 0;
-      for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));
-      expect(diff).toBeLessThanOrEqual(tolerance(c.greedy.full_forward_last.max_abs));
-      const ref = c.greedy.full_forward_last.top20;
-      checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), c.greedy.full_forward_last.max_abs, name);
+      // Greedy decoding with the KV cache (prefill in chunks of 7) and cached decode vs one full pass.
+      worstByCase[name] = Math.max(worstByCase[name] ?? 0, await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids));
     });
   }
 

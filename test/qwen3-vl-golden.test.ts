@@ -9,10 +9,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
-import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { linspaceF32 } from "../src/families/qwen3-vl/pos-embed.js";
 import { materializeTinyCheckpoint, qwen3VlWeightSpec, readWeightSpec, repoRoot, type Qwen3VlShapeConfig, testCacheDir } from "../src/testing/tiny-checkpoint.js";
+import { checkGreedyDecoding, fullForward, sumStats, tolerance } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen3-vl");
 const CACHE = testCacheDir();
@@ -51,7 +51,6 @@ interface GoldenCase {
 }
 type Golden = { cases: Record<string, GoldenCase> };
 
-const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
 /** Largest |ours − reference| / tolerance seen per checkpoint, for the report. */
 const worstRatio: Record<string, { delta: number; maxAbs: number }> = {};
 
@@ -70,21 +69,6 @@ function toMessages(c: GoldenCase): ChatRequestMessage[] {
   }));
 }
 
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-function sumStats(values: Float32Array) {
-  let sum = 0;
-  let abs = 0;
-  for (const v of values) {
-    sum += v;
-    abs += Math.abs(v);
-  }
-  return { sum, abs };
-}
 
 function concat(parts: Float32Array[]): Float32Array {
   const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
@@ -104,19 +88,6 @@ function checkSummary(ours: Float32Array, ref: Summary, tol: number) {
   ref.indices.forEach((idx, j) => expect(Math.abs(ours[idx] - ref.values[j])).toBeLessThan(tol * Math.max(1, Math.abs(ref.values[j])) * 10));
 }
 
-async function fullForward(model: VideoModel, prompt: PreparedPrompt, positions: number[]): Promise<Float32Array> {
-  return model.decoder.forward(
-    {
-      inputIds: prompt.inputIds,
-      positionIds: prompt.positionIds,
-      visualEmbeds: prompt.visualEmbeds,
-      visualPositions: prompt.visualPositions,
-      deepstackEmbeds: prompt.deepstackEmbeds,
-      logitsIndices: positions,
-    },
-    model.decoder.createCache(prompt.inputIds.length),
-  );
-}
 
 for (const checkpoint of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
   describe(`Qwen3-VL golden: ${checkpoint}`, () => {
@@ -188,37 +159,7 @@ for (const checkpoint of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
         });
 
         // Greedy decoding with the KV cache; prefill in chunks of 7 so visual rows (and DeepStack rows) straddle chunks.
-        const steps = c.greedy.new_tokens.length;
-        const cache = model.decoder.createCache(S + steps);
-        let row = await prefill(model.decoder, prompt, cache, 7);
-        const tokens: number[] = [];
-        const stepRows: Float32Array[] = [];
-        for (let i = 0; i < steps; i++) {
-          stepRows.push(row);
-          tokens.push(argmax(row));
-          if (i === steps - 1) break;
-          const pos = S + i + prompt.ropeDelta;
-          row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
-        }
-        expect(tokens).toEqual(c.greedy.new_tokens);
-        expect(new Set(tokens).size).toBeGreaterThanOrEqual(6);
-        for (const step of c.greedy.steps) checkRow(stepRows[step.step], c.logit_ids, step.at_ids, step.max_abs);
-
-        // Cached decode equals one full pass over prompt + generated[:-1].
-        const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
-        const T = ids.length;
-        const pos3 = new Int32Array(3 * T);
-        for (let a = 0; a < 3; a++) {
-          pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
-          for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
-        }
-        const onePass = await fullForward(model, { ...prompt, inputIds: ids, positionIds: pos3 }, [T - 1]);
-        const last = stepRows[steps - 1];
-        let diff = 0;
-        for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));
-        expect(diff).toBeLessThanOrEqual(tolerance(c.greedy.full_forward_last.max_abs));
-        const ref = c.greedy.full_forward_last.top20;
-        checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), c.greedy.full_forward_last.max_abs);
+        await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids);
       });
     }
 

@@ -1,0 +1,98 @@
+/**
+ * Checks shared by the family golden tests (test/*-golden.test.ts): logits against recorded reference rows within
+ * the DESIGN tolerance, and greedy decoding with the KV cache (chunked prefill, then one token per call) compared
+ * with the reference's greedy tokens and with one full forward pass.
+ */
+import { expect } from "vitest";
+import type { VideoModel } from "../src/engine/model.js";
+import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
+
+/** fp32 logits within 1e-4 × max(1, max |logit|) of the reference. */
+export const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
+
+export function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+export function sumStats(values: Float32Array): { sum: number; abs: number } {
+  let sum = 0;
+  let abs = 0;
+  for (const v of values) {
+    sum += v;
+    abs += Math.abs(v);
+  }
+  return { sum, abs };
+}
+
+/** Asserts `row[ids[j]]` ≈ `expected[j]` within the tolerance; returns the largest difference. */
+export function checkRow(row: Float32Array, ids: number[], expected: number[], maxAbs: number): number {
+  let worst = 0;
+  ids.forEach((id, j) => (worst = Math.max(worst, Math.abs(row[id] - expected[j]))));
+  expect(worst).toBeLessThanOrEqual(tolerance(maxAbs));
+  return worst;
+}
+
+/** Logits of one full forward pass (fresh cache) at `positions`, [positions.length, vocab]. */
+export function fullForward(model: VideoModel, prompt: PreparedPrompt, positions: number[]): Promise<Float32Array> {
+  return model.decoder.forward(
+    {
+      inputIds: prompt.inputIds,
+      positionIds: prompt.positionIds,
+      visualEmbeds: prompt.visualEmbeds,
+      visualPositions: prompt.visualPositions,
+      deepstackEmbeds: prompt.deepstackEmbeds,
+      logitsIndices: positions,
+    },
+    model.decoder.createCache(prompt.inputIds.length),
+  );
+}
+
+export interface GreedyGolden {
+  new_tokens: number[];
+  steps: { step: number; max_abs: number; at_ids: number[] }[];
+  full_forward_last: { max_abs: number; top20: [number, number][] };
+}
+
+/**
+ * Greedy decoding with the KV cache (prefill in chunks of `prefillChunk`, so visual rows straddle chunks) must give
+ * the reference's tokens and step logits, and its last step must equal one full pass over prompt + generated[:-1].
+ * Returns the largest logit difference seen.
+ */
+export async function checkGreedyDecoding(model: VideoModel, prompt: PreparedPrompt, greedy: GreedyGolden, logitIds: number[], prefillChunk = 7): Promise<number> {
+  const S = prompt.inputIds.length;
+  const V = model.config.text.vocabSize;
+  const steps = greedy.new_tokens.length;
+  const cache = model.decoder.createCache(S + steps);
+  let row = await prefill(model.decoder, prompt, cache, prefillChunk);
+  const tokens: number[] = [];
+  const stepRows: Float32Array[] = [];
+  for (let i = 0; i < steps; i++) {
+    stepRows.push(row);
+    tokens.push(argmax(row));
+    if (i === steps - 1) break;
+    const pos = S + i + prompt.ropeDelta;
+    row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
+  }
+  expect(tokens).toEqual(greedy.new_tokens);
+  expect(new Set(tokens).size).toBeGreaterThanOrEqual(6); // a broken cache could not hide behind a repeated token
+  let worst = 0;
+  for (const step of greedy.steps) worst = Math.max(worst, checkRow(stepRows[step.step], logitIds, step.at_ids, step.max_abs));
+
+  // One full pass over prompt + generated[:-1]: generated token i sits at S + i + ropeDelta on all three axes.
+  const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
+  const T = ids.length;
+  const pos3 = new Int32Array(3 * T);
+  for (let a = 0; a < 3; a++) {
+    pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
+    for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
+  }
+  const onePass = await fullForward(model, { ...prompt, inputIds: ids, positionIds: pos3 }, [T - 1]);
+  const last = stepRows[steps - 1];
+  let diff = 0;
+  for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));
+  expect(diff).toBeLessThanOrEqual(tolerance(greedy.full_forward_last.max_abs));
+  const ref = greedy.full_forward_last.top20;
+  return Math.max(worst, diff, checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), greedy.full_forward_last.max_abs));
+}
