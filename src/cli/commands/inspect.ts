@@ -5,7 +5,7 @@
 import { RequestPreparer, type PreparedRequest } from "../../engine/preparer.js";
 import type { PreparedVisual } from "../../engine/request.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags } from "../args.js";
-import { buildUserContent, mediaFlags, requireModel } from "./run.js";
+import { buildUserContent, mediaFlags, modelFromFlags } from "./run.js";
 import type { FamilyConfig } from "../../families/family.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question"]
@@ -64,7 +64,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const { question, content } = buildUserContent(flags, positionals, { questionRequired: false });
-  const preparer = await RequestPreparer.load(requireModel(flags));
+  const preparer = await RequestPreparer.load(await modelFromFlags(flags));
   const options = preparer.resolveOptions(generationFlags(flags));
   const prepared = await preparer.prepare([{ role: "user", content }], mediaFlags(flags));
   const promptTokens = prepared.inputIds.length;

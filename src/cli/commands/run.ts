@@ -2,7 +2,10 @@
  * `videolm run`: ask a question about images / a video and stream the answer to the terminal
  * (or print one JSON object with --json).
  */
+import * as path from "node:path";
 import { VideoModel } from "../../engine/model.js";
+import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../../hub/default-model.js";
+import { resolveModel } from "../../hub/resolve-model.js";
 import { RequestPreparer } from "../../engine/preparer.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
@@ -12,7 +15,9 @@ import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFla
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
 
 Model:
-  -m, --model DIR            Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json, …)
+  -m, --model DIR|REPO       Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json, …) or repo id
+                             (owner/name[@revision], from the Hugging Face cache or downloaded into it);
+                             default: the built-in demo model (models/videolm-demo)
   --dtype fp32|int8|int4     weight precision of the converted graphs (default fp32)
   --threads N                CPU threads (default: all cores)
   --cache-dir DIR            conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm)
@@ -76,10 +81,16 @@ export function buildUserContent(flags: Flags, positionals: string[], opts: { qu
   return { question, content };
 }
 
-export function requireModel(flags: Flags): string {
-  const modelDir = flags.model as string | undefined;
-  if (!modelDir) throw new VideolmError("--model DIR is required (a Hugging Face checkpoint folder)");
-  return modelDir;
+/**
+ * The checkpoint folder for --model: a folder, or a Hugging Face repo id (cached or downloaded with progress);
+ * without --model, the built-in demo model (said on stderr).
+ */
+export async function modelFromFlags(flags: Flags): Promise<string> {
+  const model = flags.model as string | undefined;
+  if (model) return resolveModel(model, { onProgress: flags.quiet ? undefined : stderrProgress() });
+  if (!defaultModelAvailable()) throw new VideolmError("--model DIR is required (a Hugging Face checkpoint folder or repo id)");
+  if (!flags.quiet) process.stderr.write(`videolm: no --model given; using the built-in demo model (${path.relative(process.cwd(), DEFAULT_MODEL_DIR) || DEFAULT_MODEL_DIR})\n`);
+  return DEFAULT_MODEL_DIR;
 }
 
 /** `run`-only flags for thinking checkpoints. */
@@ -117,7 +128,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const { content } = buildUserContent(flags, positionals, { questionRequired: true });
-  const modelDir = requireModel(flags);
+  const modelDir = await modelFromFlags(flags);
   const json = Boolean(flags.json);
   const quiet = Boolean(flags.quiet);
   const explicit = generationFlags(flags);

@@ -6,7 +6,7 @@ import { VideolmError } from "../../errors.js";
 import { DEFAULT_SERVER_OPTIONS, VideolmServer, type ServerOptions } from "../../server/server.js";
 import { stderrProgress } from "../../util/progress.js";
 import { MODEL_FLAGS, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
-import { requireModel } from "./run.js";
+import { modelFromFlags } from "./run.js";
 
 const MiB = 1024 ** 2;
 const d = DEFAULT_SERVER_OPTIONS;
@@ -98,7 +98,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new VideolmError(`serve: unexpected argument ${JSON.stringify(positionals[0])} (see videolm serve --help)`);
   const options = serverOptionsFromFlags(flags);
-  const model = await VideoModel.load(requireModel(flags), {
+  const model = await VideoModel.load(await modelFromFlags(flags), {
     dtype: precisionFlag(flags),
     threads: numberFlag(flags, "threads", { integer: true }),
     cacheDir: flags["cache-dir"] as string | undefined,
