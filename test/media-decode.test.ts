@@ -43,6 +43,7 @@ describe("containers and codecs: the k-th returned frame is source frame indices
     { name: "ffv1.mkv", codec: FFV1_RGB, count: "packets" },
     { name: "x264rgb-lossless.mkv", codec: ["-c:v", "libx264rgb", "-preset", "ultrafast", "-qp", "0"], count: "packets" },
     { name: "vp9.webm", codec: VP9, count: "packets" },
+    { name: "h264.mov", codec: H264, count: "header" },
   ] as const;
   for (const f of formats) {
     it(`${f.name} at 29.97 fps`, async () => {
