@@ -90,6 +90,9 @@ dump("video_preprocessor_config.json", {
     "fps": 4.0, "do_sample_frames": True, "min_frames": 4, "max_frames": 64, "min_pixels": 3136, "max_pixels": 12544,
     "size": {"shortest_edge": 3136, "longest_edge": 12544}, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
     "image_mean": MEAN, "image_std": STD, "video_processor_type": "Qwen2VLVideoProcessor", "processor_class": "Qwen2VLProcessor",
+    # videolm's own namespaced defaults (qwen-vl-utils names): real hub checkpoints carry the transformers fields above
+    # with other values that qwen-vl-utils ignores, so videolm reads only this block.
+    "videolm_sampling": {"fps": 4.0, "min_pixels": 3136, "max_pixels": 12544, "min_frames": 4, "max_frames": 64},
 })
 dump("generation_config.json", {
     "bos_token_id": ids["<|endoftext|>"], "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]], "pad_token_id": ids["<|endoftext|>"],
