@@ -44,6 +44,33 @@ export function readQwen2VLPreprocessorConfig(dir: string): Qwen2VLPreprocessorC
   };
 }
 
+/**
+ * A checkpoint may carry its own video sampling defaults in `video_preprocessor_config.json` under
+ * `videolm_sampling` ({fps, min_pixels, max_pixels, min_frames, max_frames}): the demo model was trained at 4 fps on
+ * ≤ 112×112 frames, and `videolm run clip.mp4 …` must sample as it was trained. Only that block is read: the
+ * standard transformers fields of hub checkpoints are not what the authors' pipeline (qwen-vl-utils) samples with.
+ */
+export function withCheckpointSampling(checkpointDir: string, base: SamplingDefaults): SamplingDefaults {
+  const file = path.join(checkpointDir, "video_preprocessor_config.json");
+  if (!fs.existsSync(file)) return base;
+  const own = (JSON.parse(fs.readFileSync(file, "utf8")) as { videolm_sampling?: Record<string, unknown> }).videolm_sampling;
+  if (!own) return base;
+  const num = (key: string, fallback: number) => {
+    const v = own[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== "number" || !(v > 0)) throw new VideolmError(`${file}: videolm_sampling.${key} must be a positive number`);
+    return v;
+  };
+  return {
+    ...base,
+    fps: num("fps", base.fps),
+    videoMinPixels: num("min_pixels", base.videoMinPixels),
+    videoMaxPixels: num("max_pixels", base.videoMaxPixels),
+    minFrames: num("min_frames", base.minFrames),
+    maxFrames: num("max_frames", base.maxFrames),
+  };
+}
+
 export class Qwen2VLProcessor implements FamilyProcessor {
   readonly pre: Qwen2VLPreprocessorConfig;
   readonly sampling: SamplingDefaults;
@@ -53,7 +80,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     readonly config: Qwen2VLConfig,
   ) {
     this.pre = readQwen2VLPreprocessorConfig(checkpointDir);
-    this.sampling = qwenVlUtilsDefaults(config.vision.patchSize);
+    this.sampling = withCheckpointSampling(checkpointDir, qwenVlUtilsDefaults(config.vision.patchSize));
   }
 
   private patchOptions() {
