@@ -53,6 +53,15 @@ describe("videolm run", () => {
     expect(r.stderr).not.toMatch(/Converting/); // second load uses the cache
   });
 
+  it("without --model uses the built-in demo model, says so, and answers about the example video", () => {
+    const example = JSON.parse(fs.readFileSync(path.join(ROOT, "examples/demo.json"), "utf8"));
+    const color = example.questions.find((q: { type: string }) => q.type === "color");
+    const r = videolm(["run", path.join(ROOT, "examples", example.video), color.question]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/using the built-in demo model \(models\/videolm-demo\)/);
+    expect(r.stdout.trim()).toBe(color.answer);
+  });
+
   const failures: [string, string[], RegExp][] = [
     ["a missing model folder", ["run", "--model", "/no/such/model", "hi"], /^videolm: model folder not found: \/no\/such\/model/],
     ["a missing image", ["run", "--model", "MODEL", "--image", "/no/such.png", "hi"], /^videolm: cannot read image \/no\/such\.png: file not found/],
