@@ -6,7 +6,7 @@ being exported while training runs: step s draws from shards 0 .. s // steps_per
 is not written yet), so the data seen at each step does not depend on timing.
 
 Usage: .venv-oracle/bin/python tools/demo/train.py --data .cache/demo/train --init models/videolm-demo \
-         --out .cache/demo/run --steps 2400 [--eval .cache/demo/eval]
+         --out .cache/demo/run --steps 2400 [--eval .cache/demo/eval] [--vision-lr-mult 4] [--stop-after N]
 """
 import argparse
 import math
@@ -34,6 +34,10 @@ p.add_argument("--shards", type=int, default=30)
 p.add_argument("--eval", default=None)
 p.add_argument("--eval-every", type=int, default=200)
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--vision-lr-mult", type=float, default=1.0, help="lr multiplier for the vision tower and merger")
+p.add_argument("--final-lr-frac", type=float, default=0.05, help="cosine decays to this fraction of the lr")
+p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (the lr schedule still spans --steps)")
+p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
 args = p.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -53,14 +57,22 @@ def linear_patch_embed(self, hidden_states):
 
 type(model.model.visual.patch_embed).forward = linear_patch_embed
 pad_id = model.config.text_config.pad_token_id or 0
-opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+# Two parameter groups: the vision tower (incl. the merger) learns slower than the LLM at the same lr in this
+# setup (its gradients pass through the whole LLM), so it gets --vision-lr-mult × the lr.
+vision_params = [p for n, p in model.named_parameters() if ".visual." in n or n.startswith("visual.")]
+vision_ids = {id(p) for p in vision_params}
+text_params = [p for p in model.parameters() if id(p) not in vision_ids]
+assert vision_params and text_params
+opt = torch.optim.AdamW([{"params": text_params, "mult": 1.0}, {"params": vision_params, "mult": args.vision_lr_mult}],
+                        lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
 
 def lr_at(step):
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    f = args.final_lr_frac
+    return args.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 shards = []
@@ -108,6 +120,7 @@ if args.eval:
 
 t0 = time.time()
 ema = None
+best = -1.0
 for step in range(args.steps):
     rng = random.Random(args.seed * 1_000_003 + step)
     available = min(args.shards, 1 + step // args.steps_per_shard)
@@ -118,7 +131,7 @@ for step in range(args.steps):
         items.append((sh, v, rng.randrange(len(sh.videos[v]["questions"]))))
     batch = make_batch(items, pad_id)
     for g in opt.param_groups:
-        g["lr"] = lr_at(step)
+        g["lr"] = lr_at(step) * g["mult"]
     loss = model(**batch).loss
     opt.zero_grad()
     loss.backward()
@@ -130,6 +143,15 @@ for step in range(args.steps):
     if eval_items and (step + 1) % args.eval_every == 0:
         acc, per = teacher_forced_accuracy(eval_items)
         print(f"eval step {step + 1}: {acc:.3f} {per}", flush=True)
-    if (step + 1) % 200 == 0 or step + 1 == args.steps:
+        if acc > best:
+            # the best teacher-forced held-out exact match so far is kept in <out>/best
+            best = acc
+            model.save_pretrained(os.path.join(args.out, "best"), safe_serialization=True)
+            print(f"  best so far → {args.out}/best", flush=True)
+    out_of_time = (args.max_minutes is not None and time.time() - t0 > args.max_minutes * 60) or step + 1 == args.stop_after
+    if (step + 1) % 200 == 0 or step + 1 == args.steps or out_of_time:
         model.save_pretrained(args.out, safe_serialization=True)
+    if out_of_time:
+        print(f"stopping at step {step + 1} (--stop-after {args.stop_after} / --max-minutes {args.max_minutes})", flush=True)
+        break
 print(f"done {args.steps} steps in {time.time() - t0:.0f}s", flush=True)
