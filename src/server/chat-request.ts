@@ -48,6 +48,8 @@ export interface ChatRequest {
   /** OpenAI logprobs=true: return logprobs; topLogprobs alternatives per token. */
   logprobs: boolean;
   topLogprobs: number;
+  /** Extension for Thinking checkpoints: at most this many reasoning tokens (as `videolm run --thinking-budget`). */
+  thinkingBudget?: number;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -212,5 +214,6 @@ export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequ
   const topLogprobs = optional(body, "top_logprobs", (v, p) => num(v, p, { integer: true, min: 0, max: 20 }));
   if (topLogprobs !== undefined && !logprobs) throw badRequest("top_logprobs requires logprobs: true", "top_logprobs");
   if (logprobs) generation.logprobs = topLogprobs ?? 0;
-  return { model, messages, stream, includeUsage, generation, logprobs, topLogprobs: topLogprobs ?? 0 };
+  const thinkingBudget = optional(body, "thinking_budget", (v, p) => num(v, p, { integer: true, min: 0 }));
+  return { model, messages, stream, includeUsage, generation, logprobs, topLogprobs: topLogprobs ?? 0, thinkingBudget };
 }

@@ -377,6 +377,7 @@ export class VideolmServer {
               messages: resolved.messages,
               prepared,
               ...options,
+              thinkingBudget: request.thinkingBudget,
               signal,
               onToken: stream
                 ? (e) => {
