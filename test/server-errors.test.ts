@@ -75,7 +75,7 @@ describe("malformed requests → 400", () => {
     ["max_tokens of the wrong type", { messages: [{ role: "user", content: "x" }], max_tokens: "10" }, { message: /must be a number/, param: "max_tokens" }],
     ["temperature out of range", { messages: [{ role: "user", content: "x" }], temperature: -1 }, { message: /≥ 0/, param: "temperature" }],
     ["top_logprobs without logprobs", { messages: [{ role: "user", content: "x" }], top_logprobs: 2 }, { message: /requires logprobs/, param: "top_logprobs" }],
-    ["a negative thinking_budget", { messages: [{ role: "user", content: "x" }], thinking_budget: -1 }, { param: "thinking_budget" }],
+    ["a negative thinking_budget", { messages: [{ role: "user", content: "x" }], thinking_budget: -1 }, { message: /thinking_budget/, param: "thinking_budget" }],
     ["n > 1", { messages: [{ role: "user", content: "x" }], n: 2 }, { message: /n must be 1/, param: "n" }],
     ["tools", { messages: [{ role: "user", content: "x" }], tools: [{ type: "function" }] }, { message: /not supported/, param: "tools" }],
     ["stream not a boolean", { messages: [{ role: "user", content: "x" }], stream: "yes" }, { message: /true or false/, param: "stream" }],
