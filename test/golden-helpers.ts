@@ -5,6 +5,7 @@
  */
 import { expect } from "vitest";
 import type { VideoModel } from "../src/engine/model.js";
+import type { PreparedRequest } from "../src/engine/preparer.js";
 import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
 
 /** fp32 logits within 1e-4 × max(1, max |logit|) of the reference. */
@@ -31,6 +32,45 @@ export function checkRow(row: Float32Array, ids: number[], expected: number[], m
   let worst = 0;
   ids.forEach((id, j) => (worst = Math.max(worst, Math.abs(row[id] - expected[j]))));
   expect(worst).toBeLessThanOrEqual(tolerance(maxAbs));
+  return worst;
+}
+
+/** Concatenates float32 rows (e.g. the pixel values of every visual of one kind, in prompt order). */
+export function concatFloat32(parts: Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return all;
+}
+
+/** The pixel values of all images (or all videos) of a request, concatenated as the reference's `pixel_values`. */
+export function pixelValuesOf(prepared: PreparedRequest, kind: "image" | "video"): Float32Array {
+  return concatFloat32(prepared.visuals.filter((v) => v.kind === kind).map((v) => v.batch.pixelValues));
+}
+
+export interface LogitRecord {
+  position: number;
+  max_abs: number;
+  top20: [number, number][];
+  at_ids: number[];
+}
+
+/**
+ * One full forward pass; at each recorded position, the logits at `logitIds` and at the reference's top-20 ids must
+ * match. Returns the largest difference seen.
+ */
+export async function checkLogitRecords(model: VideoModel, prompt: PreparedPrompt, logitIds: number[], records: LogitRecord[]): Promise<number> {
+  const V = model.config.text.vocabSize;
+  const logits = await fullForward(model, prompt, records.map((r) => r.position));
+  let worst = 0;
+  records.forEach((rec, k) => {
+    const row = logits.subarray(k * V, (k + 1) * V);
+    worst = Math.max(worst, checkRow(row, logitIds, rec.at_ids, rec.max_abs));
+    worst = Math.max(worst, checkRow(row, rec.top20.map(([id]) => id), rec.top20.map(([, v]) => v), rec.max_abs));
+  });
   return worst;
 }
 

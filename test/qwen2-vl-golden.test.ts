@@ -9,17 +9,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
-import { checkGreedyDecoding, checkRow, fullForward, sumStats } from "./golden-helpers.js";
+import { checkGreedyDecoding, checkLogitRecords, pixelValuesOf, sumStats, type LogitRecord } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen2-vl");
 const CACHE = testCacheDir();
 
-interface LogitRecord {
-  position: number;
-  max_abs: number;
-  top20: [number, number][];
-  at_ids: number[];
-}
 interface GoldenCase {
   messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[] }[] }[];
   input_ids: number[];
@@ -67,16 +61,10 @@ for (const checkpoint of ["qwen2-vl-tiny", "qwen2-vl-tiny-tied"]) {
 
         for (const kind of ["image", "video"] as const) {
           const ref = kind === "image" ? c.pixel_values : c.pixel_values_videos;
-          const ours = prepared.visuals.filter((v) => v.kind === kind);
+          const all = pixelValuesOf(prepared, kind);
           if (!ref) {
-            expect(ours).toHaveLength(0);
+            expect(all).toHaveLength(0);
             continue;
-          }
-          const all = new Float32Array(ours.reduce((n, v) => n + v.batch.pixelValues.length, 0));
-          let o = 0;
-          for (const v of ours) {
-            all.set(v.batch.pixelValues, o);
-            o += v.batch.pixelValues.length;
           }
           expect(all.length).toBe(ref.shape[0] * ref.shape[1]);
           const { sum, abs } = sumStats(all);
@@ -87,13 +75,7 @@ for (const checkpoint of ["qwen2-vl-tiny", "qwen2-vl-tiny-tied"]) {
 
         // Logits of a full forward pass at several positions.
         const prompt = await model.encodeVisuals(prepared);
-        const V = model.config.text.vocabSize;
-        const logits = await fullForward(model, prompt, c.logits.map((l) => l.position));
-        c.logits.forEach((rec, k) => {
-          const row = logits.subarray(k * V, (k + 1) * V);
-          checkRow(row, c.logit_ids, rec.at_ids, rec.max_abs);
-          checkRow(row, rec.top20.map(([id]) => id), rec.top20.map(([, v]) => v), rec.max_abs);
-        });
+        await checkLogitRecords(model, prompt, c.logit_ids, c.logits);
 
         await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids);
       });

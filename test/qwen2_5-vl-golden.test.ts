@@ -8,14 +8,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
-import type { PreparedRequest } from "../src/engine/preparer.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { parseQwen2_5VLConfig } from "../src/families/qwen2-5-vl/config.js";
 import { DEFAULT_VIDEO_TIME_RULE } from "../src/families/qwen2-5-vl/processor.js";
 import { windowPlan } from "../src/families/qwen2-5-vl/window.js";
 import { getRopeIndex } from "../src/families/qwen2-vl/rope-index.js";
 import { materializeTinyCheckpoint, qwen2_5VlWeightSpec, repoRoot, type Qwen2_5VlShapeConfig, type WeightSpec, testCacheDir } from "../src/testing/tiny-checkpoint.js";
-import { checkGreedyDecoding, checkRow as checkLogitRow, tolerance } from "./golden-helpers.js";
+import { checkGreedyDecoding, checkLogitRecords, fullForward, pixelValuesOf, tolerance, type LogitRecord } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen2_5-vl");
 const CACHE = testCacheDir();
@@ -29,12 +28,6 @@ interface Summary {
   indices: number[];
   values: number[];
   shape: number[];
-}
-interface LogitRecord {
-  position: number;
-  max_abs: number;
-  top20: [number, number][];
-  at_ids: number[];
 }
 interface GoldenCase {
   messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[]; fps?: number }[] }[];
@@ -83,13 +76,6 @@ function ropeVisuals(c: GoldenCase) {
     ...(c.image_grid_thw ?? []).map((grid) => ({ kind: "image" as const, grid })),
     ...(c.video_grid_thw ?? []).map((grid, i) => ({ kind: "video" as const, grid, secondPerGrid: c.second_per_grid_ts![i] })),
   ];
-}
-
-/** checkRow that also records the largest difference per case, for the report. */
-function checkRow(actual: Float32Array, ids: number[], expected: number[], maxAbs: number, name?: string) {
-  const worst = checkLogitRow(actual, ids, expected, maxAbs);
-  if (name) worstByCase[name] = Math.max(worstByCase[name] ?? 0, worst);
-  return worst;
 }
 
 function checkSummary(actual: Float32Array, ref: Summary, digits: number) {
@@ -208,15 +194,6 @@ describe(`Qwen2.5-VL golden: ${CHECKPOINT}`, () => {
   });
 
   /** Prompt logits at `positions` of one full pass. */
-  async function forward(prepared: PreparedRequest, positions: number[]) {
-    const prompt = await model.encodeVisuals(prepared);
-    const logits = await model.decoder.forward(
-      { inputIds: prompt.inputIds, positionIds: prompt.positionIds, visualEmbeds: prompt.visualEmbeds, visualPositions: prompt.visualPositions, logitsIndices: positions },
-      model.decoder.createCache(prompt.inputIds.length),
-    );
-    return { prompt, logits };
-  }
-
   for (const [name, c] of Object.entries(golden.cases)) {
     it(`${name}: prompt ids, positions, pixels, vision embeddings, logits, greedy tokens, cached decode`, async () => {
       let prepared = await model.prepare(toMessages(c));
@@ -235,24 +212,16 @@ describe(`Qwen2.5-VL golden: ${CHECKPOINT}`, () => {
 
       for (const kind of ["image", "video"] as const) {
         const ref = kind === "image" ? c.pixel_values : c.pixel_values_videos;
-        const ours = prepared.visuals.filter((v) => v.kind === kind);
+        const all = pixelValuesOf(prepared, kind);
         if (!ref) {
-          expect(ours).toHaveLength(0);
+          expect(all).toHaveLength(0);
           continue;
-        }
-        const all = new Float32Array(ours.reduce((n, v) => n + v.batch.pixelValues.length, 0));
-        let o = 0;
-        for (const v of ours) {
-          all.set(v.batch.pixelValues, o);
-          o += v.batch.pixelValues.length;
         }
         expect(all.length).toBe(ref.shape[0] * ref.shape[1]);
         checkSummary(all, ref, 5);
       }
 
-      const positions = c.logits.map((l) => l.position);
-      const { prompt, logits } = await forward(prepared, positions);
-      const V = model.config.text.vocabSize;
+      const prompt = await model.encodeVisuals(prepared);
       const D = model.config.text.hiddenSize;
 
       // Vision tower output: every case lists its images before its videos, so the prompt-order rows are
@@ -261,14 +230,10 @@ describe(`Qwen2.5-VL golden: ${CHECKPOINT}`, () => {
       if (c.image_embeds) checkSummary(prompt.visualEmbeds!.subarray(0, nImage * D), c.image_embeds, 4);
       if (c.video_embeds) checkSummary(prompt.visualEmbeds!.subarray(nImage * D), c.video_embeds, 4);
 
-      c.logits.forEach((rec, k) => {
-        const row = logits.subarray(k * V, (k + 1) * V);
-        checkRow(row, c.logit_ids, rec.at_ids, rec.max_abs, name);
-        checkRow(row, rec.top20.map(([id]) => id), rec.top20.map(([, v]) => v), rec.max_abs, name);
-      });
-
+      const logitsWorst = await checkLogitRecords(model, prompt, c.logit_ids, c.logits);
       // Greedy decoding with the KV cache (prefill in chunks of 7) and cached decode vs one full pass.
-      worstByCase[name] = Math.max(worstByCase[name] ?? 0, await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids));
+      const greedyWorst = await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids);
+      worstByCase[name] = Math.max(logitsWorst, greedyWorst);
     });
   }
 
@@ -292,7 +257,7 @@ describe(`Qwen2.5-VL golden: ${CHECKPOINT}`, () => {
     const reversed = await model.prepare(toMessages(c, { reverseFrames: true }));
     expect(reversed.inputIds).toEqual(c.input_ids);
     expect(rows(reversed.positionIds, S)).toEqual(c.position_ids);
-    const { logits } = await forward(reversed, [S - 1]);
+    const logits = await fullForward(model, await model.encodeVisuals(reversed), [S - 1]);
     let moved = 0;
     last.top20.forEach(([id, v]) => (moved = Math.max(moved, Math.abs(logits[id] - v))));
     expect(moved).toBeGreaterThan(100 * tolerance(last.max_abs));

@@ -57,7 +57,7 @@ export interface GenerateResponse {
 export class VideoModel {
   private constructor(
     readonly preparer: RequestPreparer,
-    private readonly vision: VisionEncoder,
+    readonly vision: VisionEncoder,
     readonly decoder: Decoder,
     readonly loadMs: number,
   ) {}
@@ -73,7 +73,7 @@ export class VideoModel {
     const converted = ensureConverted(checkpoint, family, config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
     const sessionOptions = { threads: options.threads };
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
-    return new VideoModel(preparer, new VisionEncoder(visionSession, config.text.hiddenSize), new Decoder(decoderSession, config), performance.now() - t0);
+    return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0);
   }
 
   get config(): FamilyConfig {
@@ -174,7 +174,7 @@ export class VideoModel {
     const deepstackByKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
     let levels = 0;
     for (const v of prepared.visuals) {
-      const out = await this.vision.encodeAll(v.batch);
+      const out = await this.vision.encode(v.batch);
       byKind[v.kind].push(out.embeds);
       if (out.deepstack) deepstackByKind[v.kind].push(out.deepstack);
       levels = out.deepstackLevels;

@@ -40,26 +40,18 @@ export interface VisionBatch {
 
 /** The vision encoder's output for one visual. */
 export interface VisionOutput {
-  /** Merged visual tokens [M, outputDim]. */
+  /** Merged visual tokens [M, hidden]. */
   embeds: Float32Array;
-  /** DeepStack graphs (Qwen3-VL): one feature set per level, [levels, M, outputDim]; absent otherwise. */
+  /** DeepStack graphs (Qwen3-VL): one feature set per level, [levels, M, hidden]; absent otherwise. */
   deepstack?: Float32Array;
   deepstackLevels: number;
 }
 
 export class VisionEncoder {
-  constructor(
-    private readonly session: ort.InferenceSession,
-    readonly outputDim: number,
-  ) {}
+  constructor(private readonly session: ort.InferenceSession) {}
 
-  /** Returns the merged visual tokens [t·h·w / merge², outputDim]. */
-  async encode(batch: VisionBatch): Promise<Float32Array> {
-    return (await this.encodeAll(batch)).embeds;
-  }
-
-  /** The merged visual tokens and, for DeepStack graphs, the per-level features. */
-  async encodeAll(batch: VisionBatch): Promise<VisionOutput> {
+  /** The merged visual tokens [t·h·w / merge², hidden] and, for DeepStack graphs, the per-level features. */
+  async encode(batch: VisionBatch): Promise<VisionOutput> {
     const n = batch.grid[0] * batch.grid[1] * batch.grid[2];
     const patchDim = batch.pixelValues.length / n;
     const feeds: Record<string, ort.Tensor> = {
