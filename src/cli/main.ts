@@ -16,6 +16,8 @@ Usage:
                                  the sampling plan and prompt, without running the model
   videolm serve --model DIR [--host 127.0.0.1] [--port 8080]
                                  OpenAI-compatible API (/v1/chat/completions) and the web app at /
+  videolm bench [--shape qwen2-vl-2b] [--dtype int4]
+                                 measure this machine: load, vision, prefill, first token, decode, memory
   videolm models                 list the supported model families
 
 Run "videolm run --help" for every option.`;
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
     case "serve": return (await import("./commands/serve.js")).serveCommand(rest);
     case "models":
       return modelsCommand(rest);
+    case "bench":
+      return (await import("./commands/bench.js")).benchCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -18,6 +18,7 @@ import { generate, type GenerationResult, type PreparedPrompt, type ThinkingBudg
 import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder } from "./sessions.js";
+import { VisionCache } from "./vision-cache.js";
 
 export interface LoadOptions {
   /** Weight precision of the converted graphs. Default fp32. */
@@ -26,6 +27,11 @@ export interface LoadOptions {
   /** Root of the conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm). */
   cacheDir?: string;
   onProgress?: ProgressCallback;
+  /**
+   * Bytes of vision embeddings kept for reuse: a follow-up question about the same visual with the same sampling
+   * plan skips the vision encoder (VisionCache). Default 512 MiB; 0 disables.
+   */
+  visionCacheBytes?: number;
 }
 
 
@@ -60,6 +66,7 @@ export class VideoModel {
     readonly vision: VisionEncoder,
     readonly decoder: Decoder,
     readonly loadMs: number,
+    readonly visionCache: VisionCache,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoModel> {
@@ -73,7 +80,8 @@ export class VideoModel {
     const converted = ensureConverted(checkpoint, family, config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
     const sessionOptions = { threads: options.threads };
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
-    return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0);
+    const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
+    return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache);
   }
 
   get config(): FamilyConfig {
@@ -174,7 +182,7 @@ export class VideoModel {
     const deepstackByKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
     let levels = 0;
     for (const v of prepared.visuals) {
-      const out = await this.vision.encode(v.batch);
+      const out = await this.visionCache.getOrEncode(v.batch, () => this.vision.encode(v.batch));
       byKind[v.kind].push(out.embeds);
       if (out.deepstack) deepstackByKind[v.kind].push(out.deepstack);
       levels = out.deepstackLevels;

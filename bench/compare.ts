@@ -1,0 +1,119 @@
+/**
+ * Side-by-side bench (not a test): videolm at each precision against the reference — transformers 4.57.6 + torch
+ * CPU, float32 — on the same Qwen2-VL-shaped checkpoint (random weights, generated once into .cache/bench), the
+ * same prepared input (ids, pixel values, grid) and the same thread count. Prints a table of both systems, the
+ * bounds onnxruntime reaches on the same shapes, and the ratios against the targets of the speed issue.
+ *
+ *   npm run bench:compare -- [--shape qwen2-vl-2b] [--dtypes fp32,int8,int4] [--frames 8] [--size 448] [--tokens 32]
+ *                            [--threads 2] [--no-reference]
+ *
+ * Needs the oracle venv for the reference (../shared/tools/make-oracle-venv.sh .venv-oracle) and `npm run build`
+ * (the npm script does it). Every system runs in a process of its own, one after another, so peak memory and timings
+ * are each its own.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { benchMessages, type BenchInput } from "../src/bench/measure.js";
+import { ensureBenchCheckpoint, type BenchShape } from "../src/bench/presets.js";
+import type { BenchReport } from "../src/cli/commands/bench.js";
+import { RequestPreparer } from "../src/engine/preparer.js";
+import { repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { stderrProgress } from "../src/util/progress.js";
+
+const { values } = parseArgs({
+  options: {
+    shape: { type: "string", default: "qwen2-vl-2b" },
+    dtypes: { type: "string", default: "fp32,int8,int4" },
+    frames: { type: "string", default: "8" },
+    size: { type: "string", default: "448" },
+    tokens: { type: "string", default: "32" },
+    threads: { type: "string", default: "2" },
+    "no-reference": { type: "boolean" },
+  },
+});
+const root = repoRoot();
+const input: BenchInput = { frames: Number(values.frames), size: Number(values.size), tokens: Number(values.tokens) };
+const threads = values.threads!;
+
+interface ReferenceRun {
+  loadMs: number;
+  visionMs: number;
+  ttftMs: number;
+  decodeTokensPerSecond: number;
+  generatedTokens: number;
+  promptTokens: number;
+  peakRssBytes: number;
+}
+
+function runJson<T>(cmd: string, args: string[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").pop()!) as T) : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+  });
+}
+
+const dir = await ensureBenchCheckpoint(values.shape as BenchShape, path.join(root, ".cache", "bench"), stderrProgress());
+
+// The reference gets exactly the ids, pixel values and grid videolm prepares.
+const prepared = await (await RequestPreparer.load(dir)).prepare(benchMessages(input));
+const batch = prepared.visuals[0].batch;
+const inputDir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-bench-input-"));
+fs.writeFileSync(path.join(inputDir, "input_ids.bin"), BigInt64Array.from(prepared.inputIds, (v) => BigInt(v)));
+fs.writeFileSync(path.join(inputDir, "pixel_values.bin"), batch.pixelValues);
+const rows = batch.grid[0] * batch.grid[1] * batch.grid[2];
+fs.writeFileSync(path.join(inputDir, "meta.json"), JSON.stringify({ grid: batch.grid, patchDim: batch.pixelValues.length / rows }));
+
+const reports: BenchReport[] = [];
+for (const dtype of values.dtypes!.split(",")) {
+  console.error(`\n== videolm ${dtype}`);
+  const args = ["dist/cli/main.js", "bench", "--model", dir, "--dtype", dtype, "--threads", threads, "--frames", values.frames!, "--size", values.size!, "--tokens", values.tokens!, "--json"];
+  reports.push(await runJson<BenchReport>(process.execPath, args));
+}
+let reference: ReferenceRun | undefined;
+if (!values["no-reference"]) {
+  console.error("\n== reference (transformers 4.57.6, torch CPU, fp32)");
+  reference = await runJson<ReferenceRun>(path.join(root, ".venv-oracle", "bin", "python"), ["bench/reference.py", dir, inputDir, "--tokens", values.tokens!, "--threads", threads]);
+}
+fs.rmSync(inputDir, { recursive: true, force: true });
+
+const s = (ms: number) => (ms / 1000).toFixed(1);
+const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+console.log(`\n${values.shape} (random weights), ${input.frames} frames of ${input.size}×${input.size}, ${prepared.inputIds.length} prompt tokens, ${input.tokens} new tokens, ${threads} threads`);
+console.log("system              load s  vision s  TTFT s  decode tok/s  peak GiB");
+const line = (name: string, r: { loadMs: number; visionMs: number; ttftMs: number; decodeTokensPerSecond: number; peakRssBytes: number }) =>
+  console.log(`${name.padEnd(19)} ${s(r.loadMs).padStart(6)}  ${s(r.visionMs).padStart(8)}  ${s(r.ttftMs).padStart(6)}  ${r.decodeTokensPerSecond.toFixed(2).padStart(12)}  ${gib(r.peakRssBytes).padStart(8)}`);
+if (reference) line("reference fp32", reference);
+for (const r of reports) line(`videolm ${r.run.dtype}`, r.run);
+
+if (reference) {
+  console.log("\nratios vs the reference (target in brackets)");
+  for (const r of reports) {
+    const q = r.run.dtype !== "fp32";
+    const ttft = r.run.ttftMs / reference.ttftMs;
+    const decode = r.run.decodeTokensPerSecond / reference.decodeTokensPerSecond;
+    const mem = r.run.peakRssBytes / reference.peakRssBytes;
+    const mark = (ok: boolean) => (ok ? "ok" : "MISSED");
+    console.log(
+      `videolm ${r.run.dtype.padEnd(5)} TTFT ${ttft.toFixed(2)}× [≤ ${q ? "0.35" : "0.6"}] ${mark(ttft <= (q ? 0.35 : 0.6))}` +
+        `   decode ${decode.toFixed(2)}× [≥ ${q ? (r.run.dtype === "int4" ? "8" : "-") : "2"}] ${r.run.dtype === "int8" ? "" : mark(decode >= (q ? 8 : 2))}` +
+        `   memory ${mem.toFixed(2)}× [≤ ${q ? "0.35" : "1.0"}] ${r.run.dtype === "int8" ? "" : mark(mem <= (q ? 0.35 : 1.0))}`,
+    );
+  }
+}
+console.log("\nstages vs the bounds onnxruntime reaches here on the same shapes (target ≥ 75%)");
+for (const r of reports) {
+  if (!r.bounds || !r.efficiency || !r.work) continue;
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  console.log(
+    `videolm ${r.run.dtype.padEnd(5)} vision ${pct(r.efficiency.vision)} of ${r.bounds.visionGflops.toFixed(0)} GFLOP/s` +
+      `   prefill ${pct(r.efficiency.prefill)} of ${r.bounds.prefillGflops.toFixed(0)} GFLOP/s` +
+      `   decode ${pct(r.efficiency.decode)} of ${((r.bounds.gemvGBps * 1000) / r.work.decodeMBPerToken).toFixed(2)} tok/s (${r.bounds.gemvGBps.toFixed(1)} GB/s ÷ ${r.work.decodeMBPerToken.toFixed(0)} MB/token)`,
+  );
+}
+console.log(JSON.stringify({ reference, videolm: reports }));
