@@ -14,11 +14,11 @@ import type { TensorInfo } from "../checkpoint/safetensors.js";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig, ModelFamily } from "../families/family.js";
 import { GraphBuilder } from "../onnx/graph.js";
-import { Layers, type WeightPrecision } from "../onnx/layers.js";
+import { Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 2;
+export const CONVERTER_VERSION = 3;
 
 export interface ConvertedModel {
   dir: string;
@@ -81,8 +81,10 @@ export function ensureConverted<C extends FamilyConfig>(
     // The vision tower stays in float32 for fp32 and int8; under int4 it is stored as int8, because 4-bit
     // vision features degrade answers far more than 4-bit decoder weights do.
     const visionPrecision: WeightPrecision = precision === "fp32" ? "fp32" : "int8";
-    writeGraph(out.visionPath, "vision", visionPrecision, (layers) => family.buildVision(layers, weights, config));
-    writeGraph(out.decoderPath, "decoder", precision, (layers) => family.buildDecoder(layers, weights, config));
+    // Vision matmuls always have thousands of rows: float32 compute on dequantized weights (accuracy level 1) is
+    // faster there than int8 activations; the decoder's are dominated by single-row decode steps (level 4).
+    writeGraph(out.visionPath, "vision", visionPrecision, 1, (layers) => family.buildVision(layers, weights, config));
+    writeGraph(out.decoderPath, "decoder", precision, 4, (layers) => family.buildDecoder(layers, weights, config));
     weights.assertAllUsed();
     const manifest = { converterVersion: CONVERTER_VERSION, family: family.name, precision, checkpoint: ckpt.dir, createdAt: new Date().toISOString() };
     fs.writeFileSync(path.join(tmpDir, "manifest.json"), JSON.stringify(manifest, null, 2));
@@ -99,8 +101,8 @@ export function ensureConverted<C extends FamilyConfig>(
   }
 }
 
-function writeGraph(file: string, name: string, precision: WeightPrecision, build: (layers: Layers) => void): void {
+function writeGraph(file: string, name: string, precision: WeightPrecision, accuracy: QuantAccuracy, build: (layers: Layers) => void): void {
   const g = new GraphBuilder(name, `${file}.data`);
-  build(new Layers(g, precision));
+  build(new Layers(g, precision, accuracy));
   fs.writeFileSync(file, g.toBytes());
 }

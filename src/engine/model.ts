@@ -17,7 +17,7 @@ import { ensureConverted } from "./convert.js";
 import { generate, type GenerationResult, type PreparedPrompt, type ThinkingBudget, type TokenEvent } from "./generate.js";
 import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
-import { createSession, Decoder, VisionEncoder } from "./sessions.js";
+import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
 
 export interface LoadOptions {
@@ -32,6 +32,8 @@ export interface LoadOptions {
    * plan skips the vision encoder (VisionCache). Default 512 MiB; 0 disables.
    */
   visionCacheBytes?: number;
+  /** Videos are encoded in chunks of whole frame pairs with at most this many patches each (default 8192). */
+  visionChunkPatches?: number;
 }
 
 
@@ -45,6 +47,8 @@ export interface GenerateRequest extends Partial<GenerationOptions> {
   signal?: AbortSignal;
   /** Thinking checkpoints: at most this many tokens inside `<think>…</think>`, then the block is closed (ThinkingBudget). */
   thinkingBudget?: number;
+  /** Progress of encoding visuals that take more than one chunk (long videos). */
+  onProgress?: ProgressCallback;
 }
 
 export interface GenerateResponse {
@@ -67,6 +71,7 @@ export class VideoModel {
     readonly decoder: Decoder,
     readonly loadMs: number,
     readonly visionCache: VisionCache,
+    readonly visionChunkPatches: number,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoModel> {
@@ -81,7 +86,8 @@ export class VideoModel {
     const sessionOptions = { threads: options.threads };
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
-    return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache);
+    const chunkPatches = options.visionChunkPatches ?? 8192;
+    return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache, chunkPatches);
   }
 
   get config(): FamilyConfig {
@@ -100,7 +106,7 @@ export class VideoModel {
   }
 
   async generate(request: GenerateRequest): Promise<GenerateResponse> {
-    const { messages, media, onToken, signal, prepared: given, thinkingBudget, ...explicit } = request;
+    const { messages, media, onToken, signal, prepared: given, thinkingBudget, onProgress, ...explicit } = request;
     const options = this.preparer.resolveOptions(explicit);
     const t0 = performance.now();
     const prepared = given ?? (await this.prepare(messages, media, signal));
@@ -108,7 +114,7 @@ export class VideoModel {
     const S = prepared.inputIds.length;
     this.preparer.checkContext(S, options.maxNewTokens);
     const tv = performance.now();
-    const prompt = await this.encodeVisuals(prepared);
+    const prompt = await this.encodeVisuals(prepared, onProgress, signal);
     const visionMs = performance.now() - tv;
     const thinking = this.thinkingControl(prepared.inputIds, thinkingBudget);
     const splitter = new ThinkingSplitter({ startsInside: thinking.insideAtStart });
@@ -174,15 +180,48 @@ export class VideoModel {
     return { insideAtStart, budget: { budget, startTokenId: start, endTokenId: end, forcedTokens, insideAtStart } };
   }
 
+  /**
+   * One visual through the vision encoder, in chunks of whole temporal steps when the family can split it (exact:
+   * attention never crosses a frame pair), concatenating the merged rows and, for DeepStack, each level's rows.
+   */
+  private async encodeInChunks(kind: string, batch: VisionBatch, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<VisionOutput> {
+    const chunks = this.preparer.processor.visionChunks?.(batch, this.visionChunkPatches) ?? [batch];
+    if (chunks.length === 1) return this.vision.encode(batch);
+    const outs: VisionOutput[] = [];
+    const total = batch.grid[0];
+    let done = 0;
+    onProgress?.({ task: `Encoding ${kind}`, done, total, unit: "frames" });
+    for (const chunk of chunks) {
+      if (signal?.aborted) throw new VideolmError("aborted");
+      outs.push(await this.vision.encode(chunk));
+      done += chunk.grid[0];
+      onProgress?.({ task: `Encoding ${kind}`, done, total, unit: "frames" });
+    }
+    const embeds = concatFloat32(outs.map((o) => o.embeds));
+    const levels = outs[0].deepstackLevels;
+    if (levels === 0) return { embeds, deepstackLevels: 0 };
+    // DeepStack chunks are [levels, M_i, D]; the whole visual is [levels, ΣM_i, D].
+    const D = this.config.text.hiddenSize;
+    const M = embeds.length / D;
+    const deepstack = new Float32Array(levels * M * D);
+    let row = 0;
+    for (const o of outs) {
+      const m = o.embeds.length / D;
+      for (let l = 0; l < levels; l++) deepstack.set(o.deepstack!.subarray(l * m * D, (l + 1) * m * D), (l * M + row) * D);
+      row += m;
+    }
+    return { embeds, deepstack, deepstackLevels: levels };
+  }
+
   /** Runs the vision encoder on each visual and lays its rows out at the visual's placeholder positions. */
-  async encodeVisuals(prepared: PreparedRequest): Promise<PreparedPrompt> {
+  async encodeVisuals(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
     const D = this.config.text.hiddenSize;
     const ids = prepared.inputIds;
     const byKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
     const deepstackByKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
     let levels = 0;
     for (const v of prepared.visuals) {
-      const out = await this.visionCache.getOrEncode(v.batch, () => this.vision.encode(v.batch));
+      const out = await this.visionCache.getOrEncode(v.batch, () => this.encodeInChunks(v.kind, v.batch, onProgress, signal));
       byKind[v.kind].push(out.embeds);
       if (out.deepstack) deepstackByKind[v.kind].push(out.deepstack);
       levels = out.deepstackLevels;
@@ -221,4 +260,14 @@ export class VideoModel {
     };
   }
 
+}
+
+function concatFloat32(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }

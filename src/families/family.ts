@@ -6,6 +6,7 @@ import type { Layers } from "../onnx/layers.js";
 import type { WeightMap } from "../checkpoint/weight-map.js";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../engine/request.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
+import type { VisionBatch } from "../engine/sessions.js";
 
 /** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
 export interface FamilyProcessor {
@@ -13,6 +14,11 @@ export interface FamilyProcessor {
   prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null>;
   /** Tokenizes the rendered prompt, expands placeholders, computes the 3-D position ids. */
   buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number };
+  /**
+   * The batch split into exact sub-batches of whole temporal steps with at most `maxPatches` patches each, so long
+   * videos encode in bounded memory and report progress. Families without it are encoded in one call.
+   */
+  visionChunks?(batch: VisionBatch, maxPatches: number): VisionBatch[];
 }
 
 /** The parts of a family's config the generic engine needs. */

@@ -15,10 +15,19 @@ export const WEIGHT_PRECISIONS: WeightPrecision[] = ["fp32", "int8", "int4"];
 /** MatMulNBits block size along the input dimension. */
 const QUANT_BLOCK = 32;
 
+/**
+ * MatMulNBits `accuracy_level`: how the activations meet the quantized weights. 4 quantizes the activations to
+ * int8 per block and runs integer dot products: the fastest matrix-vector products (decode). 1 dequantizes the
+ * weights and multiplies in float32: faster for many rows at once on AVX2 CPUs without VNNI (vision, where every
+ * call has thousands of rows), and without activation rounding. Measured in docs/performance.md.
+ */
+export type QuantAccuracy = 1 | 4;
+
 export class Layers {
   constructor(
     readonly g: GraphBuilder,
     readonly precision: WeightPrecision,
+    readonly accuracyLevel: QuantAccuracy = 4,
   ) {}
 
   /**
@@ -41,7 +50,7 @@ export class Layers {
         const qw = g.weight(`${name}.weight_q`, "uint8", [outFeatures, blocks, (QUANT_BLOCK * bits) / 8], q.data);
         const scales = g.weight(`${name}.scales`, "float32", [outFeatures * blocks], f32bytes(q.scales));
         const zeros = g.weight(`${name}.zero_points`, "uint8", [q.zeroPoints.length], q.zeroPoints);
-        y = g.op("MatMulNBits", [x, qw, scales, zeros], { K: inFeatures, N: outFeatures, bits, block_size: QUANT_BLOCK, accuracy_level: 4 }, { domain: "com.microsoft" });
+        y = g.op("MatMulNBits", [x, qw, scales, zeros], { K: inFeatures, N: outFeatures, bits, block_size: QUANT_BLOCK, accuracy_level: this.accuracyLevel }, { domain: "com.microsoft" });
       }
       if (bias) y = g.op("Add", [y, g.weight(`${name}.bias`, "float32", [outFeatures], f32bytes(bias))]);
       return y;

@@ -160,6 +160,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       ...explicit,
       signal: abort.signal,
       thinkingBudget,
+      onProgress: quiet ? undefined : stderrProgress(),
       onToken: json
         ? undefined
         : (e) => {

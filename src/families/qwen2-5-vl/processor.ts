@@ -11,7 +11,8 @@
  *     `tokensPerSecond`), images use 0 for every step;
  *   - each visual also carries its window-attention layout (window.ts) as extra vision-graph inputs.
  */
-import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
+import type { VisionBatch } from "../../engine/sessions.js";
+import type { PreparedVisual } from "../../engine/request.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import { Qwen2VLProcessor } from "../qwen2-vl/processor.js";
 import { expandPlaceholderIds } from "../qwen2-vl/prompt.js";
@@ -49,17 +50,14 @@ export class Qwen2_5VLProcessor extends Qwen2VLProcessor {
     this.videoTimeRule = options.videoTimeRule ?? DEFAULT_VIDEO_TIME_RULE;
   }
 
-  override async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null> {
-    const visual = await super.prepareVisual(part, defaults, signal);
-    if (!visual) return null;
+  protected override extraVisionInputs(grid: readonly [number, number, number]): VisionBatch["extraInputs"] {
     const v = this.config.vision;
-    const plan = windowPlan(visual.batch.grid, { patchSize: v.patchSize, spatialMergeSize: v.spatialMergeSize, windowSize: v.windowSize });
-    visual.batch.extraInputs = {
+    const plan = windowPlan([grid[0], grid[1], grid[2]], { patchSize: v.patchSize, spatialMergeSize: v.spatialMergeSize, windowSize: v.windowSize });
+    return {
       [WINDOW_INPUTS.gather]: { dims: [plan.numWindows, plan.windowLen], data: plan.gather },
       [WINDOW_INPUTS.scatter]: { dims: [plan.scatter.length], data: plan.scatter },
       [WINDOW_INPUTS.lengths]: { dims: [plan.numWindows], data: plan.lengths },
     };
-    return visual;
   }
 
   /** The rotary inputs of the visuals: grids, and for videos the seconds per temporal grid step. */

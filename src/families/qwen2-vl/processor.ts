@@ -3,6 +3,7 @@
  * then the transformers 4.57.6 Qwen2VLProcessor normalises, patches, and expands the placeholders; the 3-D
  * positions follow `Qwen2VLModel.get_rope_index`.
  */
+import type { VisionBatch } from "../../engine/sessions.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,11 +95,43 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     return {
       kind,
       source,
-      batch: { pixelValues, grid, positionIds: visionPositionIds(grid, merge) },
+      batch: { pixelValues, grid, positionIds: visionPositionIds(grid, merge), extraInputs: this.extraVisionInputs(grid) },
       tokens: visualTokenCount(grid, merge),
       size: [frames[0].height, frames[0].width],
       ...extra,
     };
+  }
+
+  /** Family-specific vision graph inputs for a grid (none for Qwen2-VL); also called for each chunk of a video. */
+  protected extraVisionInputs(_grid: readonly [number, number, number]): VisionBatch["extraInputs"] {
+    return undefined;
+  }
+
+  /**
+   * A visual split into batches of whole temporal steps with at most `maxPatches` patches each (at least one step).
+   * Exact: the vision towers of every Qwen-VL family attend only within a temporal step (cu_seqlens per frame pair
+   * in modeling_qwen2_vl.py / modeling_qwen2_5_vl.py / modeling_qwen3_vl.py), so chunk outputs concatenate to the
+   * whole visual's output.
+   */
+  visionChunks(batch: VisionBatch, maxPatches: number): VisionBatch[] {
+    const [t, h, w] = batch.grid;
+    const perStep = h * w;
+    const stepsPerChunk = Math.max(1, Math.floor(maxPatches / perStep));
+    if (t <= stepsPerChunk) return [batch];
+    const rowLength = batch.pixelValues.length / (t * perStep);
+    const chunks: VisionBatch[] = [];
+    for (let start = 0; start < t; start += stepsPerChunk) {
+      const steps = Math.min(stepsPerChunk, t - start);
+      const grid: [number, number, number] = [steps, h, w];
+      const rows = [start * perStep, (start + steps) * perStep];
+      chunks.push({
+        pixelValues: batch.pixelValues.subarray(rows[0] * rowLength, rows[1] * rowLength),
+        positionIds: batch.positionIds.subarray(rows[0] * 2, rows[1] * 2),
+        grid,
+        extraInputs: this.extraVisionInputs(grid),
+      });
+    }
+    return chunks;
   }
 
   async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null> {

@@ -14,6 +14,7 @@
  * Reference: transformers 4.57.6 models/qwen3_vl/processing_qwen3_vl.py, modeling_qwen3_vl.py `get_rope_index`;
  * qwen-vl-utils 0.0.14 vision_process.py `fetch_video` / `fetch_image`.
  */
+import type { VisionBatch } from "../../engine/sessions.js";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
@@ -43,16 +44,17 @@ export class Qwen3VLProcessor extends Qwen2VLProcessor {
         maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.sampling.imageMaxPixels,
       };
     }
-    const visual = await super.prepareVisual(own, defaults, signal);
-    if (!visual) return null;
+    return super.prepareVisual(own, defaults, signal);
+  }
+
+  protected override extraVisionInputs(grid: readonly [number, number, number]): VisionBatch["extraInputs"] {
     const v = this.qwen3.vision;
-    const taps = posEmbedTaps(visual.batch.grid, v.numPositionEmbeddings, v.spatialMergeSize);
-    const n = visual.batch.grid[0] * visual.batch.grid[1] * visual.batch.grid[2];
-    visual.batch.extraInputs = {
+    const taps = posEmbedTaps([grid[0], grid[1], grid[2]], v.numPositionEmbeddings, v.spatialMergeSize);
+    const n = grid[0] * grid[1] * grid[2];
+    return {
       [POS_EMBED_INPUTS.indices]: { data: taps.indices, dims: [4, n] },
       [POS_EMBED_INPUTS.weights]: { type: "float32", data: taps.weights, dims: [4, n] },
     };
-    return visual;
   }
 
   override buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]) {
