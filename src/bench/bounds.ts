@@ -10,14 +10,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/graph.js";
-import type { WeightPrecision } from "../onnx/layers.js";
-import { f32bytes } from "../onnx/layers.js";
+import { f32bytes, isFloatPrecision, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
 
 const BLOCK = 32;
 
 /** Adds y = x · W for a random W [K, N] at `precision` (MatMul for fp32, MatMulNBits as the converter emits). */
-function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision: WeightPrecision, name: string): string {
-  if (precision === "fp32") {
+function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision: WeightPrecision, name: string, accuracy: QuantAccuracy): string {
+  if (isFloatPrecision(precision)) {
     const w = new Float32Array(K * N);
     for (let i = 0; i < w.length; i++) w[i] = ((i * 2654435761) % 2001) / 1e5 - 0.01;
     return g.op("MatMul", [x, g.weight(name, "float32", [K, N], f32bytes(w))]);
@@ -30,7 +29,7 @@ function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision:
   return g.op(
     "MatMulNBits",
     [x, g.weight(`${name}.q`, "uint8", [N, blocks, (BLOCK * bits) / 8], q), g.weight(`${name}.s`, "float32", [N * blocks], f32bytes(scales)), g.weight(`${name}.z`, "uint8", [zeros.length], zeros)],
-    { K, N, bits, block_size: BLOCK, accuracy_level: 4 },
+    { K, N, bits, block_size: BLOCK, accuracy_level: accuracy },
     { domain: "com.microsoft" },
   );
 }
@@ -67,12 +66,12 @@ async function bestOf(run: () => Promise<unknown>, minMs = 1500): Promise<number
   return best;
 }
 
-/** GFLOP/s of x [M, K] · W [K, N] at `precision`. */
-export async function matmulGflops(M: number, K: number, N: number, precision: WeightPrecision, threads: number): Promise<number> {
+/** GFLOP/s of x [M, K] · W [K, N] at `precision` (quantized: MatMulNBits at `accuracy`, as the engine's graph uses). */
+export async function matmulGflops(M: number, K: number, N: number, precision: WeightPrecision, threads: number, accuracy: QuantAccuracy = 4): Promise<number> {
   return withGraph(
     (g) => {
       const x = g.input("x", "float32", [M, K]);
-      g.output(addProduct(g, x, K, N, precision, "w"), "y", "float32", [M, N]);
+      g.output(addProduct(g, x, K, N, precision, "w", accuracy), "y", "float32", [M, N]);
     },
     threads,
     async (session) => {
@@ -93,7 +92,7 @@ export async function gemvBandwidth(K: number, N: number, precision: WeightPreci
   return withGraph(
     (g) => {
       const x = g.input("x", "float32", [1, K]);
-      for (let i = 0; i < count; i++) g.output(addProduct(g, x, K, N, precision, `w${i}`), `y${i}`, "float32", [1, N]);
+      for (let i = 0; i < count; i++) g.output(addProduct(g, x, K, N, precision, `w${i}`, 4), `y${i}`, "float32", [1, N]);
     },
     threads,
     async (session) => {

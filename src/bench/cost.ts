@@ -6,12 +6,14 @@
  * Shapes follow transformers 4.57.6 modeling_qwen2_vl.py (Qwen2VisionTransformerPretrainedModel, Qwen2Model).
  */
 import type { Qwen2VLConfig } from "../families/qwen2-vl/config.js";
-import type { WeightPrecision } from "../onnx/layers.js";
+import { isFloatPrecision, type WeightPrecision } from "../onnx/layers.js";
 
 /** Bytes per weight as stored by Layers.linear: MatMulNBits blocks of 32 carry a float32 scale and a uint8 zero point. */
 export function bytesPerWeight(precision: WeightPrecision): number {
   switch (precision) {
     case "fp32":
+      return 4;
+    case "fp16": // stored as float16, but folded to float32 in memory when onnxruntime loads the graph
       return 4;
     case "int8":
       return 1 + 4 / 32 + 1 / 32;
@@ -54,7 +56,7 @@ export function prefillFlops(config: Qwen2VLConfig, tokens: number): number {
 export function decodeBytesPerToken(config: Qwen2VLConfig, precision: WeightPrecision, context: number): number {
   const t = config.text;
   // The output head is int8 under int8/int4 (families/qwen2-vl/text.ts, "lm_head").
-  const head = t.vocabSize * t.hiddenSize * bytesPerWeight(precision === "fp32" ? "fp32" : "int8");
+  const head = t.vocabSize * t.hiddenSize * bytesPerWeight(isFloatPrecision(precision) ? precision : "int8");
   const kv = t.numLayers * 2 * t.numKvHeads * t.headDim * context * 4;
   return t.numLayers * layerWeights(config) * bytesPerWeight(precision) + head + kv;
 }

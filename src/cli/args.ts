@@ -86,7 +86,6 @@ export function generationFlags(flags: Flags): Partial<GenerationOptions> {
 
 export function precisionFlag(flags: Flags): WeightPrecision {
   const raw = (flags.dtype as string | undefined) ?? "fp32";
-  if (raw === "fp16") throw new VideolmError("--dtype fp16 is not available on the CPU engine yet (fp16 matrix kernels are slower than fp32 there); use fp32, int8 or int4");
   if (!WEIGHT_PRECISIONS.includes(raw as WeightPrecision)) throw new VideolmError(`--dtype must be one of ${WEIGHT_PRECISIONS.join(", ")} (got ${raw})`);
   return raw as WeightPrecision;
 }

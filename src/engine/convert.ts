@@ -14,7 +14,7 @@ import type { TensorInfo } from "../checkpoint/safetensors.js";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig, ModelFamily } from "../families/family.js";
 import { GraphBuilder } from "../onnx/graph.js";
-import { Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
+import { isFloatPrecision, Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
@@ -78,9 +78,9 @@ export function ensureConverted<C extends FamilyConfig>(
     });
     total = weights.totalBytes();
     const out = convertedPaths(tmpDir);
-    // The vision tower stays in float32 for fp32 and int8; under int4 it is stored as int8, because 4-bit
+    // The vision tower stays in float (fp32 / fp16) for the float precisions; under int4 it is stored as int8, because 4-bit
     // vision features degrade answers far more than 4-bit decoder weights do.
-    const visionPrecision: WeightPrecision = precision === "fp32" ? "fp32" : "int8";
+    const visionPrecision: WeightPrecision = isFloatPrecision(precision) ? precision : "int8";
     // Vision matmuls always have thousands of rows: float32 compute on dequantized weights (accuracy level 1) is
     // faster there than int8 activations; the decoder's are dominated by single-row decode steps (level 4).
     writeGraph(out.visionPath, "vision", visionPrecision, 1, (layers) => family.buildVision(layers, weights, config));

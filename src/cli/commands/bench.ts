@@ -18,6 +18,7 @@ import { RequestPreparer } from "../../engine/preparer.js";
 import { VideolmError } from "../../errors.js";
 import type { Qwen2VLConfig } from "../../families/qwen2-vl/config.js";
 import { resolveModel } from "../../hub/resolve-model.js";
+import { isFloatPrecision } from "../../onnx/layers.js";
 import { stderrProgress } from "../../util/progress.js";
 import { COMMON_FLAGS, MODEL_FLAGS, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
 
@@ -30,7 +31,7 @@ streaming GB/s), with each stage's fraction of its bound.
   --shape NAME        random-weight checkpoint with a published model's shapes, generated once into the cache
                       (default qwen2-vl-2b: ~4.4 GB; qwen2-vl-7b: ~16.6 GB)
   -m, --model DIR     bench a real checkpoint instead (folder or Hugging Face repo id)
-  --dtype fp32|int8|int4   weight precision (default int4)
+  --dtype fp32|fp16|int8|int4   weight precision (default int4)
   --threads N         CPU threads (default: all cores)
   --frames N          video frames (default 8)
   --size PX           frame side in pixels, kept as is (default 448)
@@ -163,10 +164,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const t = config.text;
       const v = config.vision;
       const patches = run.grid[0] * run.grid[1] * run.grid[2];
-      const visionPrecision = dtype === "fp32" ? "fp32" : "int8"; // engine/convert.ts: the vision tower is int8 under int4
+      const visionPrecision = isFloatPrecision(dtype) ? "fp32" : "int8"; // engine/convert.ts: the vision tower is int8 under int4
       const boundThreads = threads || 0;
       report.bounds = {
-        visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads),
+        visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads, 1),
         prefillGflops: await matmulGflops(run.promptTokens, t.hiddenSize, t.intermediateSize, dtype, boundThreads),
         gemvGBps: await gemvBandwidth(t.hiddenSize, t.intermediateSize, dtype, boundThreads, bytesPerWeight(dtype)),
       };

@@ -18,7 +18,8 @@ Model:
   -m, --model DIR|REPO       Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json, …) or repo id
                              (owner/name[@revision], from the Hugging Face cache or downloaded into it);
                              default: the built-in demo model (models/videolm-demo)
-  --dtype fp32|int8|int4     weight precision of the converted graphs (default fp32)
+  --dtype fp32|fp16|int8|int4  weight precision of the converted graphs (default fp32; fp16 = float16
+                             storage, float32 compute; int8/int4 = MatMulNBits, see docs/performance.md)
   --threads N                CPU threads (default: all cores)
   --cache-dir DIR            conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm)
 Media:

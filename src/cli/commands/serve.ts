@@ -19,7 +19,7 @@ image_url and video_url parts, streaming, logprobs; models), /health. One genera
 Model:
   -m, --model DIR              Hugging Face checkpoint folder
   --model-name NAME            the id clients send as "model" (default: the folder's name)
-  --dtype fp32|int8|int4  --threads N  --cache-dir DIR     as for videolm run
+  --dtype fp32|fp16|int8|int4  --threads N  --cache-dir DIR     as for videolm run
 Network:
   --host ADDR                  address to listen on (default ${d.host}; use 0.0.0.0 to accept remote clients)
   --port N                     (default ${d.port}; 0 picks a free port)

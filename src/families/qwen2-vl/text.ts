@@ -13,7 +13,7 @@
  * Rotary is applied before GroupQueryAttention because M-RoPE is not the 1-D rotary GQA implements.
  */
 import type { GraphBuilder } from "../../onnx/graph.js";
-import { f32bytes, Layers } from "../../onnx/layers.js";
+import { isFloatPrecision, Layers } from "../../onnx/layers.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Qwen2VLTextConfig } from "./config.js";
 import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, pastKey, pastValue, presentKey, presentValue } from "../graph-io.js";
@@ -65,7 +65,7 @@ export function buildQwen2VLDecoder(
   const deepstack = deepstackLayers > 0 ? g.input(DEEPSTACK_EMBEDS, "float32", [deepstackLayers, "num_visual", D]) : "";
 
   const embedTable = weights.take("model.embed_tokens.weight", [cfg.vocabSize, D]);
-  const embedName = g.weight("model.embed_tokens.weight", "float32", [cfg.vocabSize, D], f32bytes(embedTable));
+  const embedName = layers.floatWeight("model.embed_tokens.weight", [cfg.vocabSize, D], embedTable);
   let x = g.scope("embed_tokens", () => {
     const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S, D]
     const merged = g.op("ScatterND", [tokens, visualPositions, visualEmbeds]); // visual rows replace their placeholders
@@ -132,9 +132,9 @@ export function buildQwen2VLDecoder(
     const picked = g.op("Gather", [normed, logitsIndices], { axis: 1 }); // [1, K, D]
     // The head reads vocab × hidden weights every token; under int4/int8 it is stored as int8, keeping the output
     // layer at higher precision than the 4-bit layers, as llama.cpp's and onnxruntime-genai's int4 recipes do.
-    const headPrecision = layers.precision === "fp32" ? "fp32" : "int8";
-    if (cfg.tieWordEmbeddings && headPrecision === "fp32") {
-      // Tied, fp32: reuse the embedding table [V, D] as the head through Gemm(transB) rather than a transposed copy.
+    const headPrecision = isFloatPrecision(layers.precision) ? layers.precision : "int8";
+    if (cfg.tieWordEmbeddings && isFloatPrecision(headPrecision)) {
+      // Tied, float: reuse the embedding table [V, D] as the head through Gemm(transB) rather than a transposed copy.
       const rows = g.op("Reshape", [picked, g.ints([-1, D])]); // [K, D]
       return g.op("Unsqueeze", [g.op("Gemm", [rows, embedName], { transB: 1 }), g.ints([0])]); // [1, K, V]
     }
