@@ -67,6 +67,27 @@ export class Layers {
     });
   }
 
+  /**
+   * Several nn.Linear layers over the same input as one matrix product, split back into their outputs: fewer, larger
+   * kernels (q/k/v and gate/up), which matters most for single-token decode steps. Each output equals its own
+   * `linear` (the weights are stacked along the output features, so every output column, and under MatMulNBits every
+   * quantization block, is the same as before).
+   */
+  linearFused(x: string, name: string, parts: { weight: Float32Array; outFeatures: number; bias?: Float32Array }[], inFeatures: number): string[] {
+    const total = parts.reduce((n, p) => n + p.outFeatures, 0);
+    const weight = new Float32Array(total * inFeatures);
+    const withBias = parts.some((p) => p.bias);
+    const bias = withBias ? new Float32Array(total) : undefined;
+    let row = 0;
+    for (const p of parts) {
+      weight.set(p.weight, row * inFeatures);
+      if (bias && p.bias) bias.set(p.bias, row);
+      row += p.outFeatures;
+    }
+    const y = this.linear(x, name, weight, total, inFeatures, bias);
+    return this.g.scope(name, () => this.g.opN("Split", [y, this.g.ints(parts.map((p) => p.outFeatures))], { axis: -1 }, parts.length));
+  }
+
   /** A float matrix as a graph value: float32, or float16 storage + Cast to float32 (folded by onnxruntime at load). */
   floatWeight(name: string, dims: number[], data: Float32Array, storage: "fp32" | "fp16" = this.precision === "fp16" ? "fp16" : "fp32"): string {
     if (storage === "fp32") return this.g.weight(name, "float32", dims, f32bytes(data));

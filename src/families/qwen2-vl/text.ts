@@ -90,22 +90,19 @@ export function buildQwen2VLDecoder(
     x = g.scope(`layers.${i}`, () => {
       const h = layers.rmsNorm(x, "input_layernorm", weights.take(`${p}.input_layernorm.weight`, [D]), cfg.rmsNormEps);
       const attn = g.scope("attn", () => {
-        const proj = (name: string, heads: number) =>
-          layers.linear(
-            h,
-            `${name}_proj`,
-            weights.take(`${p}.self_attn.${name}_proj.weight`, [heads * hd, D]),
-            heads * hd,
-            D,
-            attentionBias ? weights.take(`${p}.self_attn.${name}_proj.bias`, [heads * hd]) : undefined,
-          );
+        const part = (name: string, heads: number) => ({
+          weight: weights.take(`${p}.self_attn.${name}_proj.weight`, [heads * hd, D]),
+          outFeatures: heads * hd,
+          bias: attentionBias ? weights.take(`${p}.self_attn.${name}_proj.bias`, [heads * hd]) : undefined,
+        });
+        const [qProj, kProj, vProj] = layers.linearFused(h, "qkv_proj", [part("q", H), part("k", KV), part("v", KV)], D);
         // Qwen3: RMSNorm over head_dim of each head, before rotary (Qwen3VLTextAttention: q_norm(q_proj(x).view(..., hd))).
         const norm = (t: string, name: string) => (qkNorm ? layers.rmsNorm(t, `${name}_norm`, weights.take(`${p}.self_attn.${name}_norm.weight`, [hd]), cfg.rmsNormEps) : t);
         const rope = (t: string, heads: number, name: string) =>
           g.op("Reshape", [layers.applyRotary(norm(g.op("Reshape", [t, g.ints([0, 0, heads, hd])]), name), cos, sin, hd), g.ints([0, 0, heads * hd])]); // [1,S,heads,hd] → [1,S,heads·hd]
-        const q = rope(proj("q", H), H, "q");
-        const k = rope(proj("k", KV), KV, "k");
-        const v = proj("v", KV);
+        const q = rope(qProj, H, "q");
+        const k = rope(kProj, KV, "k");
+        const v = vProj;
         const [ctx] = g.opN(
           "GroupQueryAttention",
           [q, k, v, pastKey(i), pastValue(i), seqlensK, totalLen],
@@ -118,8 +115,15 @@ export function buildQwen2VLDecoder(
       const x1 = g.op("Add", [x, attn]);
       const h2 = layers.rmsNorm(x1, "post_attention_layernorm", weights.take(`${p}.post_attention_layernorm.weight`, [D]), cfg.rmsNormEps);
       const mlp = g.scope("mlp", () => {
-        const gate = layers.linear(h2, "gate_proj", weights.take(`${p}.mlp.gate_proj.weight`, [F, D]), F, D);
-        const up = layers.linear(h2, "up_proj", weights.take(`${p}.mlp.up_proj.weight`, [F, D]), F, D);
+        const [gate, up] = layers.linearFused(
+          h2,
+          "gate_up_proj",
+          [
+            { weight: weights.take(`${p}.mlp.gate_proj.weight`, [F, D]), outFeatures: F },
+            { weight: weights.take(`${p}.mlp.up_proj.weight`, [F, D]), outFeatures: F },
+          ],
+          D,
+        );
         return layers.linear(g.op("Mul", [layers.activation(gate, cfg.hiddenAct), up]), "down_proj", weights.take(`${p}.mlp.down_proj.weight`, [D, F]), D, F);
       });
       const out = g.op("Add", [x1, mlp]);
