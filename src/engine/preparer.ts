@@ -6,6 +6,7 @@
  *   messages ─ media parts → frames → patches (family processor)
  *            ─ chat template → text → ids → placeholders expanded → 3-D positions
  */
+import type { ProgressCallback } from "../util/progress.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { openCheckpoint, readJsonFile, type Checkpoint } from "../checkpoint/checkpoint.js";
@@ -65,13 +66,14 @@ export class RequestPreparer {
   }
 
   /** Media → patches and prompt → ids and positions. */
-  async prepare(messages: ChatRequestMessage[], media: MediaOptions = {}, signal?: AbortSignal): Promise<PreparedRequest> {
+  /** @param onProgress decoding progress of each video (frames received / frames sampled) */
+  async prepare(messages: ChatRequestMessage[], media: MediaOptions = {}, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedRequest> {
     if (!Array.isArray(messages) || messages.length === 0) throw new VideolmError("a request needs at least one message");
     const visuals: PreparedVisual[] = [];
     for (const message of messages) {
       if (typeof message.content === "string") continue;
       for (const part of message.content) {
-        const visual = await this.processor.prepareVisual(part, media, signal);
+        const visual = await this.processor.prepareVisual(part, media, signal, onProgress);
         if (visual) visuals.push(visual);
       }
     }

@@ -6,12 +6,13 @@ import type { Layers } from "../onnx/layers.js";
 import type { WeightMap } from "../checkpoint/weight-map.js";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../engine/request.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
+import type { ProgressCallback } from "../util/progress.js";
 import type { VisionBatch } from "../engine/sessions.js";
 
 /** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
 export interface FamilyProcessor {
   /** Loads, samples and patches an image/video part; null for parts that are not visual. */
-  prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null>;
+  prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null>;
   /** Tokenizes the rendered prompt, expands placeholders, computes the 3-D position ids. */
   buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number };
   /**

@@ -48,3 +48,15 @@ export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): Pro
     stream.write(`${e.task}: ${(frac * 100).toFixed(0)}% (${formatAmount(e.done, e.unit)}/${formatAmount(e.total, e.unit)})\n`);
   };
 }
+
+/**
+ * Passes events on only once a task has run for `delayMs` (then every event, incl. the final one), so work that
+ * is usually quick (decoding a short clip, encoding a few frames) prints nothing, and long work still shows progress.
+ */
+export function delayedProgress(inner: ProgressCallback, delayMs = 1000, now: () => number = Date.now): ProgressCallback {
+  const started = new Map<string, number>();
+  return (e) => {
+    if (!started.has(e.task)) started.set(e.task, now());
+    if (now() - started.get(e.task)! >= delayMs) inner(e);
+  };
+}

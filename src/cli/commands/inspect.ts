@@ -2,6 +2,7 @@
  * `videolm inspect`: the plan for a request without running the model — sampled frames and their times, resized
  * size, grid and tokens per video/image, prompt tokens, estimated memory, and whether it fits the context.
  */
+import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { RequestPreparer, type PreparedRequest } from "../../engine/preparer.js";
 import type { PreparedVisual } from "../../engine/request.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags } from "../args.js";
@@ -66,7 +67,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const { question, content } = buildUserContent(flags, positionals, { questionRequired: false });
   const preparer = await RequestPreparer.load(await modelFromFlags(flags));
   const options = preparer.resolveOptions(generationFlags(flags));
-  const prepared = await preparer.prepare([{ role: "user", content }], mediaFlags(flags));
+  const prepared = await preparer.prepare([{ role: "user", content }], mediaFlags(flags), undefined, flags.quiet ? undefined : delayedProgress(stderrProgress()));
   const promptTokens = prepared.inputIds.length;
   const fits = promptTokens + options.maxNewTokens <= preparer.contextLength;
   const visuals = prepared.visuals.map(describeVisual);

@@ -9,7 +9,7 @@ import { resolveModel } from "../../hub/resolve-model.js";
 import { RequestPreparer } from "../../engine/preparer.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
-import { stderrProgress } from "../../util/progress.js";
+import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -143,7 +143,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const preparer = await RequestPreparer.load(modelDir);
   const options = preparer.resolveOptions(explicit);
   const messages: ChatRequestMessage[] = [{ role: "user", content }];
-  const prepared = await preparer.prepare(messages, media);
+  const prepared = await preparer.prepare(messages, media, undefined, quiet ? undefined : delayedProgress(stderrProgress()));
   preparer.checkContext(prepared.inputIds.length, options.maxNewTokens);
   const model = await VideoModel.fromPreparer(preparer, {
     dtype: precisionFlag(flags),
@@ -161,7 +161,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       ...explicit,
       signal: abort.signal,
       thinkingBudget,
-      onProgress: quiet ? undefined : stderrProgress(),
+      onProgress: quiet ? undefined : delayedProgress(stderrProgress()),
       onToken: json
         ? undefined
         : (e) => {

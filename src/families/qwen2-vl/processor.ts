@@ -4,6 +4,7 @@
  * positions follow `Qwen2VLModel.get_rope_index`.
  */
 import type { VisionBatch } from "../../engine/sessions.js";
+import type { ProgressCallback } from "../../util/progress.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -134,7 +135,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     return chunks;
   }
 
-  async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null> {
+  async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null> {
     if (part.type === "text") return null;
     if (part.type === "image") {
       const source = describeSource(part.image);
@@ -168,7 +169,13 @@ export class Qwen2VLProcessor implements FamilyProcessor {
       } else {
         source = describeSource(video);
         const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
-        loaded = await loadVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, signal });
+        loaded = await loadVideo(url, {
+          ...sampling,
+          fps: o.fps,
+          defaults: this.sampling,
+          signal,
+          onProgress: onProgress && ((done, total) => onProgress({ task: `Decoding ${source}`, done, total, unit: "frames" })),
+        });
       }
       return this.toVisual("video", source, loaded.frames, {
         frameIndices: loaded.frameIndices,

@@ -15,6 +15,7 @@
  * qwen-vl-utils 0.0.14 vision_process.py `fetch_video` / `fetch_image`.
  */
 import type { VisionBatch } from "../../engine/sessions.js";
+import type { ProgressCallback } from "../../util/progress.js";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
@@ -35,7 +36,7 @@ export class Qwen3VLProcessor extends Qwen2VLProcessor {
     super(checkpointDir, qwen3);
   }
 
-  override async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<PreparedVisual | null> {
+  override async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null> {
     let own = part;
     if (part.type === "image") {
       own = {
@@ -44,7 +45,7 @@ export class Qwen3VLProcessor extends Qwen2VLProcessor {
         maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.sampling.imageMaxPixels,
       };
     }
-    return super.prepareVisual(own, defaults, signal);
+    return super.prepareVisual(own, defaults, signal, onProgress);
   }
 
   protected override extraVisionInputs(grid: readonly [number, number, number]): VisionBatch["extraInputs"] {
