@@ -88,7 +88,8 @@ export async function matmulGflops(M: number, K: number, N: number, precision: W
  */
 export async function gemvBandwidth(K: number, N: number, precision: WeightPrecision, threads: number, bytesPerWeight: number): Promise<number> {
   const perMatrix = K * N * bytesPerWeight;
-  const count = Math.max(2, Math.ceil((512 * 2 ** 20) / perMatrix));
+  // ≥ 512 MB in all, at most 256 matrices (tiny models' matrices then stay cache-sized: their bound means little)
+  const count = Math.min(256, Math.max(2, Math.ceil((512 * 2 ** 20) / perMatrix)));
   return withGraph(
     (g) => {
       const x = g.input("x", "float32", [1, K]);
