@@ -94,7 +94,7 @@ function gridTimes(rng: SeededRng, lo: number, hi: number): number {
 }
 
 function randomObject(rng: SeededRng, shape: Shape, color: ColorName, duration: number): SynthObject {
-  return { shape, color, radius: rng.uniform(0.16, 0.22), x0: rng.uniform(0.25, 0.75), y0: rng.uniform(0.25, 0.75), vx: 0, vy: 0, appear: 0, disappear: duration + 1 };
+  return { shape, color, radius: rng.uniform(0.1, 0.14), x0: rng.uniform(0.25, 0.75), y0: rng.uniform(0.25, 0.75), vx: 0, vy: 0, appear: 0, disappear: duration + 1 };
 }
 
 /** Places k static objects in distinct quadrants so they never overlap. */
@@ -102,20 +102,19 @@ function placeInQuadrants(rng: SeededRng, objects: SynthObject[]): void {
   const quadrants = rng.sample([0, 1, 2, 3], objects.length);
   objects.forEach((o, i) => {
     const q = quadrants[i];
-    o.radius = rng.uniform(0.14, 0.18);
-    o.x0 = (q % 2 === 0 ? 0.25 : 0.75) + rng.uniform(-0.04, 0.04);
-    o.y0 = (q < 2 ? 0.25 : 0.75) + rng.uniform(-0.04, 0.04);
+    o.radius = rng.uniform(0.09, 0.12);
+    o.x0 = (q % 2 === 0 ? 0.25 : 0.75) + rng.uniform(-0.06, 0.06);
+    o.y0 = (q < 2 ? 0.25 : 0.75) + rng.uniform(-0.06, 0.06);
   });
 }
 
-// Motion and order scenes weigh more: direction and order are the skills that need time, and the slowest to learn.
 const SCENE_WEIGHTS: [SceneKind, number][] = [
-  ["motion", 3],
+  ["motion", 2],
   ["count", 2],
-  ["appear", 1.5],
-  ["disappear", 1.5],
-  ["span", 1.5],
-  ["order", 4],
+  ["appear", 2],
+  ["disappear", 2],
+  ["span", 2],
+  ["order", 3],
   ["change", 1],
 ];
 
@@ -146,7 +145,7 @@ export function sceneFromSeed(seed: number, kind?: SceneKind): Scene {
     case "motion": {
       const o = randomObject(rng, s1, c1, duration);
       const dir = rng.pick(DIRECTIONS);
-      const travel = rng.uniform(0.4, 0.6); // fraction of the frame crossed over the whole clip
+      const travel = rng.uniform(0.35, 0.55); // fraction of the frame crossed over the whole clip
       const start = 0.5 + travel / 2;
       const along = dir === "left" || dir === "up" ? [start, -travel / duration] : [1 - start, travel / duration];
       const across = rng.uniform(0.3, 0.7);

@@ -11,7 +11,8 @@
  *           questions: [{ type, question, answer, times?, promptIds, answerIds }] }] }
  * answerIds are the answer's tokens followed by <|im_end|> (what the model must generate).
  *
- * Usage: npx tsx tools/demo/export-shards.mts <outDir> <firstSeed> <videos> [shardSize=100] [checkpoint=models/videolm-demo]
+ * Usage: npx tsx tools/demo/export-shards.mts <outDir> <firstSeed> <videos> [shardSize=100] [checkpoint=models/videolm-demo] [firstShard=0]
+ * (firstShard numbers the shards from there, so two exports of consecutive seed ranges can fill one folder in parallel)
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -19,7 +20,8 @@ import * as path from "node:path";
 import { RequestPreparer } from "../../src/engine/preparer.js";
 import { DEMO_MEDIA_OPTIONS, demoMessages, encodeScene, questionsFor, sceneFromSeed } from "../../src/synth/index.js";
 
-const [outDir, firstSeedArg, countArg, shardSizeArg = "100", ckpt = "models/videolm-demo"] = process.argv.slice(2);
+const [outDir, firstSeedArg, countArg, shardSizeArg = "100", ckpt = "models/videolm-demo", firstShardArg = "0"] = process.argv.slice(2);
+const firstShard = Number(firstShardArg);
 const firstSeed = Number(firstSeedArg);
 const count = Number(countArg);
 const shardSize = Number(shardSizeArg);
@@ -88,7 +90,7 @@ async function exportShard(shard: number, seeds: number[]): Promise<void> {
 const t0 = Date.now();
 for (let s = 0; s * shardSize < count; s++) {
   const seeds = Array.from({ length: Math.min(shardSize, count - s * shardSize) }, (_, i) => firstSeed + s * shardSize + i);
-  await exportShard(s, seeds);
-  console.log(`shard ${s} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  await exportShard(firstShard + s, seeds);
+  console.log(`shard ${firstShard + s} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
 fs.rmSync(tmp, { recursive: true, force: true });

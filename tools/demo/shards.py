@@ -30,9 +30,34 @@ def shard_paths(folder):
     return [os.path.join(folder, n) for n in names]
 
 
-def make_batch(items, pad_id, with_answer=True):
+VISION_START, VISION_END, IM_END = 9, 10, 2  # models/videolm-demo/tokenizer.json (Qwen-VL special tokens, ids 9, 10, 2)
+
+
+def later_turns(video, first):
+    """The video's other questions as further chat turns after the first answer, in the Qwen2-VL template's layout:
+    "\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n" + answer. The turn header and footer
+    ids come from the stored single-turn prompt (between the system's <|im_end|> and <|vision_start|>, and after the
+    question), so no tokenizer is needed. Returns (ids, labels)."""
+    prompt = video["questions"][first]["promptIds"]
+    header = prompt[prompt.index(IM_END) + 1:prompt.index(VISION_START)]
+    ids, labels = [], []
+    for k, q in enumerate(video["questions"]):
+        if k == first:
+            continue
+        p = q["promptIds"]
+        footer_start = len(p) - 1 - p[::-1].index(IM_END)  # the last <|im_end|>: after the question
+        question = p[p.index(VISION_END) + 1:footer_start]
+        turn = header + question + p[footer_start:]
+        ids += turn + q["answerIds"]
+        labels += [-100] * len(turn) + q["answerIds"]
+    return ids, labels
+
+
+def make_batch(items, pad_id, with_answer=True, all_questions=False):
     """items: (shard, video index, question index). Right-padded input_ids / attention_mask / labels, the videos'
-    pixel_values rows concatenated in batch order, and video_grid_thw."""
+    pixel_values rows concatenated in batch order, and video_grid_thw. With all_questions, the video's other
+    questions follow the first answer as further turns (each answer supervised): one pass over the video's tokens
+    teaches every question about it."""
     seqs, labels, pixels, grids = [], [], [], []
     for shard, v, q in items:
         video = shard.videos[v]
@@ -41,6 +66,10 @@ def make_batch(items, pad_id, with_answer=True):
         answer = question["answerIds"] if with_answer else []
         seqs.append(prompt + answer)
         labels.append([-100] * len(prompt) + answer)
+        if all_questions:
+            more_ids, more_labels = later_turns(video, q)
+            seqs[-1] = seqs[-1] + more_ids
+            labels[-1] = labels[-1] + more_labels
         pixels.append(shard.pixel_values(v))
         grids.append(video["grid"])
     width = max(len(s) for s in seqs)

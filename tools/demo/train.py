@@ -38,6 +38,7 @@ p.add_argument("--vision-lr-mult", type=float, default=1.0, help="lr multiplier 
 p.add_argument("--final-lr-frac", type=float, default=0.05, help="cosine decays to this fraction of the lr")
 p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (the lr schedule still spans --steps)")
 p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
+p.add_argument("--all-questions", action="store_true", help="train every question of a video in one sequence (later ones as further turns)")
 args = p.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -129,7 +130,7 @@ for step in range(args.steps):
         sh = shard(rng.randrange(available))
         v = rng.randrange(len(sh.videos))
         items.append((sh, v, rng.randrange(len(sh.videos[v]["questions"]))))
-    batch = make_batch(items, pad_id)
+    batch = make_batch(items, pad_id, all_questions=args.all_questions)
     for g in opt.param_groups:
         g["lr"] = lr_at(step) * g["mult"]
     loss = model(**batch).loss
