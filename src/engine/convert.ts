@@ -18,7 +18,7 @@ import { isFloatPrecision, Layers, type QuantAccuracy, type WeightPrecision } fr
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 4;
+export const CONVERTER_VERSION = 5;
 
 export interface ConvertedModel {
   dir: string;

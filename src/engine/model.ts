@@ -32,7 +32,11 @@ export interface LoadOptions {
    * plan skips the vision encoder (VisionCache). Default 512 MiB; 0 disables.
    */
   visionCacheBytes?: number;
-  /** Videos are encoded in chunks of whole frame pairs with at most this many patches each (default 8192). */
+  /**
+   * Videos are encoded in chunks of whole frame pairs with at most this many patches each (default 1024; at least
+   * one frame pair per chunk). Besides bounding memory, ~1024-row matrix products run faster than 4096-row ones on
+   * the 2-core reference machine (170 vs 121 GFLOP/s for the ViT MLP, docs/performance.md).
+   */
   visionChunkPatches?: number;
 }
 
@@ -86,7 +90,7 @@ export class VideoModel {
     const sessionOptions = { threads: options.threads };
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
-    const chunkPatches = options.visionChunkPatches ?? 8192;
+    const chunkPatches = options.visionChunkPatches ?? 1024;
     return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache, chunkPatches);
   }
 

@@ -5,7 +5,7 @@
 import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig } from "../families/family.js";
-import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, VISION_INPUTS, VISION_OUTPUT, pastKey, pastValue, presentKey, presentValue } from "../families/graph-io.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, VISION_INPUTS, VISION_OUTPUT, newKey, newValue, pastKey, pastValue } from "../families/graph-io.js";
 
 export interface SessionOptions {
   /** Intra-op threads; default: onnxruntime's choice (all physical cores). */
@@ -68,7 +68,10 @@ export class VisionEncoder {
   }
 }
 
-/** The per-layer KV buffers of one sequence, preallocated to `capacity` positions. */
+/**
+ * The per-layer KV buffers of one sequence, preallocated to `capacity` positions ([1, kv_heads, capacity,
+ * head_dim], the layout GroupQueryAttention reads), fed to the decoder as its past inputs without copying.
+ */
 export class KvCache {
   readonly keys: ort.Tensor[] = [];
   readonly values: ort.Tensor[] = [];
@@ -82,6 +85,26 @@ export class KvCache {
     for (let i = 0; i < numLayers; i++) {
       this.keys.push(new ort.Tensor("float32", new Float32Array(numKvHeads * capacity * headDim), [1, numKvHeads, capacity, headDim]));
       this.values.push(new ort.Tensor("float32", new Float32Array(numKvHeads * capacity * headDim), [1, numKvHeads, capacity, headDim]));
+    }
+    this.kvHeads = numKvHeads;
+    this.headDim = headDim;
+  }
+
+  private readonly kvHeads: number;
+  private readonly headDim: number;
+
+  /** Writes a chunk's keys/values ([S, kv_heads, head_dim] row-major) at positions length … length+S−1 of layer `layer`. */
+  append(layer: number, keys: Float32Array, values: Float32Array, S: number): void {
+    const { kvHeads, headDim, capacity, length } = this;
+    const K = this.keys[layer].data as Float32Array;
+    const V = this.values[layer].data as Float32Array;
+    for (let s = 0; s < S; s++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const from = (s * kvHeads + h) * headDim;
+        const to = (h * capacity + length + s) * headDim;
+        K.set(keys.subarray(from, from + headDim), to);
+        V.set(values.subarray(from, from + headDim), to);
+      }
     }
   }
 }
@@ -140,15 +163,16 @@ export class Decoder {
       if (ds.length !== this.deepstackLevels * M * D) throw new VideolmError(`deepstack features hold ${ds.length} values, expected ${this.deepstackLevels}×${M}×${D}`);
       feeds[DEEPSTACK_EMBEDS] = new ort.Tensor("float32", ds, [this.deepstackLevels, M, D]);
     }
-    const fetches: Record<string, ort.Tensor | null> = { [DECODER_LOGITS]: null };
     for (let i = 0; i < this.config.text.numLayers; i++) {
       feeds[pastKey(i)] = cache.keys[i];
       feeds[pastValue(i)] = cache.values[i];
-      // The same tensor as the pre-allocated output: GroupQueryAttention appends in place.
-      fetches[presentKey(i)] = cache.keys[i];
-      fetches[presentValue(i)] = cache.values[i];
     }
-    const out = await this.session.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType);
+    // The graph attends over the cache (its past inputs, read in place) plus the chunk, and returns only the chunk's
+    // own keys/values, which are appended here (graph-io.ts newKey explains why not the full present outputs).
+    const out = await this.session.run(feeds);
+    for (let i = 0; i < this.config.text.numLayers; i++) {
+      cache.append(i, out[newKey(i)].data as Float32Array, out[newValue(i)].data as Float32Array, S);
+    }
     cache.length = total;
     return out[DECODER_LOGITS].data as Float32Array;
   }

@@ -30,5 +30,11 @@ export const DECODER_LOGITS = "logits"; // float32 [1, K, vocab]
 export const DEEPSTACK_EMBEDS = "deepstack_embeds";
 export const pastKey = (i: number) => `past_key_values.${i}.key`;
 export const pastValue = (i: number) => `past_key_values.${i}.value`;
-export const presentKey = (i: number) => `present.${i}.key`;
-export const presentValue = (i: number) => `present.${i}.value`;
+/**
+ * The chunk's own keys (after rotary / norm) and values, float32 [1, S, kv_heads·head_dim]: the engine appends them
+ * to its cache buffers (the past inputs). The attention op's full present outputs stay inside the graph, because
+ * onnxruntime-node never hands a caller's buffer to onnxruntime as an output: it lets onnxruntime allocate and
+ * copies the result back, so capacity-sized present outputs would cost two copies of the whole cache per token.
+ */
+export const newKey = (i: number) => `new.${i}.key`;
+export const newValue = (i: number) => `new.${i}.value`;

@@ -16,7 +16,7 @@ import type { GraphBuilder } from "../../onnx/graph.js";
 import { isFloatPrecision, Layers } from "../../onnx/layers.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Qwen2VLTextConfig } from "./config.js";
-import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, pastKey, pastValue, presentKey, presentValue } from "../graph-io.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
 
 /**
  * For each rotary frequency j < hd/2, which position axis (0 = T, 1 = H, 2 = W) drives it.
@@ -103,11 +103,13 @@ export function buildQwen2VLDecoder(
         const q = rope(qProj, H, "q");
         const k = rope(kProj, KV, "k");
         const v = vProj;
+        g.output(k, newKey(i), "float32", [1, "seq", KV * hd]);
+        g.output(v, newValue(i), "float32", [1, "seq", KV * hd]);
         const [ctx] = g.opN(
           "GroupQueryAttention",
           [q, k, v, pastKey(i), pastValue(i), seqlensK, totalLen],
           { num_heads: H, kv_num_heads: KV },
-          [`/model/layers.${i}/attn/GroupQueryAttention/output_0`, presentKey(i), presentValue(i)],
+          [`/model/layers.${i}/attn/GroupQueryAttention/output_0`, `/model/layers.${i}/attn/present_key`, `/model/layers.${i}/attn/present_value`],
           "com.microsoft",
         );
         return layers.linear(ctx, "o_proj", weights.take(`${p}.self_attn.o_proj.weight`, [D, H * hd]), D, H * hd);
@@ -146,10 +148,6 @@ export function buildQwen2VLDecoder(
     return layers.linear(picked, "lm_head", head, cfg.vocabSize, D, undefined, headPrecision);
   });
   g.output(logits, DECODER_LOGITS, "float32", [1, "num_logits", cfg.vocabSize]);
-  for (let i = 0; i < cfg.numLayers; i++) {
-    g.output(presentKey(i), presentKey(i), "float32", [1, KV, "capacity", hd]);
-    g.output(presentValue(i), presentValue(i), "float32", [1, KV, "capacity", hd]);
-  }
   declarePastInputs(g, cfg);
 }
 
