@@ -21,9 +21,9 @@ describe("float32 → float16 bits", () => {
     [65504, 0x7bff],
     [65520, 0x7c00], // rounds up to inf
     [-Infinity, 0xfc00],
-    [6.103515625e-5, 0x0400], // smallest normal
-    [5.960464477539063e-8, 0x0001], // smallest subnormal
-    [2.9802322387695312e-8, 0x0000], // half of it: tie to even → 0
+    [2 ** -14, 0x0400], // smallest normal
+    [2 ** -24, 0x0001], // smallest subnormal
+    [2 ** -25, 0x0000], // half of it: tie to even → 0
     [1 + 2 ** -11, 0x3c00], // tie → even
     [1 + 3 * 2 ** -11, 0x3c02], // tie → even (up)
     [0.1, 0x2e66],
