@@ -97,7 +97,7 @@ export function readTensorBytes(info: TensorInfo): Uint8Array {
   try {
     let read = 0;
     while (read < length) {
-      const n = fs.readSync(fd, buf, read, length - read, info.begin + read);
+      const n = fs.readSync(fd, buf, read, Math.min(length - read, 1 << 30), info.begin + read); // ≤ 2^31 − 1 bytes per call
       if (n === 0) throw new VideolmError(`weights file ${info.file} ended while reading tensor ${info.name} (truncated?)`);
       read += n;
     }

@@ -67,7 +67,8 @@ class ExternalDataWriter {
     }
     const at = this.offset;
     let written = 0;
-    while (written < bytes.length) written += fs.writeSync(this.fd, bytes, written, bytes.length - written);
+    // fs.writeSync takes at most 2^31 − 1 bytes per call (a 7B model's float32 embedding table is 2.2 GB).
+    while (written < bytes.length) written += fs.writeSync(this.fd, bytes, written, Math.min(bytes.length - written, 1 << 30));
     this.offset += bytes.length;
     return { offset: at, length: bytes.length };
   }
