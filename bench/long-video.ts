@@ -33,15 +33,16 @@ function run(video: string) {
   const r = spawnSync("/usr/bin/time", ["-f", "peak-kb %M", process.execPath, path.join(root, "dist/cli/main.js"), "run", "--video", video, values.question!, "--json"], { encoding: "utf8"});
   if (r.status !== 0) throw new Error(r.stderr);
   const peakKb = Number(/peak-kb (\d+)/.exec(r.stderr)![1]);
-  const json = JSON.parse(r.stdout) as { text: string; promptTokens: number; timings: { preprocessMs: number; visionMs: number } };
+  const json = JSON.parse(r.stdout) as { text: string; promptTokens: number };
   const progressLines = r.stderr.split("\n").filter((l) => /^Decoding /.test(l));
-  return { wallS: (Date.now() - t0) / 1000, peakMiB: peakKb / 1024, answer: json.text, promptTokens: json.promptTokens, decodeMs: json.timings.preprocessMs, progressLines };
+  return { wallS: (Date.now() - t0) / 1000, peakMiB: peakKb / 1024, answer: json.text, promptTokens: json.promptTokens, progressLines };
 }
 
 const short = run(makeVideo(1));
 const long = run(makeVideo(Number(values.minutes)));
 for (const [name, r] of [["1 min", short], [`${values.minutes} min`, long]] as const) {
-  console.log(`${name.padEnd(7)} peak ${r.peakMiB.toFixed(1)} MiB, ${r.promptTokens} prompt tokens, decode+sample ${(r.decodeMs / 1000).toFixed(1)} s, wall ${r.wallS.toFixed(1)} s, answer "${r.answer}", progress lines: ${r.progressLines.length}`);
+  const answer = r.answer.length > 40 ? `${r.answer.slice(0, 40)}…` : r.answer;
+  console.log(`${name.padEnd(7)} peak ${r.peakMiB.toFixed(1)} MiB, ${r.promptTokens} prompt tokens, wall ${r.wallS.toFixed(1)} s, answer "${answer}", progress lines on stderr: ${r.progressLines.length}`);
 }
 console.log(`peak memory ratio (${values.minutes} min / 1 min): ${(long.peakMiB / short.peakMiB).toFixed(3)}`);
 if (long.progressLines.length) console.log(`progress, e.g.: ${long.progressLines.slice(0, 3).join(" | ")}`);
