@@ -18,7 +18,7 @@ import { isFloatPrecision, Layers, type QuantAccuracy, type WeightPrecision } fr
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 5;
+export const CONVERTER_VERSION = 6;
 
 export interface ConvertedModel {
   dir: string;
@@ -78,9 +78,9 @@ export function ensureConverted<C extends FamilyConfig>(
     });
     total = weights.totalBytes();
     const out = convertedPaths(tmpDir);
-    // The vision tower stays in float (fp32 / fp16) for the float precisions; under int4 it is stored as int8, because 4-bit
-    // vision features degrade answers far more than 4-bit decoder weights do.
-    const visionPrecision: WeightPrecision = isFloatPrecision(precision) ? precision : "int8";
+    // The vision tower is stored at the chosen precision, int4 included: on the trained demo model int4 vision keeps
+    // the same answers as int8 vision (test/quantized-quality.test.ts) and its matmuls run faster (docs/performance.md).
+    const visionPrecision: WeightPrecision = precision;
     // Vision matmuls always have thousands of rows: float32 compute on dequantized weights (accuracy level 1) is
     // faster there than int8 activations; the decoder's are dominated by single-row decode steps (level 4).
     writeGraph(out.visionPath, "vision", visionPrecision, 1, (layers) => family.buildVision(layers, weights, config));

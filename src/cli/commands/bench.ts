@@ -164,7 +164,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const t = config.text;
       const v = config.vision;
       const patches = run.grid[0] * run.grid[1] * run.grid[2];
-      const visionPrecision = isFloatPrecision(dtype) ? "fp32" : "int8"; // engine/convert.ts: the vision tower is int8 under int4
+      const visionPrecision = isFloatPrecision(dtype) ? "fp32" : dtype; // engine/convert.ts: the vision tower at the chosen precision
       const boundThreads = threads || 0;
       report.bounds = {
         visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads, 1),
