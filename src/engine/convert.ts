@@ -14,7 +14,7 @@ import type { TensorInfo } from "../checkpoint/safetensors.js";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig, ModelFamily } from "../families/family.js";
 import { GraphBuilder } from "../onnx/graph.js";
-import { isFloatPrecision, Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
+import { Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
