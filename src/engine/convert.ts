@@ -94,10 +94,31 @@ export function ensureConverted<C extends FamilyConfig>(
       // Another process finished the same conversion first; use theirs.
       fs.rmSync(tmpDir, { recursive: true, force: true });
     }
+    pruneOlderConversions(root, name, ckpt.dir, precision);
     return convertedPaths(finalDir);
   } catch (e) {
     fs.rmSync(tmpDir, { recursive: true, force: true });
     throw e;
+  }
+}
+
+/**
+ * Removes conversions of the same checkpoint folder and precision made by an older converter (they can never be used
+ * again, and a 2B fp32 conversion is 8 GB). Conversions of other checkpoints, other precisions, or by this or a newer
+ * converter are kept.
+ */
+export function pruneOlderConversions(root: string, keep: string, checkpointDir: string, precision: WeightPrecision): void {
+  for (const entry of fs.readdirSync(root)) {
+    if (entry === keep || entry.startsWith(".")) continue;
+    const manifestPath = path.join(root, entry, "manifest.json");
+    try {
+      const m = JSON.parse(fs.readFileSync(manifestPath, "utf8")) as { converterVersion?: number; checkpoint?: string; precision?: string };
+      if (m.checkpoint === checkpointDir && m.precision === precision && typeof m.converterVersion === "number" && m.converterVersion < CONVERTER_VERSION) {
+        fs.rmSync(path.join(root, entry), { recursive: true, force: true });
+      }
+    } catch {
+      // not a conversion folder (or unreadable): leave it alone
+    }
   }
 }
 
