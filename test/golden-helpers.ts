@@ -7,6 +7,9 @@ import { expect } from "vitest";
 import type { VideoModel } from "../src/engine/model.js";
 import type { PreparedRequest } from "../src/engine/preparer.js";
 import { prefill, type PreparedPrompt } from "../src/engine/generate.js";
+import { concatFloat32 } from "../src/util/float32.js";
+
+export { concatFloat32 };
 
 /** fp32 logits within 1e-4 × max(1, max |logit|) of the reference. */
 export const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
@@ -35,16 +38,6 @@ export function checkRow(row: Float32Array, ids: number[], expected: number[], m
   return worst;
 }
 
-/** Concatenates float32 rows (e.g. the pixel values of every visual of one kind, in prompt order). */
-export function concatFloat32(parts: Float32Array[]): Float32Array {
-  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  return all;
-}
 
 /** The pixel values of all images (or all videos) of a request, concatenated as the reference's `pixel_values`. */
 export function pixelValuesOf(prepared: PreparedRequest, kind: "image" | "video"): Float32Array {
@@ -89,6 +82,22 @@ export function fullForward(model: VideoModel, prompt: PreparedPrompt, positions
   );
 }
 
+/**
+ * The prompt followed by generated[:-1], as one sequence for a full pass: generated token i sits at
+ * S + i + ropeDelta on all three rotary axes (the positions cached decoding gives it).
+ */
+export function withContinuation(prompt: PreparedPrompt, generated: number[]): PreparedPrompt {
+  const S = prompt.inputIds.length;
+  const ids = [...prompt.inputIds, ...generated.slice(0, -1)];
+  const T = ids.length;
+  const pos3 = new Int32Array(3 * T);
+  for (let a = 0; a < 3; a++) {
+    pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
+    for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
+  }
+  return { ...prompt, inputIds: ids, positionIds: pos3 };
+}
+
 export interface GreedyGolden {
   new_tokens: number[];
   steps: { step: number; max_abs: number; at_ids: number[] }[];
@@ -120,15 +129,9 @@ export async function checkGreedyDecoding(model: VideoModel, prompt: PreparedPro
   let worst = 0;
   for (const step of greedy.steps) worst = Math.max(worst, checkRow(stepRows[step.step], logitIds, step.at_ids, step.max_abs));
 
-  // One full pass over prompt + generated[:-1]: generated token i sits at S + i + ropeDelta on all three axes.
-  const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
-  const T = ids.length;
-  const pos3 = new Int32Array(3 * T);
-  for (let a = 0; a < 3; a++) {
-    pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
-    for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
-  }
-  const onePass = await fullForward(model, { ...prompt, inputIds: ids, positionIds: pos3 }, [T - 1]);
+  // One full pass over prompt + generated[:-1].
+  const continued = withContinuation(prompt, tokens);
+  const onePass = await fullForward(model, continued, [continued.inputIds.length - 1]);
   const last = stepRows[steps - 1];
   let diff = 0;
   for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));

@@ -20,7 +20,7 @@ import { DEMO_MEDIA_OPTIONS, demoMessages, encodeScene, questionsFor, sceneFromS
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { argmax } from "./golden-helpers.js";
+import { argmax, fullForward, withContinuation } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures");
 const STEPS = 64;
@@ -63,15 +63,7 @@ async function greedy(model: VideoModel, prompt: PreparedPrompt): Promise<{ toke
 /** One pass over prompt + tokens[:-1]; logits rows at the last prompt position and after each generated token. */
 function teacherForced(model: VideoModel, prompt: PreparedPrompt, tokens: number[]): Promise<Float32Array> {
   const S = prompt.inputIds.length;
-  const ids = [...prompt.inputIds, ...tokens.slice(0, -1)];
-  const T = ids.length;
-  const pos3 = new Int32Array(3 * T);
-  for (let a = 0; a < 3; a++) {
-    pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
-    for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
-  }
-  const positions = Array.from({ length: tokens.length }, (_, i) => S - 1 + i);
-  return model.decoder.forward({ ...prompt, inputIds: ids, positionIds: pos3, logitsIndices: positions }, model.decoder.createCache(T));
+  return fullForward(model, withContinuation(prompt, tokens), Array.from({ length: tokens.length }, (_, i) => S - 1 + i));
 }
 
 const CHECKPOINTS = ["qwen2-vl/qwen2-vl-tiny", "qwen2-vl/qwen2-vl-tiny-tied", "qwen2_5-vl/qwen2_5-vl-tiny", "qwen3-vl/qwen3-vl-tiny"];

@@ -19,6 +19,7 @@ import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
+import { concatFloat32 } from "../util/float32.js";
 
 export interface LoadOptions {
   /** Weight precision of the converted graphs. Default fp32. */
@@ -264,14 +265,4 @@ export class VideoModel {
     };
   }
 
-}
-
-function concatFloat32(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
