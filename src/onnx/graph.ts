@@ -41,7 +41,12 @@ export class FloatAttr {
 }
 export const float = (v: number): FloatAttr => new FloatAttr(v);
 
-export type AttrValue = number | FloatAttr | string | number[] | { floats: number[] };
+/** A graph-valued attribute (the branches of `If`): a serialised GraphProto. */
+export class GraphAttr {
+  constructor(readonly graph: ProtoWriter) {}
+}
+
+export type AttrValue = number | FloatAttr | string | number[] | { floats: number[] } | GraphAttr;
 export type Dim = number | string;
 
 interface OpOptions {
@@ -204,6 +209,38 @@ export class GraphBuilder {
     return Array.isArray(r) ? r : [r];
   }
 
+  /**
+   * ONNX `If`: `cond` (bool, one element) picks which branch runs. Each branch builds its nodes with this builder
+   * (they may read any value of the enclosing graph) and returns its result values, one per entry of `outputs`.
+   * Constants a branch creates live in the enclosing graph, which ONNX subgraphs may reference.
+   */
+  ifElse(cond: string, thenBranch: () => string[], elseBranch: () => string[], outputs: { dtype: DType; shape: Dim[] }[]): string[] {
+    const branch = (label: string, build: () => string[]): GraphAttr => {
+      const outer = this.nodes;
+      this.nodes = [];
+      try {
+        const results = build();
+        if (results.length !== outputs.length) throw new Error(`If ${label} branch returned ${results.length} values, expected ${outputs.length}`);
+        const graph = new ProtoWriter();
+        // A branch output must be produced inside the branch: pass outer values through an Identity.
+        const names = results.map((r, i) => {
+          const name = this.uniqueName(this.scoped(`${label}/output_${i}`));
+          this.nodes.push(nodeProto("Identity", [r], [name], this.uniqueName(this.scoped(`${label}/Identity`)), {}, ""));
+          return name;
+        });
+        for (const n of this.nodes) graph.message(1, n);
+        graph.string(2, this.uniqueName(this.scoped(label)));
+        names.forEach((n, i) => graph.message(12, valueInfo(n, outputs[i].dtype, outputs[i].shape)));
+        return new GraphAttr(graph);
+      } finally {
+        this.nodes = outer;
+      }
+    };
+    const thenGraph = branch("then", thenBranch);
+    const elseGraph = branch("else", elseBranch);
+    return this.opN("If", [cond], { then_branch: thenGraph, else_branch: elseGraph }, outputs.length);
+  }
+
   /** Serialises the model; closes the external-data file. */
   toBytes(opsetVersion = 21): Uint8Array {
     this.external?.close();
@@ -253,6 +290,7 @@ function nodeProto(
 function attribute(name: string, v: AttrValue): ProtoWriter {
   const a = new ProtoWriter().string(1, name);
   if (v instanceof FloatAttr) return a.float(2, v.value).int(20, 1);
+  if (v instanceof GraphAttr) return a.message(6, v.graph).int(20, 5);
   if (typeof v === "number") return Number.isInteger(v) ? a.int(3, v).int(20, 2) : a.float(2, v).int(20, 1);
   if (typeof v === "string") return a.bytes(4, new TextEncoder().encode(v)).int(20, 3);
   if (Array.isArray(v)) return a.packedInts(8, v).int(20, 7);
