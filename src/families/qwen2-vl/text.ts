@@ -177,7 +177,7 @@ export function buildQwen2VLDecoder(
  * Additive attention bias over the cache for a one-token step: 0 for the filled positions (the first seqlens_k =
  * total − 1 of them), −∞ for the rest of the capacity. float32 [capacity].
  */
-function pastBias(g: GraphBuilder, pastKeyInput: string, seqlensK: string): string {
+export function pastBias(g: GraphBuilder, pastKeyInput: string, seqlensK: string): string {
   const capacity = g.op("Squeeze", [g.op("Shape", [pastKeyInput], { start: 2, end: 3 }), g.ints([0])]);
   const positions = g.op("Range", [g.constant("int64", [], [0n]), capacity, g.constant("int64", [], [1n])]);
   const filled = g.op("Less", [positions, g.op("Cast", [seqlensK], { to: 7 })]);
@@ -195,7 +195,7 @@ function pastBias(g: GraphBuilder, pastKeyInput: string, seqlensK: string): stri
  *   ─┬─ [.., :cap] ─ MatMul past values [1,KV,cap,hd] ─┐
  *    └─ [.., cap]  ─ × new value [1,KV,1,hd] ──────────┴─ Add ─ Reshape [1, 1, H·hd]
  */
-function singleTokenAttention(
+export function singleTokenAttention(
   g: GraphBuilder,
   a: { q: string; k: string; v: string; pastKey: string; pastValue: string; pastBias: string; H: number; KV: number; hd: number },
 ): string {
