@@ -94,7 +94,7 @@ function gridTimes(rng: SeededRng, lo: number, hi: number): number {
 }
 
 function randomObject(rng: SeededRng, shape: Shape, color: ColorName, duration: number): SynthObject {
-  return { shape, color, radius: rng.uniform(0.1, 0.14), x0: rng.uniform(0.25, 0.75), y0: rng.uniform(0.25, 0.75), vx: 0, vy: 0, appear: 0, disappear: duration + 1 };
+  return { shape, color, radius: rng.uniform(0.16, 0.22), x0: rng.uniform(0.25, 0.75), y0: rng.uniform(0.25, 0.75), vx: 0, vy: 0, appear: 0, disappear: duration + 1 };
 }
 
 /** Places k static objects in distinct quadrants so they never overlap. */
@@ -102,19 +102,19 @@ function placeInQuadrants(rng: SeededRng, objects: SynthObject[]): void {
   const quadrants = rng.sample([0, 1, 2, 3], objects.length);
   objects.forEach((o, i) => {
     const q = quadrants[i];
-    o.radius = rng.uniform(0.09, 0.12);
+    o.radius = rng.uniform(0.14, 0.18);
     o.x0 = (q % 2 === 0 ? 0.25 : 0.75) + rng.uniform(-0.06, 0.06);
     o.y0 = (q < 2 ? 0.25 : 0.75) + rng.uniform(-0.06, 0.06);
   });
 }
 
 const SCENE_WEIGHTS: [SceneKind, number][] = [
-  ["motion", 2],
+  ["motion", 3],
   ["count", 2],
   ["appear", 2],
   ["disappear", 2],
   ["span", 2],
-  ["order", 3],
+  ["order", 4],
   ["change", 1],
 ];
 
@@ -135,7 +135,9 @@ export function sceneFromSeed(seed: number, kind?: SceneKind): Scene {
   const [width, height] = rng.pick(SIZES);
   const fps = rng.pick(FPS_CHOICES);
   const minDuration = k === "span" || k === "order" ? 3 : 2;
-  const duration = rng.int(minDuration * 2, 16) / 2;
+  // Motion clips are short (2–3.5 s) so that the object moves fast enough to shift by 4–9 px (of 112) between the
+  // two frames of a temporal patch (0.25 s apart at 4 fps): the 3-D patch embedding sees the direction directly.
+  const duration = k === "motion" ? rng.int(4, 7) / 2 : rng.int(minDuration * 2, 16) / 2;
   const dark = (): [number, number, number] => [rng.int(5, 80), rng.int(5, 80), rng.int(5, 80)];
   const background = { from: dark(), to: dark(), vertical: rng.next() < 0.5 };
   const [c1, c2] = rng.sample(COLOR_NAMES, 2);
@@ -145,7 +147,7 @@ export function sceneFromSeed(seed: number, kind?: SceneKind): Scene {
     case "motion": {
       const o = randomObject(rng, s1, c1, duration);
       const dir = rng.pick(DIRECTIONS);
-      const travel = rng.uniform(0.35, 0.55); // fraction of the frame crossed over the whole clip
+      const travel = rng.uniform(0.5, 0.65); // fraction of the frame crossed over the whole clip
       const start = 0.5 + travel / 2;
       const along = dir === "left" || dir === "up" ? [start, -travel / duration] : [1 - start, travel / duration];
       const across = rng.uniform(0.3, 0.7);
