@@ -39,6 +39,9 @@ p.add_argument("--final-lr-frac", type=float, default=0.05, help="cosine decays 
 p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (the lr schedule still spans --steps)")
 p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
 p.add_argument("--all-questions", action="store_true", help="train every question of a video in one sequence (later ones as further turns)")
+p.add_argument("--aux-direction", type=float, default=0.0,
+               help="weight of an auxiliary loss: a linear probe on each motion video's mean visual token predicts its direction "
+                    "(trains the vision tower to expose motion; the probe is not part of the checkpoint)")
 args = p.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -64,8 +67,34 @@ vision_params = [p for n, p in model.named_parameters() if ".visual." in n or n.
 vision_ids = {id(p) for p in vision_params}
 text_params = [p for p in model.parameters() if id(p) not in vision_ids]
 assert vision_params and text_params
-opt = torch.optim.AdamW([{"params": text_params, "mult": 1.0}, {"params": vision_params, "mult": args.vision_lr_mult}],
-                        lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+DIRECTIONS = ["left", "right", "up", "down"]
+direction_probe = torch.nn.Linear(model.config.vision_config.hidden_size, len(DIRECTIONS))
+visual_tokens = {}
+if args.aux_direction > 0:
+    # the merged visual tokens of the batch (all videos, concatenated in batch order), as the LLM receives them
+    model.model.visual.register_forward_hook(lambda _m, _i, out: visual_tokens.update(out=out))
+groups = [{"params": text_params, "mult": 1.0}, {"params": vision_params, "mult": args.vision_lr_mult}]
+if args.aux_direction > 0:
+    groups.append({"params": list(direction_probe.parameters()), "mult": args.vision_lr_mult})
+opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+
+def direction_loss(items):
+    """Cross-entropy of the probe on the mean visual token of each motion video in the batch (0 when there is none)."""
+    merge = model.config.vision_config.spatial_merge_size ** 2
+    tokens, targets, start = [], [], 0
+    for sh, v, _ in items:
+        video = sh.videos[v]
+        t, h, w = video["grid"]
+        n = t * h * w // merge
+        answer = next((q["answer"] for q in video["questions"] if q["type"] == "direction"), None)
+        if answer is not None:
+            tokens.append(visual_tokens["out"][start:start + n].mean(0))
+            targets.append(DIRECTIONS.index(answer))
+        start += n
+    if not tokens:
+        return torch.zeros(())
+    return torch.nn.functional.cross_entropy(direction_probe(torch.stack(tokens)), torch.tensor(targets))
 
 
 def lr_at(step):
@@ -134,13 +163,17 @@ for step in range(args.steps):
     for g in opt.param_groups:
         g["lr"] = lr_at(step) * g["mult"]
     loss = model(**batch).loss
+    aux = direction_loss(items) if args.aux_direction > 0 else torch.zeros(())
+    loss = loss + args.aux_direction * aux
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+    aux_ema = aux.item() if step == 0 else 0.95 * aux_ema + 0.05 * aux.item()
     if step % 20 == 0:
-        print(f"step {step} loss {ema:.4f} lr {lr_at(step):.2e} shards {available} {time.time() - t0:.0f}s", flush=True)
+        aux_note = f" direction-probe {aux_ema:.3f}" if args.aux_direction > 0 else ""
+        print(f"step {step} loss {ema:.4f}{aux_note} lr {lr_at(step):.2e} shards {available} {time.time() - t0:.0f}s", flush=True)
     if eval_items and (step + 1) % args.eval_every == 0:
         acc, per = teacher_forced_accuracy(eval_items)
         print(f"eval step {step + 1}: {acc:.3f} {per}", flush=True)
