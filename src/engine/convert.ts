@@ -18,7 +18,7 @@ import { Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 7;
+export const CONVERTER_VERSION = 8;
 
 export interface ConvertedModel {
   dir: string;

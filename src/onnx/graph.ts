@@ -84,6 +84,8 @@ class ExternalDataWriter {
 
 export class GraphBuilder {
   private nodes: ProtoWriter[] = [];
+  /** While an `ifElse` branch is being built: the values its nodes produce. */
+  private branchValues: Set<string> | null = null;
   private initializers: ProtoWriter[] = [];
   private inputs: ProtoWriter[] = [];
   private outputs: ProtoWriter[] = [];
@@ -200,6 +202,7 @@ export class GraphBuilder {
         ? Array.from({ length: outSpec }, (_, i) => this.uniqueName(`${nodeName}/output_${i}`))
         : outSpec.map((n) => (n === "" ? "" : this.uniqueName(n)));
     this.nodes.push(nodeProto(opType, inputs, outputs, nodeName, attrs, domain));
+    for (const o of outputs) this.branchValues?.add(o);
     return typeof outSpec === "number" && outSpec === 1 ? outputs[0] : outputs;
   }
 
@@ -216,24 +219,22 @@ export class GraphBuilder {
    */
   ifElse(cond: string, thenBranch: () => string[], elseBranch: () => string[], outputs: { dtype: DType; shape: Dim[] }[]): string[] {
     const branch = (label: string, build: () => string[]): GraphAttr => {
-      const outer = this.nodes;
+      const outer = { nodes: this.nodes, values: this.branchValues };
       this.nodes = [];
+      this.branchValues = new Set();
       try {
         const results = build();
         if (results.length !== outputs.length) throw new Error(`If ${label} branch returned ${results.length} values, expected ${outputs.length}`);
+        // A branch output must be produced inside the branch: values of the enclosing graph pass through an Identity.
+        const names = results.map((r) => (this.branchValues!.has(r) ? r : this.op("Identity", [r], {}, { name: `${label}/Identity` })));
         const graph = new ProtoWriter();
-        // A branch output must be produced inside the branch: pass outer values through an Identity.
-        const names = results.map((r, i) => {
-          const name = this.uniqueName(this.scoped(`${label}/output_${i}`));
-          this.nodes.push(nodeProto("Identity", [r], [name], this.uniqueName(this.scoped(`${label}/Identity`)), {}, ""));
-          return name;
-        });
         for (const n of this.nodes) graph.message(1, n);
         graph.string(2, this.uniqueName(this.scoped(label)));
         names.forEach((n, i) => graph.message(12, valueInfo(n, outputs[i].dtype, outputs[i].shape)));
         return new GraphAttr(graph);
       } finally {
-        this.nodes = outer;
+        this.nodes = outer.nodes;
+        this.branchValues = outer.values;
       }
     };
     const thenGraph = branch("then", thenBranch);
