@@ -70,11 +70,10 @@ assert vision_params and text_params
 DIRECTIONS = ["left", "right", "up", "down"]
 direction_probe = torch.nn.Linear(model.config.vision_config.hidden_size, len(DIRECTIONS))
 visual_tokens = {}
+groups = [{"params": text_params, "mult": 1.0}, {"params": vision_params, "mult": args.vision_lr_mult}]
 if args.aux_direction > 0:
     # the merged visual tokens of the batch (all videos, concatenated in batch order), as the LLM receives them
     model.model.visual.register_forward_hook(lambda _m, _i, out: visual_tokens.update(out=out))
-groups = [{"params": text_params, "mult": 1.0}, {"params": vision_params, "mult": args.vision_lr_mult}]
-if args.aux_direction > 0:
     groups.append({"params": list(direction_probe.parameters()), "mult": args.vision_lr_mult})
 opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
