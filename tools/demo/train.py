@@ -42,6 +42,8 @@ p.add_argument("--all-questions", action="store_true", help="train every questio
 p.add_argument("--aux-direction", type=float, default=0.0,
                help="weight of an auxiliary loss: a linear probe on each motion video's mean visual token predicts its direction "
                     "(trains the vision tower to expose motion; the probe is not part of the checkpoint)")
+p.add_argument("--aux-shape", type=float, default=0.0,
+               help="the same for shape: a linear probe on the mean visual token of each video with a shape question predicts it")
 args = p.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -67,33 +69,38 @@ vision_params = [p for n, p in model.named_parameters() if ".visual." in n or n.
 vision_ids = {id(p) for p in vision_params}
 text_params = [p for p in model.parameters() if id(p) not in vision_ids]
 assert vision_params and text_params
-DIRECTIONS = ["left", "right", "up", "down"]
-direction_probe = torch.nn.Linear(model.config.vision_config.hidden_size, len(DIRECTIONS))
+# Auxiliary probes (--aux-direction, --aux-shape): a linear layer on the mean merged visual token of a video predicts
+# the answer of one of its questions. Only the vision tower sees their gradient's point: it must expose what the
+# probe needs. The probes are dropped after training; the checkpoint is a plain Qwen2-VL.
+PROBE_CLASSES = {"direction": ["left", "right", "up", "down"], "shape": ["circle", "square", "triangle"]}
+probe_weights = {t: w for t, w in (("direction", args.aux_direction), ("shape", args.aux_shape)) if w > 0}
+probes = {t: torch.nn.Linear(model.config.vision_config.hidden_size, len(PROBE_CLASSES[t])) for t in probe_weights}
 visual_tokens = {}
 groups = [{"params": text_params, "mult": 1.0}, {"params": vision_params, "mult": args.vision_lr_mult}]
-if args.aux_direction > 0:
+if probes:
     # the merged visual tokens of the batch (all videos, concatenated in batch order), as the LLM receives them
     model.model.visual.register_forward_hook(lambda _m, _i, out: visual_tokens.update(out=out))
-    groups.append({"params": list(direction_probe.parameters()), "mult": args.vision_lr_mult})
+    groups.append({"params": [p for probe in probes.values() for p in probe.parameters()], "mult": args.vision_lr_mult})
 opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
 
-def direction_loss(items):
-    """Cross-entropy of the probe on the mean visual token of each motion video in the batch (0 when there is none)."""
+def probe_losses(items):
+    """Per probe: cross-entropy on the mean visual token of each video in the batch that has a question of its type."""
     merge = model.config.vision_config.spatial_merge_size ** 2
-    tokens, targets, start = [], [], 0
+    means, answers, start = [], [], 0
     for sh, v, _ in items:
         video = sh.videos[v]
         t, h, w = video["grid"]
         n = t * h * w // merge
-        answer = next((q["answer"] for q in video["questions"] if q["type"] == "direction"), None)
-        if answer is not None:
-            tokens.append(visual_tokens["out"][start:start + n].mean(0))
-            targets.append(DIRECTIONS.index(answer))
+        means.append(visual_tokens["out"][start:start + n].mean(0))
+        answers.append({q["type"]: q["answer"] for q in video["questions"]})
         start += n
-    if not tokens:
-        return torch.zeros(())
-    return torch.nn.functional.cross_entropy(direction_probe(torch.stack(tokens)), torch.tensor(targets))
+    losses = {}
+    for kind, probe in probes.items():
+        rows = [(m, PROBE_CLASSES[kind].index(a[kind])) for m, a in zip(means, answers) if kind in a]
+        losses[kind] = (torch.nn.functional.cross_entropy(probe(torch.stack([m for m, _ in rows])), torch.tensor([c for _, c in rows]))
+                        if rows else torch.zeros(()))
+    return losses
 
 
 def lr_at(step):
@@ -162,16 +169,17 @@ for step in range(args.steps):
     for g in opt.param_groups:
         g["lr"] = lr_at(step) * g["mult"]
     loss = model(**batch).loss
-    aux = direction_loss(items) if args.aux_direction > 0 else torch.zeros(())
-    loss = loss + args.aux_direction * aux
+    aux = probe_losses(items) if probes else {}
+    for kind, value in aux.items():
+        loss = loss + probe_weights[kind] * value
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-    aux_ema = aux.item() if step == 0 else 0.95 * aux_ema + 0.05 * aux.item()
+    aux_ema = {k: v.item() if step == 0 else 0.95 * aux_ema[k] + 0.05 * v.item() for k, v in aux.items()}
     if step % 20 == 0:
-        aux_note = f" direction-probe {aux_ema:.3f}" if args.aux_direction > 0 else ""
+        aux_note = "".join(f" {k}-probe {v:.3f}" for k, v in aux_ema.items())
         print(f"step {step} loss {ema:.4f}{aux_note} lr {lr_at(step):.2e} shards {available} {time.time() - t0:.0f}s", flush=True)
     if eval_items and (step + 1) % args.eval_every == 0:
         acc, per = teacher_forced_accuracy(eval_items)
