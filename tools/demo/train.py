@@ -70,8 +70,9 @@ vision_ids = {id(p) for p in vision_params}
 text_params = [p for p in model.parameters() if id(p) not in vision_ids]
 assert vision_params and text_params
 # Auxiliary probes (--aux-direction, --aux-shape): a linear layer on the mean merged visual token of a video predicts
-# the answer of one of its questions. Only the vision tower sees their gradient's point: it must expose what the
-# probe needs. The probes are dropped after training; the checkpoint is a plain Qwen2-VL.
+# the answer of one of its questions. Their gradient reaches only the vision tower and merger (through the pooled
+# tokens), which must learn to expose what the probe needs. The probes are dropped after training; the checkpoint
+# is a plain Qwen2-VL.
 PROBE_CLASSES = {"direction": ["left", "right", "up", "down"], "shape": ["circle", "square", "triangle"]}
 probe_weights = {t: w for t, w in (("direction", args.aux_direction), ("shape", args.aux_shape)) if w > 0}
 probes = {t: torch.nn.Linear(model.config.vision_config.hidden_size, len(PROBE_CLASSES[t])) for t in probe_weights}
