@@ -73,6 +73,8 @@ assert vision_params and text_params
 # the answer of one of its questions. Their gradient reaches only the vision tower and merger (through the pooled
 # tokens), which must learn to expose what the probe needs. The probes are dropped after training; the checkpoint
 # is a plain Qwen2-VL.
+# The classes are the generator's answers (src/synth/scene.ts DIRECTIONS and SHAPES); an answer outside them fails
+# loudly in list.index. Their order fixes the probes' output rows, so it stays as trained.
 PROBE_CLASSES = {"direction": ["left", "right", "up", "down"], "shape": ["circle", "square", "triangle"]}
 probe_weights = {t: w for t, w in (("direction", args.aux_direction), ("shape", args.aux_shape)) if w > 0}
 probes = {t: torch.nn.Linear(model.config.vision_config.hidden_size, len(PROBE_CLASSES[t])) for t in probe_weights}
