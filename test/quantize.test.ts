@@ -6,7 +6,7 @@ import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Layers } from "../src/onnx/layers.js";
-import { quantizeBlockwise } from "../src/onnx/quantize.js";
+import { quantizeBlockwise, quantizePerOutputSymmetric } from "../src/onnx/quantize.js";
 
 function randomMatrix(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -68,4 +68,68 @@ describe("MatMulNBits quantisation", () => {
       expect(err).toBeLessThan(0.05);
     });
   }
+});
+
+/** round half to even, as QuantizeLinear rounds */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+describe("row-wise int8 products (MatMulInteger)", () => {
+  it("quantizes each output feature symmetrically to |q| ≤ 63", () => {
+    const [N, K] = [16, 40];
+    const w = randomMatrix(N * K, 5);
+    const q = quantizePerOutputSymmetric(w, N, K);
+    const data = new Int8Array(q.data.buffer);
+    for (let n = 0; n < N; n++) {
+      let peak = 0;
+      for (let k = 0; k < K; k++) {
+        const v = data[k * N + n];
+        peak = Math.max(peak, Math.abs(v));
+        expect(Math.abs(v * q.scales[n] - w[n * K + k])).toBeLessThanOrEqual(q.scales[n] / 2 + 1e-7);
+      }
+      expect(peak).toBe(63); // the largest weight of every feature maps to the end of the range
+    }
+  });
+
+  it("onnxruntime's result is the exact integer product of the row-quantized activations and the weights", async () => {
+    // Rows with large values next to each other meet the largest weights: with 8-bit weights, AVX2's pairwise
+    // int16 accumulation (VPMADDUBSW) would saturate here and the sums would be far off.
+    const [M, K, N] = [6, 256, 64];
+    const w = randomMatrix(N * K, 3);
+    for (let n = 0; n < N; n++) for (let k = 0; k < 8; k++) w[n * K + k] = n % 2 ? 1 : -1;
+    const x = randomMatrix(M * K, 9).map((v, i) => (i % K < 8 ? 4 : v * (1 + (i % 7))));
+    const g = new GraphBuilder("rowwise");
+    const layers = new Layers(g, "int4", "rowwise-int8");
+    g.output(layers.linear(g.input("x", "float32", [M, K]), "proj", w, N, K), "y", "float32", [M, N]);
+    const session = await ort.InferenceSession.create(g.toBytes());
+    const out = (await session.run({ x: new ort.Tensor("float32", x, [M, K]) })).y.data as Float32Array;
+
+    const q = quantizePerOutputSymmetric(w, N, K);
+    const wq = new Int8Array(q.data.buffer);
+    let worst = 0;
+    let worstVsFloat = 0;
+    let largest = 0;
+    for (let m = 0; m < M; m++) {
+      let rowMax = 0;
+      for (let k = 0; k < K; k++) rowMax = Math.max(rowMax, Math.abs(x[m * K + k]));
+      const s = Math.fround(Math.fround(rowMax) * Math.fround(1 / 127));
+      const xq = Array.from({ length: K }, (_, k) => roundHalfEven(Math.fround(x[m * K + k] / s)));
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        let exact = 0;
+        for (let k = 0; k < K; k++) {
+          acc += xq[k] * wq[k * N + n];
+          exact += x[m * K + k] * w[n * K + k];
+        }
+        const ref = acc * s * q.scales[n];
+        worst = Math.max(worst, Math.abs(out[m * N + n] - ref) / (s * q.scales[n]));
+        worstVsFloat = Math.max(worstVsFloat, Math.abs(out[m * N + n] - exact));
+        largest = Math.max(largest, Math.abs(exact));
+      }
+    }
+    expect(worst).toBeLessThan(0.01); // in units of one integer step: only float32 rounding of the scales
+    expect(worstVsFloat / largest).toBeLessThan(0.02); // and close to the float product
+  });
 });

@@ -10,12 +10,17 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/graph.js";
-import { f32bytes, isFloatPrecision, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
+import { f32bytes, isFloatPrecision, Layers, type QuantizedKernel, type WeightPrecision } from "../onnx/layers.js";
 
 const BLOCK = 32;
 
-/** Adds y = x · W for a random W [K, N] at `precision` (MatMul for fp32, MatMulNBits as the converter emits). */
-function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision: WeightPrecision, name: string, accuracy: QuantAccuracy): string {
+/** Adds y = x · W for a random W [K, N] at `precision`, with the kernel the converter emits (engine/convert.ts). */
+function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision: WeightPrecision, name: string, kernel: QuantizedKernel): string {
+  if (!isFloatPrecision(precision) && kernel === "rowwise-int8") {
+    const w = new Float32Array(K * N);
+    for (let i = 0; i < w.length; i++) w[i] = ((i * 2654435761) % 2001) / 1e5 - 0.01;
+    return new Layers(g, precision, kernel).linear(x, name, w, N, K);
+  }
   if (isFloatPrecision(precision)) {
     const w = new Float32Array(K * N);
     for (let i = 0; i < w.length; i++) w[i] = ((i * 2654435761) % 2001) / 1e5 - 0.01;
@@ -29,7 +34,7 @@ function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision:
   return g.op(
     "MatMulNBits",
     [x, g.weight(`${name}.q`, "uint8", [N, blocks, (BLOCK * bits) / 8], q), g.weight(`${name}.s`, "float32", [N * blocks], f32bytes(scales)), g.weight(`${name}.z`, "uint8", [zeros.length], zeros)],
-    { K, N, bits, block_size: BLOCK, accuracy_level: accuracy },
+    { K, N, bits, block_size: BLOCK, accuracy_level: kernel === "nbits-acc1" ? 1 : 4 },
     { domain: "com.microsoft" },
   );
 }
@@ -66,12 +71,12 @@ async function bestOf(run: () => Promise<unknown>, minMs = 1500): Promise<number
   return best;
 }
 
-/** GFLOP/s of x [M, K] · W [K, N] at `precision` (quantized: MatMulNBits at `accuracy`, as the engine's graph uses). */
-export async function matmulGflops(M: number, K: number, N: number, precision: WeightPrecision, threads: number, accuracy: QuantAccuracy = 4): Promise<number> {
+/** GFLOP/s of x [M, K] · W [K, N] at `precision` (quantized: with `kernel`, as the engine's graph uses). */
+export async function matmulGflops(M: number, K: number, N: number, precision: WeightPrecision, threads: number, kernel: QuantizedKernel = "nbits-acc4"): Promise<number> {
   return withGraph(
     (g) => {
       const x = g.input("x", "float32", [M, K]);
-      g.output(addProduct(g, x, K, N, precision, "w", accuracy), "y", "float32", [M, N]);
+      g.output(addProduct(g, x, K, N, precision, "w", kernel), "y", "float32", [M, N]);
     },
     threads,
     async (session) => {
@@ -93,7 +98,7 @@ export async function gemvBandwidth(K: number, N: number, precision: WeightPreci
   return withGraph(
     (g) => {
       const x = g.input("x", "float32", [1, K]);
-      for (let i = 0; i < count; i++) g.output(addProduct(g, x, K, N, precision, `w${i}`, 4), `y${i}`, "float32", [1, N]);
+      for (let i = 0; i < count; i++) g.output(addProduct(g, x, K, N, precision, `w${i}`, "nbits-acc4"), `y${i}`, "float32", [1, N]);
     },
     threads,
     async (session) => {

@@ -14,11 +14,11 @@ import type { TensorInfo } from "../checkpoint/safetensors.js";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig, ModelFamily } from "../families/family.js";
 import { GraphBuilder } from "../onnx/graph.js";
-import { Layers, type QuantAccuracy, type WeightPrecision } from "../onnx/layers.js";
+import { Layers, type QuantizedKernel, type WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 8;
+export const CONVERTER_VERSION = 9;
 
 export interface ConvertedModel {
   dir: string;
@@ -78,13 +78,15 @@ export function ensureConverted<C extends FamilyConfig>(
     });
     total = weights.totalBytes();
     const out = convertedPaths(tmpDir);
-    // The vision tower is stored at the chosen precision, int4 included: on the trained demo model int4 vision keeps
-    // the same answers as int8 vision (test/quantized-quality.test.ts) and its matmuls run faster (docs/performance.md).
-    const visionPrecision: WeightPrecision = precision;
-    // Vision matmuls always have thousands of rows: float32 compute on dequantized weights (accuracy level 1) is
-    // faster there than int8 activations; the decoder's are dominated by single-row decode steps (level 4).
-    writeGraph(out.visionPath, "vision", visionPrecision, 1, (layers) => family.buildVision(layers, weights, config));
-    writeGraph(out.decoderPath, "decoder", precision, 4, (layers) => family.buildDecoder(layers, weights, config));
+    // Vision matmuls always have thousands of rows. int4 (the fast precision) encodes with MLAS's integer GEMM on
+    // row-quantised activations and int8 weights: ~1.8× float32's throughput, and closer to fp32 than int4 vision
+    // on the trained demo model. int8 (the faithful precision) keeps its block-quantised 8-bit weights with float32
+    // compute (accuracy level 1): the integer GEMM's 7-bit weights round more than the tiny golden checkpoints'
+    // int8 gate allows (test/quantized-quality.test.ts). Measured in docs/performance.md. The decoder's products
+    // are dominated by single-row decode steps (MatMulNBits, accuracy level 4).
+    const visionKernel: QuantizedKernel = precision === "int4" ? "rowwise-int8" : "nbits-acc1";
+    writeGraph(out.visionPath, "vision", precision, visionKernel, (layers) => family.buildVision(layers, weights, config));
+    writeGraph(out.decoderPath, "decoder", precision, "nbits-acc4", (layers) => family.buildDecoder(layers, weights, config));
     weights.assertAllUsed();
     const manifest = { converterVersion: CONVERTER_VERSION, family: family.name, precision, checkpoint: ckpt.dir, createdAt: new Date().toISOString() };
     fs.writeFileSync(path.join(tmpDir, "manifest.json"), JSON.stringify(manifest, null, 2));
@@ -122,8 +124,8 @@ export function pruneOlderConversions(root: string, keep: string, checkpointDir:
   }
 }
 
-function writeGraph(file: string, name: string, precision: WeightPrecision, accuracy: QuantAccuracy, build: (layers: Layers) => void): void {
+function writeGraph(file: string, name: string, precision: WeightPrecision, kernel: QuantizedKernel, build: (layers: Layers) => void): void {
   const g = new GraphBuilder(name, `${file}.data`);
-  build(new Layers(g, precision, accuracy));
+  build(new Layers(g, precision, kernel));
   fs.writeFileSync(file, g.toBytes());
 }

@@ -7,7 +7,7 @@
 import { VideolmError } from "../errors.js";
 import { float, GraphBuilder } from "./graph.js";
 import { float32ArrayToFloat16Bytes } from "./fp16.js";
-import { quantizeBlockwise } from "./quantize.js";
+import { quantizeBlockwise, quantizePerOutputSymmetric } from "./quantize.js";
 
 /**
  * Storage precision of the large matrices (norms and biases stay float32). fp16 stores matrices and embeddings as
@@ -26,33 +26,42 @@ export function isFloatPrecision(p: WeightPrecision): p is "fp32" | "fp16" {
 const QUANT_BLOCK = 32;
 
 /**
- * MatMulNBits `accuracy_level`: how the activations meet the quantized weights. 4 quantizes the activations to
- * int8 per block and runs integer dot products: the fastest matrix-vector products (decode). 1 dequantizes the
- * weights and multiplies in float32: faster for many rows at once on AVX2 CPUs without VNNI (vision, where every
- * call has thousands of rows), and without activation rounding. Measured in docs/performance.md.
+ * How a quantised (int8/int4) matrix meets its activations. Measured on this project's AVX2 CPU without VNNI in
+ * docs/performance.md:
+ * - "nbits-acc4": MatMulNBits, accuracy_level 4 (activations quantised to int8 per block, integer dot products):
+ *   the fastest matrix-vector products, for decode steps.
+ * - "nbits-acc1": MatMulNBits, accuracy_level 1 (weights dequantised, float32 compute).
+ * - "rowwise-int8": each row of activations quantised to int8 with its own scale, int8 weights with one scale per
+ *   output feature, MatMulInteger (MLAS's integer GEMM), then both scales applied: ~1.8× float32's throughput for
+ *   products with many rows (vision encoding). Weights are int8 whatever the precision, int4 included.
  */
-export type QuantAccuracy = 1 | 4;
+export type QuantizedKernel = "nbits-acc4" | "nbits-acc1" | "rowwise-int8";
 
 export class Layers {
   constructor(
     readonly g: GraphBuilder,
     readonly precision: WeightPrecision,
-    readonly accuracyLevel: QuantAccuracy = 4,
+    readonly quantizedKernel: QuantizedKernel = "nbits-acc4",
   ) {}
 
   /**
    * y = x · Wᵀ (+ b) for an nn.Linear weight W of shape [out, in].
    *
    *   x [..., in] ── MatMul(Wᵀ [in, out]) ──▶ [..., out] ── Add(b) ──▶ y      (fp32)
-   *   x [..., in] ── MatMulNBits(W quantised per 32-block) ──▶ y              (int8 / int4)
+   *   x [..., in] ── MatMulNBits(W quantised per 32-block) ──▶ y              (int8 / int4, nbits kernels)
+   *   x [..., in] ── rowwiseInt8 (see below) ──▶ y                           (int8 / int4, rowwise-int8)
    */
   linear(x: string, name: string, weight: Float32Array, outFeatures: number, inFeatures: number, bias?: Float32Array, precision = this.precision): string {
     const g = this.g;
     return g.scope(name, () => {
       let y: string;
+      // Matrices whose input features are not a multiple of the block stay float (the patch embedding, 3·2·14·14 =
+      // 1,176 inputs: ~0.2% of the vision tower's work, and its pixel rows are the most sensitive to rounding).
       if (isFloatPrecision(precision) || inFeatures % QUANT_BLOCK !== 0) {
         const wT = this.floatWeight(`${name}.weight`, [inFeatures, outFeatures], transpose(weight, outFeatures, inFeatures), precision === "fp16" ? "fp16" : "fp32");
         y = g.op("MatMul", [x, wT]);
+      } else if (this.quantizedKernel === "rowwise-int8") {
+        y = this.rowwiseInt8(x, name, weight, outFeatures, inFeatures);
       } else {
         const bits = precision === "int4" ? 4 : 8;
         const q = quantizeBlockwise(weight, outFeatures, inFeatures, bits, QUANT_BLOCK);
@@ -60,11 +69,34 @@ export class Layers {
         const qw = g.weight(`${name}.weight_q`, "uint8", [outFeatures, blocks, (QUANT_BLOCK * bits) / 8], q.data);
         const scales = g.weight(`${name}.scales`, "float32", [outFeatures * blocks], f32bytes(q.scales));
         const zeros = g.weight(`${name}.zero_points`, "uint8", [q.zeroPoints.length], q.zeroPoints);
-        y = g.op("MatMulNBits", [x, qw, scales, zeros], { K: inFeatures, N: outFeatures, bits, block_size: QUANT_BLOCK, accuracy_level: this.accuracyLevel }, { domain: "com.microsoft" });
+        const accuracy_level = this.quantizedKernel === "nbits-acc1" ? 1 : 4;
+        y = g.op("MatMulNBits", [x, qw, scales, zeros], { K: inFeatures, N: outFeatures, bits, block_size: QUANT_BLOCK, accuracy_level }, { domain: "com.microsoft" });
       }
       if (bias) y = g.op("Add", [y, g.weight(`${name}.bias`, "float32", [outFeatures], f32bytes(bias))]);
       return y;
     });
+  }
+
+  /**
+   * x · Wᵀ with integer arithmetic, each activation row quantised on the fly with its own scale (a token with large
+   * values does not coarsen the others, as one scale per call — DynamicQuantizeMatMul — would):
+   *
+   *   s_row = max|x_row| / 127                        [..., 1]
+   *   x_q   = QuantizeLinear(x / s_row, 1, 128)       uint8, zero point 128 (symmetric)
+   *   acc   = MatMulInteger(x_q, W_q, 128)            int32, exact (see quantizePerOutputSymmetric)
+   *   y     = float(acc) · s_row · s_out
+   */
+  private rowwiseInt8(x: string, name: string, weight: Float32Array, outFeatures: number, inFeatures: number): string {
+    const g = this.g;
+    const q = quantizePerOutputSymmetric(weight, outFeatures, inFeatures);
+    const rowMax = g.op("ReduceMax", [g.op("Abs", [x]), g.ints([-1])], { keepdims: 1 });
+    // the floor keeps an all-zero row at scale > 0 (it quantises to zeros either way)
+    const rowScale = g.op("Max", [g.op("Mul", [rowMax, g.scalar(1 / 127)]), g.scalar(1e-30)]);
+    const zeroPoint = g.weight(`${name}.x_zero_point`, "uint8", [], new Uint8Array([128]));
+    const xq = g.op("QuantizeLinear", [g.op("Div", [x, rowScale]), g.scalar(1), zeroPoint]);
+    const acc = g.op("MatMulInteger", [xq, g.weight(`${name}.weight_q`, "int8", [inFeatures, outFeatures], q.data), zeroPoint]);
+    const outScale = g.weight(`${name}.scales`, "float32", [outFeatures], f32bytes(q.scales));
+    return g.op("Mul", [g.op("Mul", [g.op("Cast", [acc], { to: 1 }), rowScale]), outScale]);
   }
 
   /**

@@ -50,3 +50,34 @@ export function quantizeBlockwise(weight: Float32Array, rows: number, cols: numb
   }
   return { data, scales, zeroPoints };
 }
+
+/**
+ * Symmetric per-output-feature int8 quantisation for MatMulInteger (weights stored transposed, [in, out], as
+ * MatMulInteger's B, zero point 0). The magnitudes are limited to 63 (7 bits), as onnxruntime's quantiser does with
+ * `reduce_range`: on AVX2 CPUs without VNNI, MLAS multiplies uint8 activations by int8 weights with VPMADDUBSW,
+ * which adds two products into a saturating int16 (onnxruntime/core/mlas/lib/qgemm_kernel_avx2.cpp); with
+ * |w| ≤ 63 the largest pair, 2·255·63 = 32,130, still fits, so the integer sums are exact on every CPU.
+ * Dequantised weight = q · scale[out].
+ */
+export interface ColumnQuantizedMatrix {
+  /** int8 values (as bytes), [inFeatures, outFeatures] row-major. */
+  data: Uint8Array;
+  /** one scale per output feature */
+  scales: Float32Array;
+}
+
+export const ROWWISE_WEIGHT_QMAX = 63;
+
+export function quantizePerOutputSymmetric(weight: Float32Array, outFeatures: number, inFeatures: number, qmax = ROWWISE_WEIGHT_QMAX): ColumnQuantizedMatrix {
+  const data = new Int8Array(inFeatures * outFeatures);
+  const scales = new Float32Array(outFeatures);
+  for (let o = 0; o < outFeatures; o++) {
+    const base = o * inFeatures;
+    let amax = 0;
+    for (let i = 0; i < inFeatures; i++) amax = Math.max(amax, Math.abs(weight[base + i]));
+    const scale = amax > 0 ? amax / qmax : 1;
+    scales[o] = scale;
+    for (let i = 0; i < inFeatures; i++) data[i * outFeatures + o] = Math.max(-qmax, Math.min(qmax, Math.round(weight[base + i] / scale)));
+  }
+  return { data: new Uint8Array(data.buffer), scales };
+}

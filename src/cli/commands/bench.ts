@@ -163,11 +163,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
       if (!flags.quiet) process.stderr.write("videolm: measuring the bounds (onnxruntime matmul and weight streaming on the same shapes)…\n");
       const t = config.text;
       const v = config.vision;
-      const patches = run.grid[0] * run.grid[1] * run.grid[2];
+      // rows per vision call: the engine encodes whole frame pairs, ≤ 1,024 patches per call when a pair fits
+      // (engine/model.ts, visionChunkPatches)
+      const perPair = run.grid[1] * run.grid[2];
+      const patches = Math.min(run.grid[0], Math.max(1, Math.floor(1024 / perPair))) * perPair;
       const visionPrecision = isFloatPrecision(dtype) ? "fp32" : dtype; // engine/convert.ts: the vision tower at the chosen precision
       const boundThreads = threads || 0;
       report.bounds = {
-        visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads, 1),
+        visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads, dtype === "int4" ? "rowwise-int8" : "nbits-acc1"),
         prefillGflops: await matmulGflops(run.promptTokens, t.hiddenSize, t.intermediateSize, dtype, boundThreads),
         gemvGBps: await gemvBandwidth(t.hiddenSize, t.intermediateSize, dtype, boundThreads, bytesPerWeight(dtype)),
       };
