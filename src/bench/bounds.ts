@@ -14,18 +14,22 @@ import { f32bytes, isFloatPrecision, Layers, type QuantizedKernel, type WeightPr
 
 const BLOCK = 32;
 
+/**
+ * Random weights in ±0.01, different for every call. Matrices must not repeat: onnxruntime streamed identical fp32
+ * matrices about twice as fast as distinct ones (1×1,536×2,048 products: 49 vs 24 GB/s), which made the decode
+ * bound unreachable for a real decoder, whose matrices all differ.
+ */
+function randomWeights(count: number): Float32Array {
+  const bits = randomFillSync(new Uint32Array(count));
+  const w = new Float32Array(count);
+  for (let i = 0; i < count; i++) w[i] = (bits[i] / 2 ** 32 - 0.5) * 0.02;
+  return w;
+}
+
 /** Adds y = x · W for a random W [K, N] at `precision`, with the kernel the converter emits (engine/convert.ts). */
 function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision: WeightPrecision, name: string, kernel: QuantizedKernel): string {
-  if (!isFloatPrecision(precision) && kernel === "rowwise-int8") {
-    const w = new Float32Array(K * N);
-    for (let i = 0; i < w.length; i++) w[i] = ((i * 2654435761) % 2001) / 1e5 - 0.01;
-    return new Layers(g, precision, kernel).linear(x, name, w, N, K);
-  }
-  if (isFloatPrecision(precision)) {
-    const w = new Float32Array(K * N);
-    for (let i = 0; i < w.length; i++) w[i] = ((i * 2654435761) % 2001) / 1e5 - 0.01;
-    return g.op("MatMul", [x, g.weight(name, "float32", [K, N], f32bytes(w))]);
-  }
+  if (!isFloatPrecision(precision) && kernel === "rowwise-int8") return new Layers(g, precision, kernel).linear(x, name, randomWeights(K * N), N, K);
+  if (isFloatPrecision(precision)) return g.op("MatMul", [x, g.weight(name, "float32", [K, N], f32bytes(randomWeights(K * N)))]);
   const bits = precision === "int4" ? 4 : 8;
   const blocks = K / BLOCK;
   const q = randomFillSync(new Uint8Array((N * blocks * BLOCK * bits) / 8));
