@@ -68,6 +68,15 @@ export interface BenchReport {
   efficiency?: { vision: number; prefill: number; decode: number };
 }
 
+/** Each stage's achieved rate ÷ its bound: GFLOP/s for vision and prefill, tokens/s vs bytes ÷ GB/s for decode. */
+export function stageEfficiency(work: NonNullable<BenchReport["work"]>, run: RunMetrics, bounds: Bounds): NonNullable<BenchReport["efficiency"]> {
+  return {
+    vision: ((work.visionGflop / run.visionMs) * 1000) / bounds.visionGflops,
+    prefill: ((work.prefillGflop / run.prefillMs) * 1000) / bounds.prefillGflops,
+    decode: run.decodeTokensPerSecond / ((bounds.gemvGBps * 1000) / work.decodeMBPerToken),
+  };
+}
+
 function positive(flags: Flags, name: string, fallback: number): number {
   const v = numberFlag(flags, name, { integer: true }) ?? fallback;
   if (v < 1) throw new VideolmError(`--${name} must be at least 1`);
@@ -174,11 +183,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         prefillGflops: await matmulGflops(run.promptTokens, t.hiddenSize, t.intermediateSize, dtype, boundThreads),
         gemvGBps: await gemvBandwidth(t.hiddenSize, t.intermediateSize, dtype, boundThreads, bytesPerWeight(dtype)),
       };
-      report.efficiency = {
-        vision: (report.work.visionGflop / run.visionMs) * 1000 / report.bounds.visionGflops,
-        prefill: (report.work.prefillGflop / run.prefillMs) * 1000 / report.bounds.prefillGflops,
-        decode: run.decodeTokensPerSecond / ((report.bounds.gemvGBps * 1000) / report.work.decodeMBPerToken),
-      };
+      report.efficiency = stageEfficiency(report.work, run, report.bounds);
     }
   } else if (!flags.quiet) {
     process.stderr.write(`videolm: bounds are computed for qwen2_vl checkpoints only; showing timings for ${preparer.config.modelType}\n`);
