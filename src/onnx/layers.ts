@@ -92,7 +92,7 @@ export class Layers {
     const rowMax = g.op("ReduceMax", [g.op("Abs", [x]), g.ints([-1])], { keepdims: 1 });
     // the floor keeps an all-zero row at scale > 0 (it quantises to zeros either way)
     const rowScale = g.op("Max", [g.op("Mul", [rowMax, g.scalar(1 / 127)]), g.scalar(1e-30)]);
-    const zeroPoint = g.weight(`${name}.x_zero_point`, "uint8", [], new Uint8Array([128]));
+    const zeroPoint = g.constant("uint8", [], [128]);
     const xq = g.op("QuantizeLinear", [g.op("Div", [x, rowScale]), g.scalar(1), zeroPoint]);
     const acc = g.op("MatMulInteger", [xq, g.weight(`${name}.weight_q`, "int8", [inFeatures, outFeatures], q.data), zeroPoint]);
     const outScale = g.weight(`${name}.scales`, "float32", [outFeatures], f32bytes(q.scales));
