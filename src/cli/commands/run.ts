@@ -19,7 +19,8 @@ Model:
                              (owner/name[@revision], from the Hugging Face cache or downloaded into it);
                              default: the built-in demo model (models/videolm-demo)
   --dtype fp32|fp16|int8|int4  weight precision of the converted graphs (default fp32; fp16 = float16
-                             storage, float32 compute; int8/int4 = MatMulNBits, see docs/performance.md)
+                             storage, float32 compute; int8/int4 = quantized decoder, int4 the
+                             fastest, with an int8 vision tower; see docs/performance.md)
   --threads N                CPU threads (default: all cores)
   --cache-dir DIR            conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm)
 Media:
