@@ -45,6 +45,18 @@ export function convertedPaths(dir: string): ConvertedModel {
   return { dir, visionPath: path.join(dir, "vision.onnx"), decoderPath: path.join(dir, "decoder.onnx") };
 }
 
+/**
+ * The kernel of the vision tower's quantized products. Vision matmuls always have thousands of rows. int4 (the fast
+ * precision) encodes with MLAS's integer GEMM on row-quantised activations and int8 weights: ~1.8× float32's
+ * throughput, and closer to fp32 than int4 vision on the trained demo model. int8 (the faithful precision) keeps its
+ * block-quantised 8-bit weights with float32 compute (accuracy level 1): the integer GEMM's 7-bit weights round more
+ * than the tiny golden checkpoints' int8 gate allows (test/quantized-quality.test.ts). Measured in
+ * docs/performance.md. (The decoder's products are dominated by single-row decode steps: MatMulNBits, accuracy 4.)
+ */
+export function visionKernelFor(precision: WeightPrecision): QuantizedKernel {
+  return precision === "int4" ? "rowwise-int8" : "nbits-acc1";
+}
+
 /** Returns the converted model for this checkpoint and precision, converting it first when not cached. */
 export function ensureConverted<C extends FamilyConfig>(
   ckpt: Checkpoint,
@@ -78,14 +90,7 @@ export function ensureConverted<C extends FamilyConfig>(
     });
     total = weights.totalBytes();
     const out = convertedPaths(tmpDir);
-    // Vision matmuls always have thousands of rows. int4 (the fast precision) encodes with MLAS's integer GEMM on
-    // row-quantised activations and int8 weights: ~1.8× float32's throughput, and closer to fp32 than int4 vision
-    // on the trained demo model. int8 (the faithful precision) keeps its block-quantised 8-bit weights with float32
-    // compute (accuracy level 1): the integer GEMM's 7-bit weights round more than the tiny golden checkpoints'
-    // int8 gate allows (test/quantized-quality.test.ts). Measured in docs/performance.md. The decoder's products
-    // are dominated by single-row decode steps (MatMulNBits, accuracy level 4).
-    const visionKernel: QuantizedKernel = precision === "int4" ? "rowwise-int8" : "nbits-acc1";
-    writeGraph(out.visionPath, "vision", precision, visionKernel, (layers) => family.buildVision(layers, weights, config));
+    writeGraph(out.visionPath, "vision", precision, visionKernelFor(precision), (layers) => family.buildVision(layers, weights, config));
     writeGraph(out.decoderPath, "decoder", precision, "nbits-acc4", (layers) => family.buildDecoder(layers, weights, config));
     weights.assertAllUsed();
     const manifest = { converterVersion: CONVERTER_VERSION, family: family.name, precision, checkpoint: ckpt.dir, createdAt: new Date().toISOString() };

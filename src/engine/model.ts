@@ -42,6 +42,9 @@ export interface LoadOptions {
 }
 
 
+/** Default of LoadOptions.visionChunkPatches. */
+export const DEFAULT_VISION_CHUNK_PATCHES = 1024;
+
 export interface GenerateRequest extends Partial<GenerationOptions> {
   messages: ChatRequestMessage[];
   /** The result of `prepare(messages, media)` when the caller has it already (skips preparing again). */
@@ -91,7 +94,7 @@ export class VideoModel {
     const sessionOptions = { threads: options.threads };
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
-    const chunkPatches = options.visionChunkPatches ?? 1024;
+    const chunkPatches = options.visionChunkPatches ?? DEFAULT_VISION_CHUNK_PATCHES;
     return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache, chunkPatches);
   }
 

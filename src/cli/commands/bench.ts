@@ -13,10 +13,12 @@ import { decodeBytesPerToken, bytesPerWeight, prefillFlops, visionFlops } from "
 import { gemvBandwidth, matmulGflops } from "../../bench/bounds.js";
 import { measureRun, type BenchInput, type RunMetrics } from "../../bench/measure.js";
 import { BENCH_SHAPE_NAMES, ensureBenchCheckpoint, type BenchShape } from "../../bench/presets.js";
-import { defaultCacheRoot, ensureConverted } from "../../engine/convert.js";
+import { defaultCacheRoot, ensureConverted, visionKernelFor } from "../../engine/convert.js";
+import { DEFAULT_VISION_CHUNK_PATCHES } from "../../engine/model.js";
 import { RequestPreparer } from "../../engine/preparer.js";
 import { VideolmError } from "../../errors.js";
 import type { Qwen2VLConfig } from "../../families/qwen2-vl/config.js";
+import { visionChunkSteps } from "../../families/qwen2-vl/processor.js";
 import { resolveModel } from "../../hub/resolve-model.js";
 import { isFloatPrecision } from "../../onnx/layers.js";
 import { stderrProgress } from "../../util/progress.js";
@@ -172,14 +174,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
       if (!flags.quiet) process.stderr.write("videolm: measuring the bounds (onnxruntime matmul and weight streaming on the same shapes)…\n");
       const t = config.text;
       const v = config.vision;
-      // rows per vision call: the engine encodes whole frame pairs, ≤ 1,024 patches per call when a pair fits
-      // (engine/model.ts, visionChunkPatches)
-      const perPair = run.grid[1] * run.grid[2];
-      const patches = Math.min(run.grid[0], Math.max(1, Math.floor(1024 / perPair))) * perPair;
+      // rows per vision call: the engine encodes in chunks of whole frame pairs (engine/model.ts)
+      const patches = Math.min(run.grid[0], visionChunkSteps(run.grid, DEFAULT_VISION_CHUNK_PATCHES)) * run.grid[1] * run.grid[2];
       const visionPrecision = isFloatPrecision(dtype) ? "fp32" : dtype; // engine/convert.ts: the vision tower at the chosen precision
       const boundThreads = threads || 0;
       report.bounds = {
-        visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads, dtype === "int4" ? "rowwise-int8" : "nbits-acc1"),
+        visionGflops: await matmulGflops(patches, v.embedDim, v.embedDim * v.mlpRatio, visionPrecision, boundThreads, visionKernelFor(dtype)),
         prefillGflops: await matmulGflops(run.promptTokens, t.hiddenSize, t.intermediateSize, dtype, boundThreads),
         gemvGBps: await gemvBandwidth(t.hiddenSize, t.intermediateSize, dtype, boundThreads, bytesPerWeight(dtype)),
       };

@@ -117,7 +117,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
   visionChunks(batch: VisionBatch, maxPatches: number): VisionBatch[] {
     const [t, h, w] = batch.grid;
     const perStep = h * w;
-    const stepsPerChunk = Math.max(1, Math.floor(maxPatches / perStep));
+    const stepsPerChunk = visionChunkSteps(batch.grid, maxPatches);
     if (t <= stepsPerChunk) return [batch];
     const rowLength = batch.pixelValues.length / (t * perStep);
     const chunks: VisionBatch[] = [];
@@ -227,4 +227,9 @@ function describeSource(x: unknown): string {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Temporal steps (frame pairs) per vision chunk of at most `maxPatches` patches: at least one (see visionChunks). */
+export function visionChunkSteps(grid: [number, number, number], maxPatches: number): number {
+  return Math.max(1, Math.floor(maxPatches / (grid[1] * grid[2])));
 }
