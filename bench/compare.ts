@@ -53,40 +53,38 @@ interface ReferenceRun {
   peakRssBytes: number;
 }
 
-const best = <T>(runs: T[], pick: (r: T) => number, pickMax: boolean) => (pickMax ? Math.max : Math.min)(...runs.map(pick));
-
-/** Each figure at its best over the rounds (see the header); peak memory at its largest. */
-function bestReference(runs: ReferenceRun[]): ReferenceRun {
-  return {
-    ...runs[0],
-    loadMs: best(runs, (r) => r.loadMs, false),
-    visionMs: best(runs, (r) => r.visionMs, false),
-    ttftMs: best(runs, (r) => r.ttftMs, false),
-    decodeTokensPerSecond: best(runs, (r) => r.decodeTokensPerSecond, true),
-    peakRssBytes: best(runs, (r) => r.peakRssBytes, true),
+/**
+ * One record with each figure at its best over the rounds (see the header): the smallest of `lowest`, the largest of
+ * `highest`; other fields from the first round.
+ */
+function bestFigures<T>(runs: T[], lowest: (keyof T)[], highest: (keyof T)[]): T {
+  const out = { ...runs[0] };
+  const pick = (key: keyof T, choose: (...v: number[]) => number) => {
+    out[key] = choose(...runs.map((r) => r[key] as number)) as T[keyof T];
   };
+  for (const key of lowest) pick(key, Math.min);
+  for (const key of highest) pick(key, Math.max);
+  return out;
+}
+
+const SHARED_TIMES = ["loadMs", "visionMs", "ttftMs"] as const;
+const SHARED_HIGHS = ["decodeTokensPerSecond", "peakRssBytes"] as const; // peak memory: the largest, conservatively
+
+function bestReference(runs: ReferenceRun[]): ReferenceRun {
+  return bestFigures(runs, [...SHARED_TIMES], [...SHARED_HIGHS]);
 }
 
 /** As bestReference, bounds at their highest, and each stage's share of its bound from those best figures. */
 function bestReport(runs: BenchReport[]): BenchReport {
-  const r = runs.map((x) => x.run);
-  const run = {
-    ...r[0],
-    loadMs: best(r, (x) => x.loadMs, false),
-    visionMs: best(r, (x) => x.visionMs, false),
-    prefillMs: best(r, (x) => x.prefillMs, false),
-    ttftMs: best(r, (x) => x.ttftMs, false),
-    decodeTokensPerSecond: best(r, (x) => x.decodeTokensPerSecond, true),
-    peakRssBytes: best(r, (x) => x.peakRssBytes, true),
-  };
+  const run = bestFigures(
+    runs.map((x) => x.run),
+    [...SHARED_TIMES, "prefillMs"],
+    [...SHARED_HIGHS],
+  );
   const report: BenchReport = { ...runs[0], run };
   const bounds = runs.map((x) => x.bounds).filter((b) => b !== undefined);
   if (report.work && bounds.length === runs.length) {
-    report.bounds = {
-      visionGflops: best(bounds, (b) => b.visionGflops, true),
-      prefillGflops: best(bounds, (b) => b.prefillGflops, true),
-      gemvGBps: best(bounds, (b) => b.gemvGBps, true),
-    };
+    report.bounds = bestFigures(bounds, [], ["visionGflops", "prefillGflops", "gemvGBps"]);
     report.efficiency = stageEfficiency(report.work, run, report.bounds);
   }
   return report;

@@ -28,8 +28,8 @@ function randomWeights(count: number): Float32Array {
 
 /** Adds y = x · W for a random W [K, N] at `precision`, with the kernel the converter emits (engine/convert.ts). */
 function addProduct(g: GraphBuilder, x: string, K: number, N: number, precision: WeightPrecision, name: string, kernel: QuantizedKernel): string {
-  if (!isFloatPrecision(precision) && kernel === "rowwise-int8") return new Layers(g, precision, kernel).linear(x, name, randomWeights(K * N), N, K);
   if (isFloatPrecision(precision)) return g.op("MatMul", [x, g.weight(name, "float32", [K, N], f32bytes(randomWeights(K * N)))]);
+  if (kernel === "rowwise-int8") return new Layers(g, precision, kernel).linear(x, name, randomWeights(K * N), N, K);
   const bits = precision === "int4" ? 4 : 8;
   const blocks = K / BLOCK;
   const q = randomFillSync(new Uint8Array((N * blocks * BLOCK * bits) / 8));
