@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import "../src/onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { pastBias, singleTokenAttention } from "../src/families/qwen2-vl/text.js";
 import { GraphBuilder } from "../src/onnx/graph.js";

@@ -2,6 +2,7 @@
  * Block-wise quantisation for MatMulNBits: onnxruntime's result must equal x · dequant(W)ᵀ computed here from the
  * packed bytes (proves the packing layout), and dequant(W) must be close to W (proves the quantiser).
  */
+import "../src/onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../src/onnx/graph.js";

@@ -8,6 +8,7 @@ import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import "../onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/graph.js";
 import { f32bytes, isFloatPrecision, Layers, type QuantizedKernel, type WeightPrecision } from "../onnx/layers.js";

@@ -2,6 +2,7 @@
  * onnxruntime sessions for the converted graphs: the vision encoder (one grid per call) and the decoder
  * (a chunk of tokens per call, KV cache updated in place).
  */
+import "../onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig } from "../families/family.js";
