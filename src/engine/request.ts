@@ -5,6 +5,8 @@
 import type { RgbImage } from "../processing/rgb-image.js";
 import type { VisionBatch } from "./sessions.js";
 
+export { DEFAULT_MAX_INPUT_PIXELS } from "../media/limits.js";
+
 /** A path, a file:// / http(s):// / data: URL, or the file's bytes. */
 export type MediaSource = string | URL | Buffer;
 
@@ -24,6 +26,13 @@ export interface MediaOptions {
   /** Clip range in seconds. */
   start?: number;
   end?: number;
+  /**
+   * Largest accepted stored size, width × height, of an image or of one video frame (default
+   * DEFAULT_MAX_INPUT_PIXELS = 50,000,000; CLI `--max-input-pixels`). Read from the header and checked before anything
+   * is decoded; larger media is refused with an error, never downscaled. Applies to images as well as videos: set it in
+   * the request's media options (the server sets it per request; wire requests cannot).
+   */
+  maxInputPixels?: number;
 }
 
 export interface TextPart {

@@ -19,10 +19,15 @@
  * (frames in the video) × (selected frames). Measured on this machine (10-min 96×64 H.264 clip, 18 000 frames, 768
  * selected): 1.21 s with the 768-term select vs 1.17 s for a plain `-f null` decode — negligible; decoding dominates.
  * `-frames:v` stops ffmpeg right after the last selected frame instead of decoding to the end.
+ *
+ * Hostile media (issue 14): ffmpeg opens the file with `untrustedInputArgs` (see ffmpeg.ts) and the demuxer the probe
+ * detected (`demuxer`), so it cannot read the bytes as a playlist or file list and open another file; its decoder's
+ * `max_pixels` refuses frames over the pixel limit (the probe has already refused a header over it).
  */
 import { VideolmError } from "../errors.js";
 import type { RgbImage } from "../processing/rgb-image.js";
-import { locateFfmpeg, spawnTool } from "./ffmpeg.js";
+import { explainUntrustedFailure, locateFfmpeg, spawnTool, untrustedInputArgs } from "./ffmpeg.js";
+import { checkInputPixels, resolveMaxInputPixels } from "./limits.js";
 
 export type ResizeFn = (src: RgbImage, outH: number, outW: number) => RgbImage;
 
@@ -34,6 +39,10 @@ export interface DecodeFramesOptions {
   height: number;
   /** Counter-clockwise display rotation to apply (probe `rotation`); 0 for none. */
   rotation: 0 | 90 | 180 | 270;
+  /** The demuxer to force (probe `demuxer`); when absent ffmpeg detects it, still within ALLOWED_DEMUXERS. */
+  demuxer?: string;
+  /** Largest accepted stored frame size, width × height (default DEFAULT_MAX_INPUT_PIXELS). */
+  maxInputPixels?: number;
   /** Resize each frame to this size (after rotation) as soon as it is decoded; native size when absent. */
   resize?: { height: number; width: number; fn: ResizeFn };
   /** Label for messages (the source as the user named it). */
@@ -70,6 +79,8 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
   for (const i of indices) {
     if (!(Number.isInteger(i) && i >= 0)) throw new VideolmError(`${label}: frame index ${i} is not a non-negative integer`);
   }
+  const maxInputPixels = resolveMaxInputPixels(opts.maxInputPixels);
+  checkInputPixels(label, opts.width, opts.height, maxInputPixels, true);
   const wanted = [...new Set(indices)].sort((a, b) => a - b);
   const swap = opts.rotation === 90 || opts.rotation === 270;
   const outW = swap ? opts.height : opts.width;
@@ -81,7 +92,7 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
   const args = [
     "-nostdin", "-hide_banner", "-loglevel", "error",
     "-noautorotate",
-    "-i", file,
+    ...untrustedInputArgs(file, { demuxer: opts.demuxer, maxInputPixels }),
     "-map", "0:v:0", "-an", "-sn", "-dn",
     "-vf", filters.join(","),
     "-vsync", "0",
@@ -89,7 +100,12 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
     "-f", "rawvideo", "-pix_fmt", "rgb24",
     "pipe:1",
   ];
-  const proc = spawnTool(ffmpeg, args, { label, timeoutMs: opts.timeoutMs ?? 600_000, signal: opts.signal });
+  const proc = spawnTool(ffmpeg, args, {
+    label,
+    timeoutMs: opts.timeoutMs ?? 600_000,
+    signal: opts.signal,
+    explain: explainUntrustedFailure(maxInputPixels),
+  });
 
   const byIndex = new Map<number, RgbImage>();
   let received = 0;

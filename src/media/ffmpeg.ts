@@ -8,6 +8,24 @@
  * Node process exits normally. If Node itself is killed hard, the child's stdout pipe breaks and ffmpeg/ffprobe stop at
  * their next write (we always read their output through a pipe and give them no stdin), so no child outlives its request
  * for long even then.
+ *
+ * Hostile media (issue 14). Threat: FFmpeg picks a demuxer by sniffing the bytes, and several demuxers open other files
+ * or URLs named inside the media: HLS/DASH playlists, concat/ffconcat lists, image2 sequences, mov external data
+ * references, nested protocols in the file name (`concat:a|b`, `subfile,,…:`). A file that is both a valid MPEG-TS
+ * stream and an HLS playlist (`#EXTM3U` lines followed by TS packets) is reported as `mpegts` by a recent ffprobe (which
+ * ignores HLS without an .m3u8 name) but opened as `hls` by an older ffmpeg or by Debian's 5.1, which then decodes a
+ * local video the playlist names, outside every allowed folder. Defence, on every ffprobe/ffmpeg run on media
+ * (`untrustedInputArgs`):
+ *  - the path is passed as `file:<absolute path>`, so nothing in its name is read as a protocol;
+ *  - `-protocol_whitelist file`: no network, pipe, data, subfile or concat protocol can be opened from inside;
+ *  - `-format_whitelist` with the single-file containers of `ALLOWED_DEMUXERS`; a playlist, file list or image
+ *    sequence is refused ("hls is not a video container videolm reads") instead of followed — the protocol whitelist
+ *    alone does not stop HLS from reading another local file, the format whitelist does;
+ *  - ffmpeg is forced (`-f`) to the demuxer ffprobe detected, so it cannot re-probe the bytes as something else
+ *    (ffprobe and ffmpeg may be different FFmpeg versions with different probes), and for mov/mp4 `-enable_drefs 0`
+ *    (also the default) keeps external data references off;
+ *  - the decoders get `-max_pixels` (see limits.ts), so a frame larger than the pixel limit is never allocated.
+ * Verified with the bundled static builds (ffmpeg N-47683 of 2018, ffprobe N-66595 of 2023) and Debian's 5.1.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
@@ -15,6 +33,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { VideolmError } from "../errors.js";
+import { decoderMaxPixels, pixelLimitReason } from "./limits.js";
 
 export interface FfmpegBinaries {
   ffmpeg: string;
@@ -105,6 +124,11 @@ export interface SpawnOptions {
   signal?: AbortSignal;
   /** Keep at most this many bytes of stderr (the tail), for error messages. Default 64 KiB. */
   maxStderrBytes?: number;
+  /**
+   * When the child fails: turns its stderr into the reason of the error (after `label: `), or undefined for the
+   * default message (the tool's last line).
+   */
+  explain?: (stderr: string) => string | undefined;
 }
 
 export interface ToolProcess {
@@ -170,6 +194,8 @@ export function spawnTool(bin: string, args: string[], opts: SpawnOptions): Tool
     child.once("close", (code, signal) => {
       if (killReason !== undefined) return finish(new VideolmError(`${opts.label}: ${killReason}`));
       if (code === 0) return finish();
+      const explained = opts.explain?.(stderrText);
+      if (explained) return finish(new VideolmError(`${opts.label}: ${explained}`));
       const lastLine = lastMeaningfulLine(stderrText);
       finish(new VideolmError(`${opts.label}: ${tool} failed (${signal ?? `exit ${code}`})${lastLine ? `: ${lastLine}` : ""}`));
     });
@@ -206,4 +232,84 @@ export async function runTool(
   });
   await proc.done;
   return { stdout: Buffer.concat(chunks), stderr: proc.stderr() };
+}
+
+// ---- arguments for media videolm did not make itself (see the file comment) --------------------------------------
+
+/**
+ * The demuxers FFmpeg may use on media: containers that hold their streams in the one file and never open another
+ * (each entry is the name `-f` takes; ffprobe reports mov as "mov,mp4,m4a,3gp,3g2,mj2" and matroska as
+ * "matroska,webm"). Not here, on purpose: hls, dash, concat, image2 and the other image demuxers, tee, sdp/rtp/rtsp,
+ * imf, and every device or subtitle format.
+ */
+export const ALLOWED_DEMUXERS = [
+  "mov", // mp4, mov, m4v, 3gp (external data references off: enable_drefs 0)
+  "matroska", // mkv, webm
+  "avi",
+  "mpegts", // .ts, .m2ts
+  "mpeg", // MPEG program stream: .mpg, .vob
+  "flv",
+  "ogg",
+  "asf", // wmv
+  "ivf", // VP8/VP9/AV1 in IVF
+  "gif", // animated GIF as a video
+  "h264", // raw elementary streams
+  "hevc",
+  "mpegvideo",
+  "m4v",
+] as const;
+
+/** The value of `-format_whitelist`: every name of the allowed demuxers (FFmpeg matches any name of a demuxer). */
+const FORMAT_WHITELIST = ["mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", ...ALLOWED_DEMUXERS.slice(2)].join(",");
+
+/**
+ * The allowed demuxer for ffprobe's `format_name` (e.g. "mov,mp4,m4a,3gp,3g2,mj2" → "mov"), or undefined when none of
+ * its names is allowed.
+ */
+export function allowedDemuxer(formatName: string): string | undefined {
+  const names = formatName.split(",");
+  if (names.includes("mov") || names.includes("mp4")) return "mov";
+  if (names.includes("matroska") || names.includes("webm")) return "matroska";
+  return (ALLOWED_DEMUXERS as readonly string[]).find((d) => names.includes(d));
+}
+
+export interface UntrustedInputOptions {
+  /** The demuxer to force (from `allowedDemuxer` of the probe); absent for ffprobe, which detects it. */
+  demuxer?: string;
+  /** The pixel limit (`maxInputPixels`); the decoders get `decoderMaxPixels` of it. */
+  maxInputPixels: number;
+}
+
+/**
+ * Input options and the input itself (`... -i file:/abs/path`) for running ffprobe or ffmpeg on a local file whose
+ * bytes come from a user: see the file comment for each option.
+ */
+export function untrustedInputArgs(file: string, opts: UntrustedInputOptions): string[] {
+  return [
+    "-protocol_whitelist", "file",
+    "-format_whitelist", FORMAT_WHITELIST,
+    ...(opts.demuxer ? ["-f", opts.demuxer] : []),
+    ...(opts.demuxer === "mov" ? ["-enable_drefs", "0"] : []),
+    "-max_pixels", String(decoderMaxPixels(opts.maxInputPixels)),
+    "-i", `file:${path.resolve(file)}`,
+  ];
+}
+
+/**
+ * Clear reasons for the failures the options of `untrustedInputArgs` cause (for `SpawnOptions.explain`): a demuxer
+ * outside the list, a protocol outside the whitelist, a frame over the pixel limit.
+ */
+export function explainUntrustedFailure(maxInputPixels: number): (stderr: string) => string | undefined {
+  return (stderr) => {
+    const format = /\[([A-Za-z0-9_,]+) @ 0x[0-9a-fA-F]+\] Format not on whitelist/.exec(stderr);
+    if (format) {
+      const name = format[1].split(",")[0];
+      return `${name} is not a video container videolm reads (playlists, file lists, image sequences and other media that refer to other files are refused; accepted: mp4/mov, mkv/webm, avi, mpeg-ts, mpeg-ps, flv, ogg, asf/wmv, ivf, gif, raw h264/hevc/mpeg video)`;
+    }
+    const protocol = /Protocol '([^']*)' not on whitelist/.exec(stderr);
+    if (protocol) return `the media refers to another file or URL (protocol ${protocol[1]}); videolm opens only the file itself`;
+    const pixels = /Picture size (\d+)x(\d+) exceeds specified max pixel count/.exec(stderr);
+    if (pixels) return pixelLimitReason(Number(pixels[1]), Number(pixels[2]), maxInputPixels, true);
+    return undefined;
+  };
 }

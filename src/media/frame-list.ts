@@ -44,6 +44,7 @@ export async function loadFrameList(
   fps: number | undefined,
   options: VideoSamplingOptions,
   defaults: SamplingDefaults,
+  limits: { maxInputPixels?: number } = {},
 ): Promise<FrameListVideo> {
   if (frames.length === 0) throw new VideolmError("a video given as a list of frames needs at least one frame");
   if (options.nframes !== undefined || options.videoStart !== undefined || options.videoEnd !== undefined) {
@@ -53,7 +54,8 @@ export async function loadFrameList(
   if (!(sampleFps > 0)) throw new VideolmError(`the frame rate of a list of frames must be positive (got ${fps})`);
   const images: RgbImage[] = [];
   for (const f of frames) {
-    const image = typeof f === "string" || Buffer.isBuffer(f) ? await decodeImage(f) : f;
+    // Each encoded frame's header is checked against maxInputPixels before it is decoded (decodeImage).
+    const image = typeof f === "string" || Buffer.isBuffer(f) ? await decodeImage(f, { maxInputPixels: limits.maxInputPixels }) : f;
     images.push(fetchImage(image, options, defaults)); // step 1
   }
   const first = images[0];

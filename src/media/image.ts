@@ -8,12 +8,18 @@
  *  - embedded ICC profiles are ignored (PIL's convert does not apply them; sharp would convert to sRGB).
  * Checked against PIL 12.3 (oracle venv): JPEG q75 4:2:0, q90, q95 4:4:4 with EXIF orientation 6, and an RGBA
  * PNG decode to identical bytes. (Other JPEG builds could differ by ±1 from IDCT / chroma upsampling choices.)
+ *
+ * Decompression bombs (issue 14): a 223-byte JPEG or a 783 KB PNG can claim 16383×16383 pixels (1.6 GB and seconds
+ * to decode). The size is read from the header first (sharp `metadata()` decodes no pixels) and an image over
+ * `maxInputPixels` is refused before decoding; sharp's `limitInputPixels` is set to the same limit as a second layer.
+ * See limits.ts.
  */
 import { readFile } from "node:fs/promises";
 import sharp from "sharp";
 
 import { VideolmError } from "../errors.js";
 import type { RgbImage } from "../processing/rgb-image.js";
+import { pixelLimitError, resolveMaxInputPixels } from "./limits.js";
 
 export type { RgbImage } from "../processing/rgb-image.js";
 export { imageProcessorResize } from "../processing/qwen2-vl-resize.js";
@@ -22,12 +28,21 @@ function describeSource(source: string | Buffer): string {
   return typeof source === "string" ? source : `<image buffer, ${source.length} bytes>`;
 }
 
+export interface DecodeImageOptions {
+  /** Largest accepted stored size, width × height (default DEFAULT_MAX_INPUT_PIXELS); checked before decoding. */
+  maxInputPixels?: number;
+  /** How to name the image in messages (default: the path, or a description of the buffer). */
+  label?: string;
+}
+
 /**
  * Decodes a file path or an in-memory encoded image into HWC RGB bytes.
- * Throws VideolmError naming the file on: missing/unreadable file, unsupported or corrupt data, truncation.
+ * Throws VideolmError naming the file on: missing/unreadable file, unsupported or corrupt data, truncation, a size
+ * over `maxInputPixels` (before decoding anything).
  */
-export async function decodeImage(source: string | Buffer): Promise<RgbImage> {
-  const name = describeSource(source);
+export async function decodeImage(source: string | Buffer, opts: DecodeImageOptions = {}): Promise<RgbImage> {
+  const name = opts.label ?? describeSource(source);
+  const maxInputPixels = resolveMaxInputPixels(opts.maxInputPixels);
   let bytes: Buffer;
   if (typeof source === "string") {
     try {
@@ -43,11 +58,22 @@ export async function decodeImage(source: string | Buffer): Promise<RgbImage> {
   }
   if (bytes.length === 0) throw new VideolmError(`cannot decode image ${name}: the file is empty`);
 
+  // The header first: refuse a decompression bomb before a pixel is decoded.
+  const header = await sharp(bytes, { limitInputPixels: false })
+    .metadata()
+    .catch((err: unknown) => {
+      throw new VideolmError(`cannot decode image ${name}: ${firstLine(err)} (expected a valid PNG, JPEG or WebP file)`, { cause: err });
+    });
+  const width = header.width ?? 0;
+  const height = header.height ?? 0;
+  if (width * height > maxInputPixels) throw pixelLimitError(name, width, height, maxInputPixels);
+
   try {
     const { data, info } = await sharp(bytes, {
       autoOrient: true, // apply and drop the EXIF Orientation tag
       ignoreIcc: true,
       failOn: "error", // also rejects truncated data, as PIL does unless LOAD_TRUNCATED_IMAGES is set
+      limitInputPixels: maxInputPixels, // second layer, should the header have understated the size
     })
       .removeAlpha()
       .toColourspace("srgb") // greyscale → 3 equal channels; 16-bit → 8-bit
@@ -59,10 +85,10 @@ export async function decodeImage(source: string | Buffer): Promise<RgbImage> {
     // Copy out of sharp's (possibly pooled) Buffer into a plain, exactly-sized Uint8Array.
     return { width: info.width, height: info.height, data: new Uint8Array(data) };
   } catch (err) {
-    const reason = (err as Error).message.split("\n")[0].trim();
-    throw new VideolmError(
-      `cannot decode image ${name}: ${reason} (expected a valid PNG, JPEG or WebP file)`,
-      { cause: err },
-    );
+    throw new VideolmError(`cannot decode image ${name}: ${firstLine(err)} (expected a valid PNG, JPEG or WebP file)`, { cause: err });
   }
+}
+
+function firstLine(err: unknown): string {
+  return (err as Error).message.split("\n")[0].trim();
 }

@@ -9,9 +9,15 @@
  * once — I/O-bound, roughly a second per GB — instead of `-count_frames`, which decodes every frame and would cost as
  * much as decoding the whole video. A duration × fps estimate is never used for indices: it is off by a frame or more
  * on real files.
+ *
+ * Hostile media (issue 14): ffprobe runs with `untrustedInputArgs` (only the file itself, only single-file containers
+ * — see ffmpeg.ts), and its detected demuxer is returned as `demuxer`, which the decoder then forces. The frame size is
+ * checked against `maxInputPixels` here, before any frame is decoded (see limits.ts); ffprobe's own decoders get
+ * `max_pixels`, so even the probe never allocates an oversized frame.
  */
 import { VideolmError } from "../errors.js";
-import { locateFfmpeg, runTool } from "./ffmpeg.js";
+import { allowedDemuxer, explainUntrustedFailure, locateFfmpeg, runTool, untrustedInputArgs } from "./ffmpeg.js";
+import { checkInputPixels, resolveMaxInputPixels } from "./limits.js";
 
 /** Largest accepted frame side and area (16K × 16K); anything larger is treated as a damaged or hostile header. */
 export const MAX_FRAME_SIDE = 16384;
@@ -22,6 +28,8 @@ export interface VideoProbe {
   source: string;
   /** Container format name(s) as ffprobe reports them, e.g. "mov,mp4,m4a,3gp,3g2,mj2". */
   container: string;
+  /** The demuxer decoding must use (`-f`), one of ALLOWED_DEMUXERS, e.g. "mov". */
+  demuxer: string;
   codec: string;
   pixelFormat: string;
   /** Coded (stored) frame size, before rotation. */
@@ -59,6 +67,8 @@ export interface ProbeOptions {
   signal?: AbortSignal;
   /** Default 60 s per ffprobe run. */
   timeoutMs?: number;
+  /** Largest accepted stored frame size, width × height (default DEFAULT_MAX_INPUT_PIXELS). */
+  maxInputPixels?: number;
 }
 
 interface FfprobeStream {
@@ -111,14 +121,16 @@ function failure(source: string, reason: string): VideolmError {
   return new VideolmError(`${source}: ${reason}`);
 }
 
-async function ffprobeJson(file: string, args: string[], source: string, opts: ProbeOptions): Promise<FfprobeOutput> {
+async function ffprobeJson(file: string, args: string[], source: string, opts: ProbeOptions, demuxer?: string): Promise<FfprobeOutput> {
   const { ffprobe } = locateFfmpeg();
+  const maxInputPixels = resolveMaxInputPixels(opts.maxInputPixels);
   let out: { stdout: Buffer };
   try {
-    out = await runTool(ffprobe, ["-v", "error", "-print_format", "json", ...args, "-i", file], {
+    out = await runTool(ffprobe, ["-v", "error", "-print_format", "json", ...args, ...untrustedInputArgs(file, { demuxer, maxInputPixels })], {
       label: source,
       timeoutMs: opts.timeoutMs ?? 60_000,
       signal: opts.signal,
+      explain: explainUntrustedFailure(maxInputPixels),
     });
   } catch (err) {
     if (err instanceof VideolmError && /Invalid data found|could not find codec|moov atom not found|End of file/i.test(err.message)) {
@@ -140,7 +152,12 @@ async function ffprobeJson(file: string, args: string[], source: string, opts: P
  * Throws VideolmError for a missing/unreadable file, no video stream, zero frames or absurd dimensions.
  */
 export async function probeVideo(file: string, opts: ProbeOptions = {}, source: string = file): Promise<VideoProbe> {
+  const maxInputPixels = resolveMaxInputPixels(opts.maxInputPixels);
   const info = await ffprobeJson(file, ["-show_format", "-show_streams"], source, opts);
+  const container = info.format?.format_name ?? "unknown";
+  const demuxer = allowedDemuxer(container);
+  // The format whitelist already refuses other demuxers; this also holds if ffprobe ignored it.
+  if (!demuxer) throw failure(source, `${container} is not a video container videolm reads`);
   const streams = info.streams ?? [];
   // Cover art in audio files shows up as a one-frame "video" stream with the attached_pic disposition: not a video.
   const video = streams.find((s) => s.codec_type === "video" && !s.disposition?.attached_pic);
@@ -154,6 +171,7 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}, source: 
   if (width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE || width * height > MAX_FRAME_AREA) {
     throw failure(source, `absurd frame size ${width}x${height} (limit ${MAX_FRAME_SIDE} per side)`);
   }
+  checkInputPixels(source, width, height, maxInputPixels, true);
 
   const avgFps = parseRational(video.avg_frame_rate);
   const rFps = parseRational(video.r_frame_rate);
@@ -168,6 +186,7 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}, source: 
       ["-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"],
       source,
       opts,
+      demuxer,
     );
     frameCount = Number(counted.streams?.[0]?.nb_read_packets);
     frameCountSource = "packets";
@@ -187,7 +206,8 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}, source: 
 
   return {
     source,
-    container: info.format?.format_name ?? "unknown",
+    container,
+    demuxer,
     codec: video.codec_name ?? "unknown",
     pixelFormat: video.pix_fmt ?? "unknown",
     width,

@@ -6,6 +6,8 @@
  * size after rotation drives the per-frame pixel budget and `smart_resize`; every sampled frame is resized with
  * torchvision's (v1) bicubic antialiased resize, as `fetch_video` does (`resizeBicubicAntialiasFloat`).
  * Memory: only the resized sampled frames are kept (plus one native frame in flight).
+ * Hostile media: the probe refuses frames over `maxInputPixels` and containers outside ALLOWED_DEMUXERS before any
+ * pixel is decoded; decoding uses the demuxer the probe detected (see ffmpeg.ts, limits.ts).
  */
 import { resizeBicubicAntialiasFloat } from "../processing/resize.js";
 import type { RgbImage } from "../processing/rgb-image.js";
@@ -28,6 +30,8 @@ export interface LoadVideoOptions extends VideoSamplingOptions, SourceOptions {
   onProgress?: (done: number, total: number) => void;
   probeTimeoutMs?: number;
   decodeTimeoutMs?: number;
+  /** Largest accepted stored frame size, width × height, checked on the probe before decoding (default 50,000,000). */
+  maxInputPixels?: number;
 }
 
 export interface VideoPlan {
@@ -59,10 +63,14 @@ function planFor(probe: VideoProbe, options: LoadVideoOptions): VideoSamplingPla
   );
 }
 
+function probeOptions(options: LoadVideoOptions) {
+  return { signal: options.signal, timeoutMs: options.probeTimeoutMs, maxInputPixels: options.maxInputPixels };
+}
+
 /** Probes and plans without decoding any pixels (for `videolm inspect`). */
 export async function planVideo(source: string, options: LoadVideoOptions): Promise<VideoPlan> {
   return withLocalVideoFile(source, options, async (file) => {
-    const probe = await probeVideo(file.path, { signal: options.signal, timeoutMs: options.probeTimeoutMs }, file.label);
+    const probe = await probeVideo(file.path, probeOptions(options), file.label);
     return { probe, plan: planFor(probe, options) };
   });
 }
@@ -70,13 +78,15 @@ export async function planVideo(source: string, options: LoadVideoOptions): Prom
 /** Loads a video the way qwen-vl-utils `fetch_video` does: sampled, resized frames plus the sampling facts. */
 export async function loadVideo(source: string, options: LoadVideoOptions): Promise<LoadedVideo> {
   return withLocalVideoFile(source, options, async (file) => {
-    const probe = await probeVideo(file.path, { signal: options.signal, timeoutMs: options.probeTimeoutMs }, file.label);
+    const probe = await probeVideo(file.path, probeOptions(options), file.label);
     const plan = planFor(probe, options);
     const frames = await decodeFrames(file.path, {
       indices: plan.frameIndices,
       width: probe.width,
       height: probe.height,
       rotation: options.applyRotation ?? true ? probe.rotation : 0,
+      demuxer: probe.demuxer,
+      maxInputPixels: options.maxInputPixels,
       resize: { height: plan.resizedHeight, width: plan.resizedWidth, fn: options.resize ?? resizeBicubicAntialiasFloat },
       label: file.label,
       signal: options.signal,

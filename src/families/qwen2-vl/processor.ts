@@ -139,7 +139,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     if (part.type === "text") return null;
     if (part.type === "image") {
       const source = describeSource(part.image);
-      const image = isRgbImage(part.image) ? part.image : await loadImage(part.image, signal);
+      const image = isRgbImage(part.image) ? part.image : await loadImage(part.image, defaults.maxInputPixels, signal);
       // qwen-vl-utils fetch_image (the authors' pipeline); the processor's own resize is then the identity.
       const resized = fetchImage(image, { minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels, maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels }, this.sampling);
       // One frame: patchifyFrames repeats it to fill the temporal patch (two identical frames), as the reference.
@@ -161,7 +161,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
       let loaded: { frames: RgbImage[]; frameIndices: number[]; timestamps: number[]; sampleFps: number };
       let source: string;
       if (Array.isArray(video)) {
-        loaded = await loadFrameList(video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), o.fps, sampling, this.sampling);
+        loaded = await loadFrameList(video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), o.fps, sampling, this.sampling, { maxInputPixels: o.maxInputPixels });
         source = `${video.length} frames`;
       } else if (isRawFrames(video)) {
         loaded = await loadFrameList(video.frames, o.fps ?? video.fps, sampling, this.sampling);
@@ -173,6 +173,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
           ...sampling,
           fps: o.fps,
           defaults: this.sampling,
+          maxInputPixels: o.maxInputPixels,
           signal,
           onProgress: onProgress && ((done, total) => onProgress({ task: `Decoding ${source}`, done, total, unit: "frames" })),
         });
@@ -202,12 +203,15 @@ export class Qwen2VLProcessor implements FamilyProcessor {
   }
 }
 
-/** Decodes an image from a path, a Buffer, or a file:// / http(s):// / data: URL (fetched with the video limits). */
-async function loadImage(source: string | URL | Buffer, signal?: AbortSignal): Promise<RgbImage> {
-  if (Buffer.isBuffer(source)) return decodeImage(source);
+/**
+ * Decodes an image from a path, a Buffer, or a file:// / http(s):// / data: URL (fetched with the video limits); its
+ * header is checked against `maxInputPixels` before decoding.
+ */
+async function loadImage(source: string | URL | Buffer, maxInputPixels: number | undefined, signal?: AbortSignal): Promise<RgbImage> {
+  if (Buffer.isBuffer(source)) return decodeImage(source, { maxInputPixels });
   const text = source instanceof URL ? source.href : source;
-  if (!/^(https?|data|file):/i.test(text)) return decodeImage(text);
-  return withLocalVideoFile(text, { signal }, (file) => decodeImage(file.path));
+  if (!/^(https?|data|file):/i.test(text)) return decodeImage(text, { maxInputPixels });
+  return withLocalVideoFile(text, { signal }, (file) => decodeImage(file.path, { maxInputPixels, label: file.label }));
 }
 
 function isRawFrames(x: unknown): x is { frames: RgbImage[]; fps: number } {
