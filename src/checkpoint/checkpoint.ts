@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { VideolmError } from "../errors.js";
+import { describeJson, readBoundedJsonObject } from "./json-file.js";
 import { SafetensorsFile, type TensorInfo } from "./safetensors.js";
 
 export interface Checkpoint {
@@ -17,20 +18,9 @@ export interface Checkpoint {
   files: string[];
 }
 
+/** Reads a JSON object file under the size and nesting limits of json-file.ts; `what` names it when missing. */
 export function readJsonFile(file: string, what: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    throw new VideolmError(`${what} not found: ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  try {
-    const value = JSON.parse(text);
-    if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("not an object");
-    return value;
-  } catch (e) {
-    throw new VideolmError(`${what} ${file} is not a valid JSON object: ${(e as Error).message}`);
-  }
+  return readBoundedJsonObject(file, what);
 }
 
 export function openCheckpoint(dir: string): Checkpoint {
@@ -56,13 +46,17 @@ function listWeightFiles(dir: string): string[] {
   const indexFile = path.join(dir, "model.safetensors.index.json");
   if (fs.existsSync(indexFile)) {
     const index = readJsonFile(indexFile, "weights index");
-    const weightMap = index.weight_map as Record<string, string> | undefined;
-    if (!weightMap || typeof weightMap !== "object") throw new VideolmError(`${indexFile} has no weight_map`);
-    const shards = [...new Set(Object.values(weightMap))].sort();
+    const weightMap = index.weight_map;
+    if (!weightMap || typeof weightMap !== "object" || Array.isArray(weightMap)) throw new VideolmError(`model.safetensors.index.json: weight_map must be an object (${indexFile})`);
+    const shards = [...new Set(Object.values(weightMap as Record<string, unknown>))].sort();
     for (const shard of shards) {
+      // A shard is a plain file name in the checkpoint folder: no paths that leave it.
+      if (typeof shard !== "string" || !shard.endsWith(".safetensors") || shard !== path.basename(shard) || shard.startsWith(".")) {
+        throw new VideolmError(`model.safetensors.index.json: weight_map lists ${describeJson(shard)}, not a *.safetensors file name in the checkpoint folder (${indexFile})`);
+      }
       if (!fs.existsSync(path.join(dir, shard))) throw new VideolmError(`weight shard ${shard} listed in ${indexFile} is missing from ${dir}`);
     }
-    return shards.map((s) => path.join(dir, s));
+    return (shards as string[]).map((s) => path.join(dir, s));
   }
   const files = fs
     .readdirSync(dir)

@@ -7,10 +7,13 @@
 import * as fs from "node:fs";
 import { VideolmError } from "../errors.js";
 import { bf16ToFloat32, float16ToFloat32 } from "./dtype.js";
+import { describeJson } from "./json-file.js";
 
 export type SafetensorsDType = "BF16" | "F16" | "F32";
 const ELEMENT_SIZE: Record<SafetensorsDType, number> = { BF16: 2, F16: 2, F32: 4 };
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Deepest tensor rank accepted (the Qwen-VL patch embedding has rank 5). */
+const MAX_RANK = 8;
 
 export interface TensorInfo {
   name: string;
@@ -41,42 +44,59 @@ export class SafetensorsFile {
       if (size < 8) throw fail(`only ${size} bytes`);
       const lenBuf = Buffer.alloc(8);
       fs.readSync(fd, lenBuf, 0, 8, 0);
-      const headerLen = Number(lenBuf.readBigUInt64LE(0));
-      if (headerLen > MAX_HEADER_BYTES || 8 + headerLen > size) throw fail(`header length ${headerLen} exceeds the file size ${size}`);
+      const headerLenBig = lenBuf.readBigUInt64LE(0);
+      // Bounded before anything is allocated: a header is ~100 bytes per tensor (a 70B model's is < 1 MiB).
+      if (headerLenBig > BigInt(MAX_HEADER_BYTES) || 8n + headerLenBig > BigInt(size)) {
+        throw fail(`header length ${headerLenBig} exceeds the file size ${size}${headerLenBig > BigInt(MAX_HEADER_BYTES) ? ` or the ${MAX_HEADER_BYTES}-byte limit` : ""}`);
+      }
+      const headerLen = Number(headerLenBig);
       const headerBuf = Buffer.alloc(headerLen);
       fs.readSync(fd, headerBuf, 0, headerLen, 8);
-      let header: Record<string, unknown>;
+      let header: unknown;
       try {
         header = JSON.parse(headerBuf.toString("utf8"));
       } catch {
         throw fail("header is not valid JSON");
       }
+      if (header === null || typeof header !== "object" || Array.isArray(header)) throw fail(`header is ${describeJson(header)}, not a JSON object of tensors`);
       const dataStart = 8 + headerLen;
       const dataSize = size - dataStart;
       const tensors = new Map<string, TensorInfo>();
       const ranges: [number, number, string][] = [];
-      for (const [name, raw] of Object.entries(header)) {
-        if (name === "__metadata__") continue;
-        const entry = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-        if (!entry || typeof entry !== "object" || !Array.isArray(entry.shape) || !Array.isArray(entry.data_offsets)) {
-          throw fail(`tensor ${name} has a malformed header entry`);
+      for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+        if (name === "__metadata__") {
+          if (raw !== null && (typeof raw !== "object" || Array.isArray(raw))) throw fail("__metadata__ is not an object");
+          continue;
         }
-        if (!(entry.dtype! in ELEMENT_SIZE)) {
+        const shown = name.length > 200 ? `${name.slice(0, 200)}…` : name;
+        if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw fail(`tensor ${shown} has a malformed header entry (${describeJson(raw)})`);
+        const entry = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+        if (!Array.isArray(entry.shape) || entry.shape.length > MAX_RANK) throw fail(`tensor ${shown} has shape ${describeJson(entry.shape)}, not a list of at most ${MAX_RANK} sizes`);
+        if (!Array.isArray(entry.data_offsets) || entry.data_offsets.length !== 2) throw fail(`tensor ${shown} has data_offsets ${describeJson(entry.data_offsets)}, not [begin, end]`);
+        if (typeof entry.dtype !== "string" || !Object.hasOwn(ELEMENT_SIZE, entry.dtype)) {
           throw new VideolmError(
-            `tensor ${name} in ${file} has dtype ${entry.dtype}; videolm reads BF16, F16 and F32 checkpoints (quantized checkpoints are not supported; use the original weights)`,
+            `tensor ${shown} in ${file} has dtype ${typeof entry.dtype === "string" ? entry.dtype.slice(0, 40) : describeJson(entry.dtype)}; videolm reads BF16, F16 and F32 checkpoints (quantized checkpoints are not supported; use the original weights)`,
           );
         }
         const dtype = entry.dtype as SafetensorsDType;
-        const [b, e] = entry.data_offsets;
-        const count = entry.shape.reduce((a, d) => a * d, 1);
-        if (!entry.shape.every((d) => Number.isInteger(d) && d >= 0)) throw fail(`tensor ${name} has shape [${entry.shape}]`);
-        if (!(Number.isInteger(b) && Number.isInteger(e) && 0 <= b && b <= e)) throw fail(`tensor ${name} has offsets [${b}, ${e}]`);
-        if (e - b !== count * ELEMENT_SIZE[dtype]) {
-          throw fail(`tensor ${name} spans ${e - b} bytes but shape [${entry.shape}] ${dtype} needs ${count * ELEMENT_SIZE[dtype]}`);
+        const shape = entry.shape as unknown[];
+        if (!shape.every((d): d is number => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)) throw fail(`tensor ${shown} has shape ${describeJson(shape)}`);
+        const [b, e] = entry.data_offsets as unknown[];
+        if (!(typeof b === "number" && typeof e === "number" && Number.isSafeInteger(b) && Number.isSafeInteger(e) && 0 <= b && b <= e)) {
+          throw fail(`tensor ${shown} has offsets [${describeJson(b)}, ${describeJson(e)}]`);
         }
-        if (e > dataSize) throw fail(`tensor ${name} ends at byte ${dataStart + e} but the file has ${size} bytes (truncated?)`);
-        tensors.set(name, { name, dtype, shape: entry.shape, begin: dataStart + b, end: dataStart + e, file });
-        ranges.push([b, e, name]);
+        // The element count can only be trusted once it is below the file size (no float rounding of huge products).
+        let count = 1;
+        for (const d of shape) {
+          count *= d;
+          if (count > dataSize) break;
+        }
+        if (count * ELEMENT_SIZE[dtype] !== e - b) {
+          throw fail(`tensor ${shown} spans ${e - b} bytes but shape [${shape}] ${dtype} needs ${count > dataSize ? "more than the file holds" : count * ELEMENT_SIZE[dtype]}`);
+        }
+        if (e > dataSize) throw fail(`tensor ${shown} ends at byte ${dataStart + e} but the file has ${size} bytes (truncated?)`);
+        tensors.set(name, { name, dtype, shape, begin: dataStart + b, end: dataStart + e, file });
+        ranges.push([b, e, shown]);
       }
       ranges.sort((x, y) => x[0] - y[0]);
       for (let i = 1; i < ranges.length; i++) {

@@ -10,9 +10,9 @@
  *     beyond the tokenizer's vocabulary) and does no "clean up tokenization spaces" unless the config asks for it
  *     (transformers' default is False).
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { describeJson, parseBoundedJson, readBoundedText } from "../checkpoint/json-file.js";
 import { VideolmError } from "../errors.js";
 
 export interface DecodeOptions {
@@ -32,23 +32,40 @@ export interface TokenizerConfigJson {
 async function readJsonFile(path: string, what: string, required: true): Promise<unknown>;
 async function readJsonFile(path: string, what: string, required: false): Promise<unknown | undefined>;
 async function readJsonFile(path: string, what: string, required: boolean): Promise<unknown | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if (!required && (err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new VideolmError(`cannot read ${what} ${path}: ${(err as Error).message}; check the checkpoint folder`, {
-      cause: err,
-    });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new VideolmError(`${what} ${path} is not valid JSON (${(err as Error).message}); re-download it`, {
-      cause: err,
-    });
-  }
+  // Size-checked before reading and depth-checked after parsing (src/checkpoint/json-file.ts).
+  const text = readBoundedText(path, { optional: !required, what });
+  if (text === undefined) return undefined;
+  return parseBoundedJson(text, path);
 }
+
+/**
+ * tokenizer.json's `added_tokens`: a list of {id, content} with non-negative integer ids and string contents, no id
+ * or content twice. Returns the list (empty when absent); throws naming the entry otherwise.
+ */
+function checkAddedTokens(value: unknown, source: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  const name = basename(source);
+  if (!Array.isArray(value)) throw new VideolmError(`${name}: added_tokens must be a list (got ${describeJson(value)})`);
+  const ids = new Map<number, string>();
+  const contents = new Set<string>();
+  value.forEach((t, i) => {
+    const entry = t as { id?: unknown; content?: unknown } | null;
+    if (!entry || typeof entry !== "object" || Array.isArray(entry)) throw new VideolmError(`${name}: added_tokens[${i}] must be an object (got ${describeJson(t)})`);
+    if (typeof entry.id !== "number" || !Number.isInteger(entry.id) || entry.id < 0 || entry.id >= MAX_TOKEN_ID) {
+      throw new VideolmError(`${name}: added_tokens[${i}].id must be an integer in [0, ${MAX_TOKEN_ID}) (got ${describeJson(entry.id)})`);
+    }
+    if (typeof entry.content !== "string" || entry.content.length === 0) throw new VideolmError(`${name}: added_tokens[${i}].content must be a non-empty string (got ${describeJson(entry.content)})`);
+    const other = ids.get(entry.id);
+    if (other !== undefined) throw new VideolmError(`${name}: added_tokens[${i}] gives id ${entry.id} to ${describeJson(entry.content)}, already used by ${describeJson(other)}`);
+    if (contents.has(entry.content)) throw new VideolmError(`${name}: added_tokens[${i}] adds ${describeJson(entry.content)} twice`);
+    ids.set(entry.id, entry.content);
+    contents.add(entry.content);
+  });
+  return value;
+}
+
+/** Largest token id accepted anywhere (2^24: 64× the largest published vocabulary). */
+const MAX_TOKEN_ID = 1 << 24;
 
 function tokenContent(value: TokenizerConfigJson["eos_token"]): string | undefined {
   if (typeof value === "string") return value;
@@ -59,6 +76,8 @@ function tokenContent(value: TokenizerConfigJson["eos_token"]): string | undefin
 export class TextTokenizer {
   /** Number of ids the tokenizer knows (vocabulary + added tokens), like Python `len(tokenizer)`. */
   readonly vocabSize: number;
+  /** Largest id the tokenizer can produce (vocabulary and added tokens); must index the embedding table. */
+  readonly maxTokenId: number;
   /** tokenizer_config.json's `eos_token` (for Qwen2-VL-Instruct `<|im_end|>`), if any. */
   readonly eosToken: string | undefined;
   /** tokenizer_config.json content ({} when the file is absent). */
@@ -71,7 +90,11 @@ export class TextTokenizer {
     readonly source: string,
   ) {
     this.config = config;
-    this.vocabSize = inner.get_vocab(true).size;
+    const vocab = inner.get_vocab(true);
+    this.vocabSize = vocab.size;
+    let maxId = -1;
+    for (const id of vocab.values()) if (id > maxId) maxId = id;
+    this.maxTokenId = maxId;
     this.eosToken = tokenContent(config.eos_token);
   }
 
@@ -92,13 +115,16 @@ export class TextTokenizer {
     const cfg = (config && typeof config === "object" ? { ...config } : {}) as TokenizerConfigJson;
     // transformers defaults clean_up_tokenization_spaces to False; @huggingface/tokenizers defaults it to true.
     cfg.clean_up_tokenization_spaces = cfg.clean_up_tokenization_spaces ?? false;
-    const json = tokenizerJson as { added_tokens?: unknown };
-    const normalized = { ...json, added_tokens: json.added_tokens ?? [] };
+    const json = tokenizerJson as { added_tokens?: unknown; model?: unknown };
+    if (!json.model || typeof json.model !== "object" || Array.isArray(json.model)) {
+      throw new VideolmError(`${basename(source)}: model must be an object (got ${describeJson(json.model)}); it is not a Hugging Face tokenizer.json`);
+    }
+    const normalized = { ...json, added_tokens: checkAddedTokens(json.added_tokens, source) };
     let inner: Tokenizer;
     try {
       inner = new Tokenizer(normalized, cfg);
     } catch (err) {
-      throw new VideolmError(`${source} could not be loaded (${(err as Error).message}); re-download it`, {
+      throw new VideolmError(`${source} could not be loaded (${String((err as Error)?.message ?? err).split("\n")[0].slice(0, 300)}); re-download it`, {
         cause: err,
       });
     }

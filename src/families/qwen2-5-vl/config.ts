@@ -9,6 +9,7 @@
  *     merger output), `out_hidden_size` is the merger output (= LLM hidden), `intermediate_size` replaces
  *     `mlp_ratio` (SwiGLU MLP), plus `window_size`, `fullatt_block_indexes` and `tokens_per_second`.
  */
+import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import { VideolmError } from "../../errors.js";
 import { parseQwen2VLConfig, type Qwen2VLConfig, type Qwen2VLVisionConfig } from "../qwen2-vl/config.js";
 
@@ -29,42 +30,43 @@ export interface Qwen2_5VLConfig extends Qwen2VLConfig {
 
 type Json = Record<string, unknown>;
 
-function num(obj: Json, key: string, fallback?: number): number {
-  const v = obj[key] ?? fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new VideolmError(`config.json: vision_config.${key} must be a number (got ${JSON.stringify(v)})`);
-  return v;
-}
-
 export function parseQwen2_5VLConfig(raw: Json): Qwen2_5VLConfig {
-  const vis = raw.vision_config as Json | undefined;
-  if (!vis || typeof vis !== "object") throw new VideolmError("config.json: vision_config is missing");
-  const embedDim = num(vis, "hidden_size", 3584); // class defaults of Qwen2_5_VLVisionConfig where a key is absent
-  const intermediateSize = num(vis, "intermediate_size", 3420);
+  const vis = new ConfigReader(raw, "config.json").object("vision_config");
+  if (!vis) throw new VideolmError("config.json: vision_config is missing");
+  // Class defaults of Qwen2_5_VLVisionConfig where a key is absent; read here under their own names so that a bad
+  // value is reported under the key the user wrote, before the renamed copies reach the Qwen2-VL parser.
+  const embedDim = vis.int("hidden_size", LIMITS.hiddenSize, 3584);
+  const intermediateSize = vis.int("intermediate_size", LIMITS.intermediateSize, 3420);
+  const outHiddenSize = vis.int("out_hidden_size", LIMITS.hiddenSize, 3584);
+  const depth = vis.int("depth", LIMITS.visionDepth, 32);
+  const numHeads = vis.int("num_heads", LIMITS.heads, 16);
+  const text = new ConfigReader({ ...raw, ...((raw.text_config as Json | undefined) ?? {}) });
+  const textHidden = text.int("hidden_size", LIMITS.hiddenSize);
+  if (outHiddenSize !== textHidden) {
+    throw new VideolmError(`config.json: vision_config.out_hidden_size ${outHiddenSize} (the merger output) must equal the text hidden_size ${textHidden}`);
+  }
   // The text side and the shared vision keys go through the Qwen2-VL parser, with the vision widths renamed to
   // its vocabulary (embed_dim = ViT width, hidden_size = merger output).
   const base = parseQwen2VLConfig({
     ...raw,
     vision_config: {
-      ...vis,
+      ...vis.obj,
       embed_dim: embedDim,
-      hidden_size: num(vis, "out_hidden_size", 3584),
+      hidden_size: outHiddenSize,
       mlp_ratio: intermediateSize / embedDim,
-      hidden_act: vis.hidden_act ?? "silu",
-      depth: num(vis, "depth", 32),
-      num_heads: num(vis, "num_heads", 16),
+      hidden_act: vis.obj.hidden_act ?? "silu",
+      depth,
+      num_heads: numHeads,
     },
   });
-  const full = vis.fullatt_block_indexes ?? [7, 15, 23, 31];
-  if (!Array.isArray(full) || !full.every((i) => Number.isInteger(i) && i >= 0 && i < base.vision.depth)) {
-    throw new VideolmError(`config.json: vision_config.fullatt_block_indexes must list block numbers below depth ${base.vision.depth} (got ${JSON.stringify(full)})`);
-  }
+  const full = vis.intList("fullatt_block_indexes", { min: 0, max: base.vision.depth - 1 }, [7, 15, 23, 31], { min: 0, max: base.vision.depth });
   const vision: Qwen2_5VLVisionConfig = {
     ...base.vision,
     intermediateSize,
-    windowSize: num(vis, "window_size", 112),
-    fullAttBlockIndexes: full as number[],
+    windowSize: vis.int("window_size", { min: 1, max: 1 << 16 }, 112),
+    fullAttBlockIndexes: full,
     // 4 is the 4.57.6 class default when the key is absent (hub configs all set 2).
-    tokensPerSecond: num(vis, "tokens_per_second", 4),
+    tokensPerSecond: vis.num("tokens_per_second", { min: 0, max: 1e6, exclusiveMin: true }, 4),
   };
   const unit = vision.spatialMergeSize * vision.patchSize;
   if (!(vision.windowSize >= unit)) {

@@ -5,10 +5,11 @@
  */
 import type { VisionBatch } from "../../engine/sessions.js";
 import type { ProgressCallback } from "../../util/progress.js";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
+import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
+import { readBoundedJsonObject } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
 import type { FamilyProcessor } from "../family.js";
 import { decodeImage } from "../../media/image.js";
@@ -35,15 +36,20 @@ const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 export function readQwen2VLPreprocessorConfig(dir: string): Qwen2VLPreprocessorConfig {
-  const file = path.join(dir, "preprocessor_config.json");
-  const raw = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
-  const size = (raw.size ?? {}) as Record<string, number>;
-  return {
-    minPixels: Number(raw.min_pixels ?? size.shortest_edge ?? 56 * 56),
-    maxPixels: Number(raw.max_pixels ?? size.longest_edge ?? 28 * 28 * 1280),
-    mean: (raw.image_mean as [number, number, number]) ?? CLIP_MEAN,
-    std: (raw.image_std as [number, number, number]) ?? CLIP_STD,
+  const raw = readBoundedJsonObject(path.join(dir, "preprocessor_config.json"), undefined, true) ?? {};
+  const pre = new ConfigReader(raw, "preprocessor_config.json");
+  const size = pre.object("size") ?? new ConfigReader({}, "preprocessor_config.json", "size.");
+  const minPixels = raw.min_pixels != null ? pre.int("min_pixels", LIMITS.pixels) : size.int("shortest_edge", LIMITS.pixels, 56 * 56);
+  const maxPixels = raw.max_pixels != null ? pre.int("max_pixels", LIMITS.pixels) : size.int("longest_edge", LIMITS.pixels, 28 * 28 * 1280);
+  if (minPixels > maxPixels) throw new VideolmError(`preprocessor_config.json: min_pixels ${minPixels} must not exceed max_pixels ${maxPixels}`);
+  const triple = (key: string, fallback: [number, number, number], positive: boolean): [number, number, number] => {
+    const v = raw[key] ?? fallback;
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === "number" && Number.isFinite(x) && Math.abs(x) <= 1e6 && (!positive || x > 0))) {
+      throw pre.fail(key, `must list 3 ${positive ? "positive " : ""}numbers`, v);
+    }
+    return [v[0], v[1], v[2]];
   };
+  return { minPixels, maxPixels, mean: triple("image_mean", CLIP_MEAN, false), std: triple("image_std", CLIP_STD, true) };
 }
 
 /**
@@ -54,15 +60,10 @@ export function readQwen2VLPreprocessorConfig(dir: string): Qwen2VLPreprocessorC
  */
 export function withCheckpointSampling(checkpointDir: string, base: SamplingDefaults): SamplingDefaults {
   const file = path.join(checkpointDir, "video_preprocessor_config.json");
-  if (!fs.existsSync(file)) return base;
-  const own = (JSON.parse(fs.readFileSync(file, "utf8")) as { videolm_sampling?: Record<string, unknown> }).videolm_sampling;
+  const raw = readBoundedJsonObject(file, undefined, true);
+  const own = raw && new ConfigReader(raw, "video_preprocessor_config.json").object("videolm_sampling");
   if (!own) return base;
-  const num = (key: string, fallback: number) => {
-    const v = own[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== "number" || !(v > 0)) throw new VideolmError(`${file}: videolm_sampling.${key} must be a positive number`);
-    return v;
-  };
+  const num = (key: string, fallback: number) => (own.obj[key] === undefined ? fallback : own.num(key, { min: 0, max: key.endsWith("pixels") ? LIMITS.pixels.max : 1e6, exclusiveMin: true }));
   return {
     ...base,
     fps: num("fps", base.fps),

@@ -9,6 +9,7 @@
  *     `out_hidden_size` the merger output, plus `num_position_embeddings` (learned 2-D table) and
  *     `deepstack_visual_indexes`.
  */
+import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import { VideolmError } from "../../errors.js";
 import { parseQwen2VLConfig, type Qwen2VLConfig, type Qwen2VLTextConfig, type Qwen2VLVisionConfig } from "../qwen2-vl/config.js";
 
@@ -32,39 +33,40 @@ export interface Qwen3VLConfig extends Qwen2VLConfig {
 type Json = Record<string, unknown>;
 
 export function parseQwen3VLConfig(raw: Json): Qwen3VLConfig {
-  const vis = raw.vision_config as Json | undefined;
-  if (!vis || typeof vis !== "object") throw new VideolmError("config.json: vision_config is missing");
-  const textRaw: Json = { ...raw, ...((raw.text_config as Json | undefined) ?? {}) };
+  const top = new ConfigReader(raw);
+  const vis = top.object("vision_config");
+  if (!vis) throw new VideolmError("config.json: vision_config is missing");
+  const textRaw: Json = { ...raw, ...(top.object("text_config")?.obj ?? {}) };
+  const text = new ConfigReader(textRaw);
   // The Qwen2-VL parser reads vision `embed_dim`; Qwen3-VL names the ViT width `hidden_size` and the merger output
-  // `out_hidden_size`. Qwen3VLVisionConfig defaults: gelu_pytorch_tanh, patch 16, in_channels 3.
-  const num = (obj: Json, key: string, fallback?: number): number => {
-    const v = obj[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isFinite(v)) throw new VideolmError(`config.json: vision_config.${key} must be a number (got ${JSON.stringify(v)})`);
-    return v;
-  };
-  const embedDim = num(vis, "hidden_size");
+  // `out_hidden_size`. Qwen3VLVisionConfig defaults: gelu_pytorch_tanh, patch 16, in_channels 3. Read here under
+  // their own names so that a bad value is reported under the key the user wrote.
+  const embedDim = vis.int("hidden_size", LIMITS.hiddenSize);
+  const outHiddenSize = vis.int("out_hidden_size", LIMITS.hiddenSize);
+  const textHidden = text.int("hidden_size", LIMITS.hiddenSize);
+  if (outHiddenSize !== textHidden) {
+    throw new VideolmError(`config.json: vision_config.out_hidden_size ${outHiddenSize} (the merger output) must equal the text hidden_size ${textHidden}`);
+  }
+  const intermediateSize = vis.int("intermediate_size", LIMITS.intermediateSize);
   const base = parseQwen2VLConfig({
     ...raw,
     vision_config: {
-      ...vis,
+      ...vis.obj,
       embed_dim: embedDim,
-      hidden_size: num(vis, "out_hidden_size"),
-      hidden_act: vis.hidden_act ?? "gelu_pytorch_tanh",
-      patch_size: vis.patch_size ?? 16,
-      in_chans: vis.in_channels ?? 3,
+      hidden_size: outHiddenSize,
+      mlp_ratio: intermediateSize / embedDim,
+      hidden_act: vis.obj.hidden_act ?? "gelu_pytorch_tanh",
+      patch_size: vis.obj.patch_size ?? 16,
+      in_chans: vis.int("in_channels", LIMITS.channels, 3),
     },
   });
-  const deepstack = (vis.deepstack_visual_indexes ?? [8, 16, 24]) as unknown;
-  if (!Array.isArray(deepstack) || !deepstack.every((i) => Number.isInteger(i) && i >= 0 && i < base.vision.depth)) {
-    throw new VideolmError(`config.json: vision_config.deepstack_visual_indexes must list block indices below depth ${base.vision.depth}`);
-  }
-  if (deepstack.length > base.text.numLayers) throw new VideolmError("config.json: more DeepStack levels than decoder layers");
-  const numPositionEmbeddings = num(vis, "num_position_embeddings", 2304);
+  const deepstack = vis.intList("deepstack_visual_indexes", { min: 0, max: base.vision.depth - 1 }, [8, 16, 24], { min: 0, max: base.vision.depth });
+  if (deepstack.length > base.text.numLayers) throw new VideolmError(`config.json: vision_config.deepstack_visual_indexes has ${deepstack.length} levels but the decoder only ${base.text.numLayers} layers`);
+  const numPositionEmbeddings = vis.int("num_position_embeddings", { min: 1, max: 1 << 20 }, 2304);
   if (!Number.isInteger(Math.sqrt(numPositionEmbeddings))) throw new VideolmError(`config.json: vision_config.num_position_embeddings ${numPositionEmbeddings} is not a square`);
-  const intermediateSize = num(vis, "intermediate_size");
   return {
     ...base,
-    text: { ...base.text, attentionBias: textRaw.attention_bias === true },
-    vision: { ...base.vision, mlpRatio: intermediateSize / embedDim, intermediateSize, numPositionEmbeddings, deepstackVisualIndexes: deepstack as number[] },
+    text: { ...base.text, attentionBias: text.bool("attention_bias", false) },
+    vision: { ...base.vision, mlpRatio: intermediateSize / embedDim, intermediateSize, numPositionEmbeddings, deepstackVisualIndexes: deepstack },
   };
 }
