@@ -15,8 +15,13 @@ describe("isNonPublicAddress", () => {
     "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12:3456::1", "ff02::1", "fec0::1", "2001:db8::1",
     "::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2001:0:4136:e378::1",
     "[::1]", "not-an-ip",
+    // IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible in hex, local-use NAT64 (64:ff9b:1::/48), Teredo, 6to4 with
+    // private IPv4 inside, the other IETF protocol assignments, documentation 3fff::/20
+    "::ffff:0:7f00:1", "::ffff:0:127.0.0.1", "::ffff:0:a9fe:a9fe", "::ffff:0:10.1.2.3", "::7f00:1", "::a00:1",
+    "64:ff9b:1::7f00:1", "64:ff9b:1::808:808", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "2002:a00:1::1", "2002:c0a8:101::1", "2002:a9fe:a9fe::", "2001:2::1", "3fff::1", "5f00::1",
   ];
-  const publicOnes = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"];
+  const publicOnes = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "::ffff:0:808:808", "64:ff9b:2::1"];
   for (const a of nonPublic) it(`${a} is not public`, () => expect(isNonPublicAddress(a)).toBe(true));
   for (const a of publicOnes) it(`${a} is public`, () => expect(isNonPublicAddress(a)).toBe(false));
   it("finds IPv4 inside IPv6", () => {
@@ -24,6 +29,8 @@ describe("isNonPublicAddress", () => {
     expect(embeddedIpv4("::ffff:1.2.3.4")).toBe("1.2.3.4");
     expect(embeddedIpv4("64:ff9b::a9fe:a9fe")).toBe("169.254.169.254");
     expect(embeddedIpv4("2002:c0a8:101::")).toBe("192.168.1.1");
+    expect(embeddedIpv4("::ffff:0:7f00:1")).toBe("127.0.0.1");
+    expect(embeddedIpv4("::ffff:0:10.0.0.1")).toBe("10.0.0.1");
     expect(embeddedIpv4("2606:4700::1111")).toBeUndefined();
   });
 });

@@ -3,8 +3,9 @@
  *
  * Every host name is resolved here (all its addresses), and the request is refused when any address is private,
  * loopback, link-local, unspecified, multicast or otherwise not globally routable — IPv4 and IPv6, including IPv4
- * addresses carried inside IPv6 (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::/96, 6to4
- * 2002::/16). The connection then goes to the address that was checked (a custom `lookup`), so a second DNS answer
+ * addresses carried inside IPv6 (IPv4-mapped ::ffff:a.b.c.d, IPv4-translated ::ffff:0:a.b.c.d, IPv4-compatible
+ * ::a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16: the embedded address is checked) and the IPv6 ranges that reach
+ * arbitrary IPv4 or local networks by design (local-use NAT64 64:ff9b:1::/48, Teredo 2001::/32: refused whole). The connection then goes to the address that was checked (a custom `lookup`), so a second DNS answer
  * cannot swap in another target (DNS rebinding). Redirects are followed by hand, each target checked the same way.
  * `allowPrivate` (the server's --allow-private-media) turns the address check off, nothing else.
  */
@@ -41,9 +42,12 @@ for (const [net4, prefix] of [
 for (const [net6, prefix] of [
   ["::", 128], // unspecified
   ["::1", 128], // loopback
+  ["64:ff9b:1::", 48], // local-use NAT64 (RFC 8215): translates to any IPv4, private ones included
   ["100::", 64], // discard-only
-  ["2001::", 32], // Teredo (tunnels to arbitrary IPv4)
+  ["2001::", 23], // IETF protocol assignments, Teredo 2001::/32 among them (tunnels to arbitrary IPv4)
   ["2001:db8::", 32], // documentation
+  ["3fff::", 20], // documentation (RFC 9637)
+  ["5f00::", 16], // SRv6 segment identifiers (RFC 9602)
   ["fc00::", 7], // unique local
   ["fe80::", 10], // link-local
   ["fec0::", 10], // site-local (deprecated)
@@ -71,12 +75,13 @@ function ipv6Bytes(address: string): number[] {
   });
 }
 
-/** The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), if any. */
+/** The IPv4 address an IPv6 address carries (mapped, translated, compatible, NAT64, 6to4), if any. */
 export function embeddedIpv4(address: string): string | undefined {
   const b = ipv6Bytes(address);
   const v4 = (o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
   const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
   if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return v4(12); // ::ffff:a.b.c.d
+  if (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && zero(10, 12)) return v4(12); // ::ffff:0:a.b.c.d (IPv4-translated, SIIT)
   if (zero(0, 12) && !zero(12, 16)) return v4(12); // ::a.b.c.d (deprecated IPv4-compatible)
   if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12)) return v4(12); // 64:ff9b::/96
   if (b[0] === 0x20 && b[1] === 0x02) return v4(2); // 2002:AABB:CCDD::/48
