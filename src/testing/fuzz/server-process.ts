@@ -30,7 +30,7 @@ export interface ServerProcess {
   alive(): boolean;
   exitInfo(): string | undefined;
   stderrTail(): string;
-  /** Process ids whose parent is the server (ffmpeg/ffprobe children). */
+  /** Process ids whose parent is the server (ffmpeg/ffprobe children; tsx's esbuild service is not counted). */
   children(): number[];
   openDescriptors(): number;
   /** Entries of the server's TMPDIR (its uploads folder and anything else). */
@@ -77,7 +77,7 @@ export async function startServerProcess(opts: { model: string; args?: string[];
     alive: () => exit === undefined,
     exitInfo: () => exit,
     stderrTail: () => stderr,
-    children: () => childPids(pid),
+    children: () => childPids(pid).filter((c) => commandName(c) !== "esbuild"),
     openDescriptors: () => {
       try {
         return fs.readdirSync(`/proc/${pid}/fd`).length;
@@ -120,6 +120,14 @@ export function childPids(pid: number): number[] {
     }
   }
   return out;
+}
+
+function commandName(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
 }
 
 /** Relative paths of every file and folder under `dir`. */
