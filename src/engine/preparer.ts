@@ -64,6 +64,7 @@ export class RequestPreparer {
     const optionalJson = (name: string, what: string) => readBoundedJsonObject(path.join(ckpt.dir, name), what, true);
     const tokenizerConfig = optionalJson("tokenizer_config.json", "tokenizer config");
     const specialTokens = tokenizerConfig ? specialTokenVariables(tokenizerConfig) : {};
+    template.probe(specialTokens);
     const generationConfig = optionalJson("generation_config.json", "generation config");
     if (generationConfig) checkGenerationConfig(generationConfig, config.text.vocabSize);
     const preparer = new RequestPreparer(ckpt, family, config, tokenizer, template, specialTokens, generationConfig, family.createProcessor(ckpt.dir, config));

@@ -54,6 +54,15 @@ export interface ChatRequest {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`);
+/**
+ * A client value for an error message: strings quoted and clipped, other scalars as they are, arrays and objects by
+ * their kind only — never a JSON.stringify of a structure the client chose (it may be nested thousands deep).
+ */
+const describe = (v: unknown) =>
+  typeof v === "string" ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v)
+  : typeof v === "number" || typeof v === "boolean" || v === null ? String(v)
+  : v === undefined ? "nothing"
+  : typeName(v);
 
 function num(v: unknown, param: string, rule: { integer?: boolean; min?: number; exclusiveMin?: number; max?: number }): number {
   if (typeof v !== "number" || !Number.isFinite(v)) throw badRequest(`${param} must be a number, got ${typeName(v)}`, param);
@@ -133,7 +142,7 @@ function readPart(part: unknown, param: string, limits: RequestLimits): WirePart
     }
     default:
       throw badRequest(
-        `${param}.type: unsupported content part type ${JSON.stringify(part.type) ?? "(missing)"} (use "text", "image_url" or "video_url")`,
+        `${param}.type: unsupported content part type ${part.type === undefined ? "(missing)" : describe(part.type)} (use "text", "image_url" or "video_url")`,
         `${param}.type`,
         "unsupported_content_type",
       );
@@ -149,7 +158,7 @@ function readMessages(v: unknown, limits: RequestLimits): WireMessage[] {
     if (!isObject(m)) throw badRequest(`${param} must be an object, got ${typeName(m)}`, param);
     const role = m.role === "developer" ? "system" : m.role;
     if (role !== "system" && role !== "user" && role !== "assistant") {
-      throw badRequest(`${param}.role must be "system", "user" or "assistant", got ${JSON.stringify(m.role) ?? "nothing"}`, `${param}.role`);
+      throw badRequest(`${param}.role must be "system", "user" or "assistant", got ${describe(m.role)}`, `${param}.role`);
     }
     if (typeof m.content === "string") return { role, content: m.content };
     if (m.content === null && role === "assistant") return { role, content: "" };

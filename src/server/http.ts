@@ -15,24 +15,57 @@ export function tooLarge(what: string, limit: number, flag: string): HttpError {
   return new HttpError(413, `${what} is larger than the server's limit of ${formatBytes(limit)} (${flag})`, "invalid_request_error", null, "payload_too_large");
 }
 
-/** Reads the whole body, refusing (413) as soon as it passes `limit` bytes — by Content-Length up front, or while reading. */
-export async function readBody(req: IncomingMessage, limit: number, flag: string): Promise<Buffer> {
+/**
+ * Bytes of request bodies being received at once, all connections together: bounds the memory that many large
+ * bodies arriving together can hold (each is also bounded by --max-body-bytes).
+ */
+export class BodyBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Takes `n` bytes, or throws 429 when the budget is spent. */
+  take(n: number): void {
+    if (this.used + n > this.limit) {
+      throw new HttpError(429, `the server is receiving too many request bodies at once (${formatBytes(this.limit)} in all); retry later`, "rate_limit_error", null, "server_busy");
+    }
+    this.used += n;
+  }
+
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
+/**
+ * Reads the whole body, refusing (413) as soon as it passes `limit` bytes — by Content-Length up front, or while
+ * reading — and (429) when `budget` is spent. Its bytes count against the budget only while it is being read.
+ */
+export async function readBody(req: IncomingMessage, limit: number, flag: string, budget?: BodyBudget): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge("the request body", limit, flag);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge("the request body", limit, flag);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge("the request body", limit, flag);
+      budget?.take(chunk.length);
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, size);
+  } finally {
+    budget?.give(chunks.reduce((n, c) => n + c.length, 0));
   }
-  return Buffer.concat(chunks, size);
 }
 
-export async function readJson(req: IncomingMessage, limit: number, flag: string): Promise<unknown> {
+export async function readJson(req: IncomingMessage, limit: number, flag: string, budget?: BodyBudget): Promise<unknown> {
   const type = String(req.headers["content-type"] ?? "");
   if (type && !/^application\/(.+\+)?json\b/i.test(type)) throw new HttpError(400, `expected Content-Type application/json, got ${type}`, "invalid_request_error", null, "invalid_content_type");
-  const body = await readBody(req, limit, flag);
+  const body = await readBody(req, limit, flag, budget);
   if (body.length === 0) throw new HttpError(400, "the request body is empty; send a JSON object", "invalid_request_error", null, "invalid_json");
   try {
     return JSON.parse(body.toString("utf8"));
@@ -52,8 +85,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function sendError(res: ServerResponse, e: HttpError): void {
-  // After a 413 the rest of the body is not read; closing the connection keeps it from being parsed as a request.
-  sendJson(res, e.status, errorBody(e), e.status === 413 ? { Connection: "close" } : {});
+  // After a 413, 408 or a spent body budget the rest of the body is not read; closing the connection keeps it from
+  // being parsed as a request.
+  const close = e.status === 413 || e.status === 408 || e.code === "server_busy";
+  sendJson(res, e.status, errorBody(e), close ? { Connection: "close" } : {});
 }
 
 /** A server-sent-events stream (OpenAI streaming: `data: {json}\n\n` lines, then `data: [DONE]`). */

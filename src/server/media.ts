@@ -104,7 +104,7 @@ async function resolveOne(part: WireMediaPart, policy: MediaPolicy, tempDir: () 
     case "upload": {
       const id = url.slice(UPLOAD_SCHEME.length);
       const upload = policy.uploads.get(id);
-      if (!url.startsWith(UPLOAD_SCHEME) || !upload) throw new HttpError(400, `${param}: no upload ${JSON.stringify(id)} on this server (uploads expire, and are removed when the server restarts)`, "invalid_request_error", param, "upload_not_found");
+      if (!url.startsWith(UPLOAD_SCHEME) || !upload) throw new HttpError(400, `${param}: no upload ${JSON.stringify(id.length > 100 ? `${id.slice(0, 100)}…` : id)} on this server (uploads expire, and are removed when the server restarts)`, "invalid_request_error", param, "upload_not_found");
       return upload.path;
     }
     default:

@@ -9,10 +9,14 @@
  *   POST /v1/plan                   the sampling plan of a request (frames, times, sizes, tokens) without running it
  *   GET  /v1/plans/ID/visuals/V/frames/F.jpg   thumbnail of a sampled frame, as the model sees it
  *
- * Work flows through `Admission` (at most 1 + --max-queue requests in flight, 429 beyond), a preparation lane
- * (media decoding, one at a time) and the generation lane (one generation at a time). A client that disconnects
- * aborts its request wherever it is (download, decoding, waiting, generating). Every request builds its own
- * prompt, KV cache and sampler, so nothing carries over from one request to the next.
+ * A request's body is read whole (bounded by --max-body-bytes and --body-timeout; headers by --headers-timeout)
+ * before it is admitted, so a slow or unfinished body never holds a place in the queue. Work then flows through
+ * `Admission` (at most 1 + --max-queue requests in flight, 429 beyond), the preparation worker (prep-pool.ts: media
+ * decoding, template, tokenization and thumbnails on a worker thread, one request at a time, --prepare-timeout) and
+ * the generation lane (one generation at a time). The event loop only routes, validates and streams, so /health and
+ * other clients answer while a request is prepared. A client that disconnects aborts its request wherever it is
+ * (download, decoding, waiting, generating). Every request builds its own prompt, KV cache and sampler, so nothing
+ * carries over from one request to the next.
  */
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -21,15 +25,15 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GenerateRequest, GenerateResponse } from "../engine/model.js";
-import type { PreparedRequest, RequestPreparer } from "../engine/preparer.js";
+import type { RequestPreparer } from "../engine/preparer.js";
 import type { MediaOptions } from "../engine/request.js";
 import type { TokenEvent } from "../engine/generate.js";
-import { parseChatRequest, type RequestLimits } from "./chat-request.js";
+import { parseChatRequest, type ChatRequest, type RequestLimits } from "./chat-request.js";
 import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
-import { readJson, sendError, sendJson, SseStream } from "./http.js";
+import { BodyBudget, formatBytes, readJson, sendError, sendJson, SseStream } from "./http.js";
 import { relabel, resolveMessages, type MediaPolicy } from "./media.js";
+import { PrepPool } from "./prep-pool.js";
 import { Admission, Lane } from "./queue.js";
-import { encodeThumbnail, framesOfVisual, readNormalisation, type Normalisation } from "./thumbnails.js";
 import { TokenInfo, type TokenLogprob } from "./token-info.js";
 import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
 
@@ -49,6 +53,18 @@ export interface ServerOptions extends RequestLimits {
   /** Largest prompt (text + visual tokens). */
   maxPromptTokens: number;
   maxBodyBytes: number;
+  /** Bytes of JSON bodies being received at once, all connections together (default 4 × maxBodyBytes); 429 beyond. */
+  maxBodyBytesInFlight?: number;
+  /** A JSON request body must arrive whole within this time (ms); 408 otherwise. Uploads: the longest pause. */
+  bodyTimeoutMs: number;
+  /** Uploads slower than this on average (bytes/s, judged after bodyTimeoutMs) are cut with 408. */
+  uploadMinBytesPerSecond: number;
+  /** The request line and headers must arrive within this time (ms); Node answers 408 and closes otherwise. */
+  headersTimeoutMs: number;
+  /** Wall-clock limit of one request's preparation (media decoding, template, tokenization) in ms; 0 = none. */
+  prepareTimeoutMs: number;
+  /** Largest stored width × height of an image or video frame; larger media is refused before decoding. */
+  maxInputPixels: number;
   maxUploadBytes: number;
   maxUploadTotalBytes: number;
   uploadTtlMs: number;
@@ -62,7 +78,7 @@ export interface ServerOptions extends RequestLimits {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "modelName" | "webDir" | "log"> = {
+export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "modelName" | "webDir" | "log" | "maxBodyBytesInFlight"> = {
   host: "127.0.0.1",
   port: 8080,
   maxQueue: 8,
@@ -72,6 +88,11 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "mo
   maxMediaParts: 8,
   maxPromptTokens: 32768,
   maxBodyBytes: 64 * 1024 ** 2,
+  bodyTimeoutMs: 30_000,
+  uploadMinBytesPerSecond: 32 * 1024,
+  headersTimeoutMs: 10_000,
+  prepareTimeoutMs: 120_000,
+  maxInputPixels: 50_000_000, // the media code's DEFAULT_MAX_INPUT_PIXELS
   maxUploadBytes: 512 * 1024 ** 2,
   maxUploadTotalBytes: 4 * 1024 ** 3,
   uploadTtlMs: 6 * 3600_000,
@@ -90,6 +111,35 @@ export interface ServerStats {
 interface StoredPlan {
   thumbnails: Buffer[][];
 }
+
+/** The path of a request target (origin-form `/p?q`, or absolute-form `http://h/p?q`) and its query; undefined when malformed. */
+function splitTarget(target: string): { path: string; query: URLSearchParams } | undefined {
+  let rest = target;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) {
+    try {
+      const u = new URL(rest);
+      rest = u.pathname + u.search;
+    } catch {
+      return undefined;
+    }
+  }
+  const q = rest.indexOf("?");
+  const p = q < 0 ? rest : rest.slice(0, q);
+  if (!p.startsWith("/") || p.startsWith("//")) return undefined;
+  return { path: p, query: new URLSearchParams(q < 0 ? "" : rest.slice(q + 1)) };
+}
+
+/** A path segment, percent-decoded; undefined when it is not valid percent-encoded UTF-8. */
+function decodeSegment(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** At most `max` characters of client text for a message. */
+const clip = (s: string, max = 200) => (s.length > max ? `${s.slice(0, max)}…` : s);
 
 const WEB_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -140,14 +190,13 @@ export class VideolmServer {
   readonly stats: ServerStats = { completed: 0, aborted: 0, failed: 0, rejected: 0 };
   readonly modelName: string;
   private readonly admission: Admission;
-  private readonly prepLane = new Lane(1);
   private readonly genLane = new Lane(1);
+  private readonly bodyBudget: BodyBudget;
   private readonly http: http.Server;
   private readonly web: Map<string, { type: string; data: Buffer }>;
   private readonly plans = new Map<string, StoredPlan>();
   private readonly inFlight = new Set<AbortController>();
   private readonly tokenInfo: TokenInfo;
-  private readonly normalisation: Normalisation;
   private readonly log: (line: string) => void;
   private readonly created = Math.floor(Date.now() / 1000);
 
@@ -155,29 +204,45 @@ export class VideolmServer {
     readonly model: ServedModel,
     readonly options: ServerOptions,
     readonly uploads: UploadStore,
+    private readonly prep: PrepPool,
+    log: (line: string) => void,
   ) {
     this.modelName = options.modelName ?? path.basename(path.resolve(model.preparer.dir));
     this.admission = new Admission(1 + options.maxQueue);
+    this.bodyBudget = new BodyBudget(options.maxBodyBytesInFlight ?? 4 * options.maxBodyBytes);
     this.web = loadWebFiles(options.webDir ?? findWebDir());
     this.tokenInfo = new TokenInfo(model.preparer.tokenizer);
-    this.normalisation = readNormalisation(model.preparer.dir);
-    this.log = options.log ?? ((line) => process.stderr.write(line + "\n"));
-    this.http = http.createServer((req, res) => void this.handle(req, res));
+    this.log = log;
+    // Slow headers are cut by Node (408 and close) after headersTimeout; bodies by the server's own watch (watchBody),
+    // which knows a JSON body from an upload. The connections check runs often enough for the limit to be exact-ish.
+    this.http = http.createServer(
+      { headersTimeout: options.headersTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: Math.max(100, Math.min(1000, options.headersTimeoutMs / 4)) },
+      (req, res) => void this.handle(req, res),
+    );
     this.http.keepAliveTimeout = 5_000;
   }
 
   static async start(model: ServedModel, options: Partial<ServerOptions> = {}): Promise<VideolmServer> {
     const full: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
-    const uploads = await UploadStore.create({ maxBytes: full.maxUploadBytes, maxTotalBytes: full.maxUploadTotalBytes, ttlMs: full.uploadTtlMs });
-    const server = new VideolmServer(model, full, uploads);
-    await new Promise<void>((resolve, reject) => {
-      server.http.once("error", reject);
-      server.http.listen(full.port, full.host, () => {
-        server.http.off("error", reject);
-        resolve();
+    const log = full.log ?? ((line: string) => process.stderr.write(line + "\n"));
+    const prep = await PrepPool.start({ dir: model.preparer.dir, timeoutMs: full.prepareTimeoutMs, log });
+    let uploads: UploadStore | undefined;
+    try {
+      uploads = await UploadStore.create({ maxBytes: full.maxUploadBytes, maxTotalBytes: full.maxUploadTotalBytes, ttlMs: full.uploadTtlMs });
+      const server = new VideolmServer(model, full, uploads, prep, log);
+      await new Promise<void>((resolve, reject) => {
+        server.http.once("error", reject);
+        server.http.listen(full.port, full.host, () => {
+          server.http.off("error", reject);
+          resolve();
+        });
       });
-    });
-    return server;
+      return server;
+    } catch (err) {
+      uploads?.close();
+      await prep.close();
+      throw err;
+    }
   }
 
   get address(): AddressInfo {
@@ -195,6 +260,7 @@ export class VideolmServer {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeAllConnections();
     await closed;
+    await this.prep.close();
     this.uploads.close();
     this.plans.clear();
   }
@@ -203,7 +269,7 @@ export class VideolmServer {
     return {
       status: "ok",
       model: this.modelName,
-      queue: { in_flight: this.admission.active, generating: this.genLane.busy, waiting: this.genLane.queued + this.prepLane.queued, max_queue: this.options.maxQueue },
+      queue: { in_flight: this.admission.active, generating: this.genLane.busy, waiting: this.genLane.queued + this.prep.queued, max_queue: this.options.maxQueue },
       uploads: this.uploads.count,
       requests: { ...this.stats },
     };
@@ -215,7 +281,8 @@ export class VideolmServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
-    res.on("finish", () => this.log(`${req.method} ${req.url?.split("?")[0]} ${res.statusCode} ${Math.round(performance.now() - t0)} ms`));
+    res.on("finish", () => this.log(`${req.method} ${clip(req.url?.split("?")[0] ?? "", 120)} ${res.statusCode} ${Math.round(performance.now() - t0)} ms`));
+    this.watchBody(req, res, req.method === "POST" && req.url?.split("?")[0] === "/v1/uploads" ? "upload" : "json");
     try {
       await this.route(req, res);
     } catch (err) {
@@ -227,9 +294,52 @@ export class VideolmServer {
     }
   }
 
+  /**
+   * Cuts a request whose body has not arrived in time (408, connection closed): a JSON body (or any body but an
+   * upload's) must be complete within --body-timeout; an upload may pause at most that long and must average
+   * uploadMinBytesPerSecond once that time has passed. Requests without a body are complete at once.
+   */
+  private watchBody(req: IncomingMessage, res: ServerResponse, kind: "json" | "upload"): void {
+    if (req.complete) return;
+    const { bodyTimeoutMs, uploadMinBytesPerSecond } = this.options;
+    const socket = req.socket;
+    const t0 = Date.now();
+    const start = socket.bytesRead;
+    let last = start;
+    let lastChange = t0;
+    const timer = setInterval(
+      () => {
+        if (req.complete || socket.destroyed) return clearInterval(timer);
+        const now = Date.now();
+        if (socket.bytesRead !== last) {
+          last = socket.bytesRead;
+          lastChange = now;
+        }
+        let why: string | undefined;
+        const secs = `${bodyTimeoutMs / 1000} s`;
+        if (kind === "json" && now - t0 > bodyTimeoutMs) why = `the request body did not arrive within ${secs} (--body-timeout)`;
+        else if (kind === "upload" && now - lastChange > bodyTimeoutMs) why = `the upload stalled: no data for ${secs} (--body-timeout)`;
+        else if (kind === "upload" && now - t0 > bodyTimeoutMs && ((last - start) * 1000) / (now - t0) < uploadMinBytesPerSecond) {
+          why = `the upload is slower than the server's minimum of ${formatBytes(uploadMinBytesPerSecond)}/s`;
+        }
+        if (!why) return;
+        clearInterval(timer);
+        if (!res.headersSent) {
+          sendError(res, new HttpError(408, why, "invalid_request_error", null, "request_timeout"));
+          res.once("finish", () => socket.destroy());
+          setTimeout(() => socket.destroy(), 1000).unref();
+        } else socket.destroy();
+      },
+      Math.max(50, Math.min(1000, bodyTimeoutMs / 4)),
+    );
+    timer.unref();
+    res.once("close", () => clearInterval(timer));
+  }
+
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const p = url.pathname;
+    const target = splitTarget(req.url ?? "/");
+    if (!target) throw new HttpError(400, `malformed request path ${JSON.stringify(clip(req.url ?? "", 100))}`, "invalid_request_error", null, "invalid_path");
+    const p = target.path;
     const method = req.method ?? "GET";
     const allow = (...methods: string[]) => {
       if (!methods.includes(method)) {
@@ -247,7 +357,8 @@ export class VideolmServer {
     }
     if (p.startsWith("/v1/models/")) {
       allow("GET");
-      const id = decodeURIComponent(p.slice("/v1/models/".length));
+      const id = decodeSegment(p.slice("/v1/models/".length));
+      if (id === undefined) throw new HttpError(400, `malformed model id in the path (bad percent-encoding): ${JSON.stringify(clip(p, 100))}`, "invalid_request_error", null, "invalid_path");
       if (id !== this.modelName) throw this.unknownModel(id);
       return sendJson(res, 200, this.modelObject());
     }
@@ -257,7 +368,7 @@ export class VideolmServer {
     }
     if (p === "/v1/uploads") {
       allow("POST");
-      return this.upload(req, res, url);
+      return this.upload(req, res, target.query);
     }
     let m = /^\/v1\/uploads\/([\w-]+)$/.exec(p);
     if (m) {
@@ -286,11 +397,11 @@ export class VideolmServer {
       res.end(method === "HEAD" ? undefined : file.data);
       return;
     }
-    throw new HttpError(404, `no route ${method} ${p} (the API is under /v1: /v1/chat/completions, /v1/models)`, "invalid_request_error", null, "not_found");
+    throw new HttpError(404, `no route ${clip(method, 20)} ${clip(p, 100)} (the API is under /v1: /v1/chat/completions, /v1/models)`, "invalid_request_error", null, "not_found");
   }
 
   private unknownModel(id: string): HttpError {
-    return new HttpError(404, `the model ${JSON.stringify(id)} does not exist on this server (it serves ${JSON.stringify(this.modelName)})`, "invalid_request_error", "model", "model_not_found");
+    return new HttpError(404, `the model ${JSON.stringify(clip(id, 100))} does not exist on this server (it serves ${JSON.stringify(this.modelName)})`, "invalid_request_error", "model", "model_not_found");
   }
 
   /** Takes an admission slot and an abort controller tied to the client's connection. */
@@ -302,6 +413,7 @@ export class VideolmServer {
       if (!res.writableFinished) controller.abort(new Error("client disconnected"));
     };
     res.on("close", onClose);
+    if (res.destroyed || res.socket?.destroyed) onClose(); // gone while its body was being parsed
     return {
       signal: controller.signal,
       end: () => {
@@ -316,19 +428,25 @@ export class VideolmServer {
     return { allowPrivate: o.allowPrivateMedia, allowedMediaDir: o.allowedMediaDir, maxMediaBytes: o.maxMediaBytes, mediaTimeoutMs: o.mediaTimeoutMs, uploads: this.uploads };
   }
 
+  /** Server-wide media settings of every request (wire requests cannot set these: unknown options are a 400). */
   private mediaDefaults(): MediaOptions {
-    return { maxFrames: this.options.maxFrames };
+    return { maxFrames: this.options.maxFrames, maxInputPixels: this.options.maxInputPixels };
   }
 
-  /** Parses the body, resolves its media and prepares the prompt (all errors here are plain HTTP errors). */
-  private async prepare(req: IncomingMessage, signal: AbortSignal, { forPlan = false } = {}) {
-    const body = await readJson(req, this.options.maxBodyBytes, "--max-body-bytes");
+  /** Reads and validates a chat request's body: before admission, so an unfinished body holds no place in the queue. */
+  private async readChatRequest(req: IncomingMessage): Promise<ChatRequest> {
+    const body = await readJson(req, this.options.maxBodyBytes, "--max-body-bytes", this.bodyBudget);
     const request = parseChatRequest(body, this.options);
     if (request.model !== undefined && request.model !== this.modelName) throw this.unknownModel(request.model);
+    return request;
+  }
+
+  /** Resolves a request's media and prepares the prompt in the worker (all errors here are plain HTTP errors). */
+  private async prepare(request: ChatRequest, signal: AbortSignal, { forPlan = false } = {}) {
     const resolved = await resolveMessages(request.messages, this.mediaPolicy(), signal);
     try {
       const preparer = this.model.preparer;
-      const prepared = await this.prepLane.run(() => preparer.prepare(resolved.messages, this.mediaDefaults(), signal), signal);
+      const { prepared, thumbnails } = await this.prep.prepare(resolved.messages, this.mediaDefaults(), { maxPromptTokens: this.options.maxPromptTokens, thumbnails: forPlan }, signal);
       const frames = prepared.visuals.reduce((n, v) => n + (v.kind === "video" ? (v.frameIndices?.length ?? 0) : 0), 0);
       if (frames > this.options.maxFrames) throw badRequest(`the request samples ${frames} video frames; the server's limit is ${this.options.maxFrames} per request (--max-frames): lower fps / max_frames`, "messages", "limit_exceeded");
       const S = prepared.inputIds.length;
@@ -345,7 +463,7 @@ export class VideolmServer {
         if (!forPlan) throw err;
         problem = (err as Error).message;
       }
-      return { request, resolved, prepared, options, problem };
+      return { request, resolved, prepared, thumbnails: thumbnails ?? [], options, problem };
     } catch (err) {
       await resolved.cleanup();
       throw relabelError(err, resolved.labels);
@@ -353,10 +471,17 @@ export class VideolmServer {
   }
 
   private async chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let parsed: ChatRequest;
+    try {
+      parsed = await this.readChatRequest(req);
+    } catch (err) {
+      if (toHttpError(err).status !== 429) this.stats.failed++;
+      throw err;
+    }
     const { signal, end } = this.begin(res);
     let sse: SseStream | undefined;
     try {
-      const { request, resolved, prepared, options } = await this.prepare(req, signal);
+      const { request, resolved, prepared, options } = await this.prepare(parsed, signal);
       try {
         const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
         const created = Math.floor(Date.now() / 1000);
@@ -450,24 +575,25 @@ export class VideolmServer {
     return { id: u.id, object: "upload", url: `${UPLOAD_SCHEME}${u.id}`, filename: u.filename, bytes: u.bytes, content_type: u.contentType, created_at: Math.floor(u.createdAt / 1000) };
   }
 
-  private async upload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async upload(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
     const type = String(req.headers["content-type"] ?? "");
     if (/^(multipart\/form-data|application\/(x-www-form-urlencoded|json))/i.test(type)) {
       throw badRequest(`send the video file itself as the request body (Content-Type video/*), not ${type.split(";")[0]}`, null, "invalid_content_type");
     }
-    const filename = url.searchParams.get("filename") ?? String(req.headers["x-filename"] ?? "upload");
+    const filename = query.get("filename") ?? String(req.headers["x-filename"] ?? "upload");
     const upload = await this.uploads.receive(req, filename);
     sendJson(res, 201, this.uploadObject(upload));
   }
 
   private async plan(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const parsed = await this.readChatRequest(req);
     const { signal, end } = this.begin(res);
     try {
-      // A plan that does not fit the context or the prompt limit is still a plan: it is reported with fits: false.
-      const { request, resolved, prepared, options, problem } = await this.prepare(req, signal, { forPlan: true });
+      // A plan that does not fit the context or the prompt limit is still a plan: it is reported with fits: false
+      // (except a text so long that its token count is over the limit by the cheap bound: that is refused).
+      const { request, resolved, prepared, thumbnails, options, problem } = await this.prepare(parsed, signal, { forPlan: true });
       try {
         const id = `plan_${randomBytes(10).toString("hex")}`;
-        const thumbnails = await thumbnailsOf(prepared, this.normalisation);
         this.plans.set(id, { thumbnails });
         while (this.plans.size > 16) this.plans.delete(this.plans.keys().next().value!);
         const mediaUrls = request.messages.flatMap((m) => (typeof m.content === "string" ? [] : m.content.flatMap((p) => (p.kind === "text" ? [] : [p.url]))));
@@ -510,13 +636,3 @@ function relabelError(err: unknown, labels: Map<string, string>): unknown {
   return err;
 }
 
-async function thumbnailsOf(prepared: PreparedRequest, norm: Normalisation): Promise<Buffer[][]> {
-  const out: Buffer[][] = [];
-  for (const v of prepared.visuals) {
-    const frames = framesOfVisual(v, norm) ?? [];
-    const encoded: Buffer[] = [];
-    for (const f of frames) encoded.push(await encodeThumbnail(f));
-    out.push(encoded);
-  }
-  return out;
-}

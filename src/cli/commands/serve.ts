@@ -32,8 +32,16 @@ Queue and limits:
   --max-media-parts N          images + videos per request (default ${d.maxMediaParts})
   --max-body-bytes N           request body limit, 413 beyond (default ${d.maxBodyBytes / MiB} MiB)
   --max-upload-bytes N         one upload (POST /v1/uploads) (default ${d.maxUploadBytes / MiB} MiB)
+Time limits (a request is queued only once its body has arrived whole):
+  --headers-timeout SEC        request line and headers must arrive within SEC; 408 and closed otherwise (default ${d.headersTimeoutMs / 1000})
+  --body-timeout SEC           a JSON body must arrive within SEC; an upload may pause at most SEC and must average
+                               ${d.uploadMinBytesPerSecond / 1024} KiB/s after that; 408 and closed otherwise (default ${d.bodyTimeoutMs / 1000})
+  --prepare-timeout SEC        media decoding + template + tokenization of one request (on a worker thread, one
+                               request at a time); 400 prepare_timeout beyond; 0 = no limit (default ${d.prepareTimeoutMs / 1000})
 Media:
   --max-media-bytes N          largest remote or data: media (default ${d.maxMediaBytes / MiB} MiB)
+  --max-input-pixels N         largest stored width × height of an image or video frame, refused before decoding
+                               (default ${d.maxInputPixels.toLocaleString("en-US")})
   --media-timeout SEC          download time limit (default ${d.mediaTimeoutMs / 1000})
   --allowed-media-dir DIR      allow file:// URLs inside DIR (default: file:// refused)
   --allow-private-media        allow media URLs on private, loopback and link-local addresses (default: refused)
@@ -45,8 +53,11 @@ export function serverOptionsFromFlags(flags: Flags): Partial<ServerOptions> {
     if (v !== undefined && v < (name === "port" || name === "max-queue" ? 0 : 1)) throw new VideolmError(`--${name} must be ${name === "port" || name === "max-queue" ? "≥ 0" : "≥ 1"} (got ${v})`);
     return v;
   };
-  const timeout = numberFlag(flags, "media-timeout");
-  if (timeout !== undefined && !(timeout > 0)) throw new VideolmError(`--media-timeout must be > 0 seconds (got ${timeout})`);
+  const seconds = (name: string, { zero = false } = {}) => {
+    const v = numberFlag(flags, name);
+    if (v !== undefined && !(v > 0 || (zero && v === 0))) throw new VideolmError(`--${name} must be ${zero ? "≥ 0" : "> 0"} seconds (got ${v})`);
+    return v === undefined ? undefined : v * 1000;
+  };
   const port = int("port");
   if (port !== undefined && port > 65535) throw new VideolmError(`--port must be ≤ 65535 (got ${port})`);
   return {
@@ -62,7 +73,11 @@ export function serverOptionsFromFlags(flags: Flags): Partial<ServerOptions> {
     maxBodyBytes: int("max-body-bytes"),
     maxUploadBytes: int("max-upload-bytes"),
     maxMediaBytes: int("max-media-bytes"),
-    mediaTimeoutMs: timeout === undefined ? undefined : timeout * 1000,
+    maxInputPixels: int("max-input-pixels"),
+    mediaTimeoutMs: seconds("media-timeout"),
+    headersTimeoutMs: seconds("headers-timeout"),
+    bodyTimeoutMs: seconds("body-timeout"),
+    prepareTimeoutMs: seconds("prepare-timeout", { zero: true }),
     allowedMediaDir: flags["allowed-media-dir"] as string | undefined,
     allowPrivateMedia: Boolean(flags["allow-private-media"]),
   };
@@ -83,6 +98,10 @@ const SERVE_FLAGS = {
   "max-upload-bytes": { type: "string" },
   "max-media-bytes": { type: "string" },
   "media-timeout": { type: "string" },
+  "max-input-pixels": { type: "string" },
+  "headers-timeout": { type: "string" },
+  "body-timeout": { type: "string" },
+  "prepare-timeout": { type: "string" },
   "allowed-media-dir": { type: "string" },
   "allow-private-media": { type: "boolean" },
   quiet: { type: "boolean", short: "q" },

@@ -1,0 +1,165 @@
+/**
+ * The preparation worker (a worker_threads thread, started by prep-pool.ts): loads its own RequestPreparer from
+ * the checkpoint folder and does a request's CPU-heavy work off the server's event loop — chat template rendering,
+ * the prompt-limit bound (prompt-bound.ts), media decoding, resizing, patching, tokenization and the plan's
+ * thumbnails. Results go back by structured clone with their typed arrays transferred.
+ *
+ * Messages in:  {type: "prepare", id, messages, media, maxPromptTokens, thumbnails} | {type: "abort", id}
+ * Messages out: {type: "ready"} | {type: "init-error", message} | {type: "done", id, prepared, thumbnails?}
+ *               | {type: "error", id, error: WorkerError} | {type: "child", pid, alive}
+ * ffmpeg/ffprobe children are reported ("child") so that the pool can kill them if it has to terminate the thread
+ * (an abort reaches them through the AbortSignal first; terminating a thread does not end its child processes).
+ */
+import childProcess, { type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+import path from "node:path";
+import { parentPort, workerData } from "node:worker_threads";
+import { RequestPreparer } from "../engine/preparer.js";
+import type { ChatRequestMessage, ContentPart, MediaOptions } from "../engine/request.js";
+import { VideolmError } from "../errors.js";
+import { HttpError } from "./errors.js";
+import { PromptBound } from "./prompt-bound.js";
+import { encodeThumbnail, framesOfVisual, readNormalisation } from "./thumbnails.js";
+
+export interface PrepWorkerData {
+  dir: string;
+}
+
+export interface PrepareJob {
+  type: "prepare";
+  id: number;
+  messages: ChatRequestMessage[];
+  media: MediaOptions;
+  maxPromptTokens: number;
+  thumbnails: boolean;
+}
+
+/** An error as it crosses the thread boundary. */
+export interface WorkerError {
+  kind: "http" | "videolm" | "other";
+  message: string;
+  status?: number;
+  type?: string;
+  param?: string | null;
+  code?: string | null;
+  stack?: string;
+}
+
+const port = parentPort!;
+const { dir } = workerData as PrepWorkerData;
+
+// Report every child process this thread starts (the media code spawns ffmpeg / ffprobe through node:child_process).
+const originalSpawn = childProcess.spawn;
+(childProcess as { spawn: unknown }).spawn = function (this: unknown, ...args: unknown[]) {
+  const child = (originalSpawn as (...a: unknown[]) => ChildProcess).apply(this, args);
+  if (child.pid !== undefined) {
+    const pid = child.pid;
+    port.postMessage({ type: "child", pid, alive: true });
+    child.once("exit", () => port.postMessage({ type: "child", pid, alive: false }));
+  }
+  return child;
+};
+syncBuiltinESMExports();
+
+/** Buffers arrive as plain Uint8Arrays; the processors check Buffer.isBuffer. */
+function rewrap(messages: ChatRequestMessage[]): ChatRequestMessage[] {
+  const buf = (v: unknown) => (v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v);
+  return messages.map((m) =>
+    typeof m.content === "string"
+      ? m
+      : {
+          ...m,
+          content: m.content.map((p): ContentPart => {
+            if (p.type === "image") return { ...p, image: buf(p.image) as typeof p.image };
+            if (p.type === "video") return { ...p, video: (Array.isArray(p.video) ? p.video.map(buf) : buf(p.video)) as typeof p.video };
+            return p;
+          }),
+        },
+  );
+}
+
+function describeError(err: unknown): WorkerError {
+  if (err instanceof HttpError) return { kind: "http", message: err.message, status: err.status, type: err.type, param: err.param, code: err.code };
+  if (err instanceof VideolmError) return { kind: "videolm", message: err.message };
+  return { kind: "other", message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack };
+}
+
+function transferables(value: unknown, out = new Set<ArrayBuffer>(), depth = 0): Set<ArrayBuffer> {
+  if (depth > 8 || value === null || typeof value !== "object") return out;
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer) out.add(value.buffer);
+    return out;
+  }
+  for (const v of Array.isArray(value) ? value : Object.values(value)) transferables(v, out, depth + 1);
+  return out;
+}
+
+async function main(): Promise<void> {
+  let preparer: RequestPreparer;
+  let bound: PromptBound;
+  try {
+    preparer = await RequestPreparer.load(dir);
+    try {
+      bound = PromptBound.fromTokenizerJson(JSON.parse(readFileSync(path.join(preparer.dir, "tokenizer.json"), "utf8")));
+    } catch {
+      bound = PromptBound.none();
+    }
+  } catch (err) {
+    port.postMessage({ type: "init-error", message: (err as Error)?.message ?? String(err) });
+    return;
+  }
+  const normalisation = readNormalisation(preparer.dir);
+  const running = new Map<number, AbortController>();
+
+  const prepare = async (job: PrepareJob, signal: AbortSignal) => {
+    const promptText = preparer.renderPrompt(job.messages);
+    const atLeast = bound.lowerBound(promptText, job.maxPromptTokens);
+    if (atLeast > job.maxPromptTokens) {
+      throw new HttpError(
+        400,
+        `the prompt has more than ${job.maxPromptTokens} tokens (its ${Buffer.byteLength(promptText)} bytes of text alone are at least ${atLeast >= job.maxPromptTokens ? job.maxPromptTokens + 1 : atLeast}); the server's limit is ${job.maxPromptTokens} (--max-prompt-tokens): send less text`,
+        "invalid_request_error",
+        "messages",
+        "limit_exceeded",
+      );
+    }
+    const prepared = await preparer.prepare(rewrap(job.messages), job.media, signal);
+    let thumbnails: Uint8Array[][] | undefined;
+    if (job.thumbnails) {
+      thumbnails = [];
+      for (const v of prepared.visuals) {
+        const encoded: Uint8Array[] = [];
+        for (const f of framesOfVisual(v, normalisation) ?? []) {
+          if (signal.aborted) throw signal.reason;
+          const jpeg = await encodeThumbnail(f);
+          encoded.push(new Uint8Array(jpeg.buffer.slice(jpeg.byteOffset, jpeg.byteOffset + jpeg.byteLength)));
+        }
+        thumbnails.push(encoded);
+      }
+    }
+    return { prepared, thumbnails };
+  };
+
+  port.on("message", (msg: PrepareJob | { type: "abort"; id: number }) => {
+    if (msg.type === "abort") {
+      running.get(msg.id)?.abort(new Error("aborted"));
+      return;
+    }
+    const controller = new AbortController();
+    running.set(msg.id, controller);
+    prepare(msg, controller.signal).then(
+      (result) => {
+        running.delete(msg.id);
+        port.postMessage({ type: "done", id: msg.id, ...result }, [...transferables(result)]);
+      },
+      (err) => {
+        running.delete(msg.id);
+        port.postMessage({ type: "error", id: msg.id, error: describeError(err) });
+      },
+    );
+  });
+  port.postMessage({ type: "ready" });
+}
+
+void main();
