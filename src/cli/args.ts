@@ -35,6 +35,7 @@ export const MEDIA_FLAGS = {
   "min-pixels": { type: "string" },
   "max-pixels": { type: "string" },
   "total-pixels": { type: "string" },
+  "max-input-pixels": { type: "string" },
   start: { type: "string" },
   end: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];

@@ -14,7 +14,8 @@ export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|UR
 Shows what videolm run would feed the model, without running it: for each video the sampled frame indices and
 times, the resized frame size, the grid (t, h, w) and the visual tokens; the total prompt tokens, an estimate of
 the memory the request needs, and whether it fits the model's context (with what to change when it does not).
-Takes the media and generation flags of videolm run (see videolm run --help); --json prints one JSON object.`;
+Takes the media and generation flags of videolm run (see videolm run --help), --max-input-pixels N included (media
+larger than N pixels per image or frame is refused from its header); --json prints one JSON object.`;
 
 interface VisualPlan {
   kind: "image" | "video";

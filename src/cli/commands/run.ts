@@ -28,6 +28,8 @@ Media:
   --fps F | --nframes N      frames to sample (default 2 fps)
   --min-frames N --max-frames N --min-pixels N --max-pixels N --total-pixels N
   --start SEC --end SEC      clip range
+  --max-input-pixels N       refuse images and video frames larger than N pixels (width × height, read from the
+                             header before decoding; default 50000000)
 Generation:
   --max-new-tokens N  --temperature T (0 = greedy)  --top-k K  --top-p P  --repetition-penalty R
   --seed N  --stop STR (repeatable)  --logprobs N (top alternatives per token, with --json)
@@ -52,6 +54,7 @@ export function mediaFlags(flags: Flags): MediaOptions {
   set("minPixels", "min-pixels", true);
   set("maxPixels", "max-pixels", true);
   set("totalPixels", "total-pixels", true);
+  set("maxInputPixels", "max-input-pixels", true);
   set("start", "start");
   set("end", "end");
   return out;
