@@ -51,6 +51,7 @@ export class PromptBound {
   static fromTokenizerJson(json: unknown): PromptBound {
     if (!isObject(json) || !isObject(json.model) || json.model.type !== "BPE" || !isObject(json.model.vocab)) return PromptBound.none();
     const model = json.model;
+    const vocab = model.vocab as Json;
     // fuse_unk merges a run of unknown characters into one token of any length.
     if (model.fuse_unk === true && model.unk_token !== null && model.unk_token !== undefined) return PromptBound.none();
     let normalization: "NFC" | "NFKC" | null;
@@ -79,7 +80,7 @@ export class PromptBound {
       steps[1].type === "ByteLevel" &&
       steps[1].use_regex === false;
     let L = 0;
-    for (const key of Object.keys(model.vocab)) {
+    for (const key of Object.keys(vocab)) {
       const n = byteLevel ? [...key].length : Buffer.byteLength(key);
       if (n > L) L = n;
     }
