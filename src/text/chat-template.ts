@@ -259,6 +259,24 @@ export class ChatTemplate {
     );
   }
 
+  /**
+   * Renders a small probe conversation (an image, a video, text, a reply) under the budget, so that a template that
+   * runs away fails when the checkpoint loads, naming its file. Only a budget stop fails: a template may
+   * legitimately reject a conversation shape with raise_exception.
+   */
+  probe(specialTokens: Record<string, unknown> = {}): void {
+    const messages: ChatMessage[] = [
+      { role: "user", content: [{ type: "image" }, { type: "video" }, { type: "text", text: "What happens?" }] },
+      { role: "assistant", content: "Something." },
+      { role: "user", content: "And then?" },
+    ];
+    try {
+      this.render(messages, { addGenerationPrompt: true, specialTokens });
+    } catch (err) {
+      if (err instanceof VideolmError && err.cause instanceof TemplateBudgetError) throw err;
+    }
+  }
+
   /** Renders the conversation to the prompt text (placeholders like `<|video_pad|>` not yet expanded). */
   render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
     const context: Record<string, unknown> = {
