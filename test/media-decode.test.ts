@@ -164,6 +164,22 @@ describe("progress and bookkeeping", () => {
   it("select expression escapes commas for the filtergraph", () => {
     expect(selectFilter([0, 16, 31])).toBe("select='eq(n\\,0)+eq(n\\,16)+eq(n\\,31)'");
   });
+  it("more than 100 selected frames (FFmpeg 5.1 refuses a flat sum of over 100 terms: the select is a balanced tree)", async () => {
+    const many = [...Array(300).keys()];
+    const expr = selectFilter(many);
+    expect(expr.match(/eq\(n\\,\d+\)/g)).toHaveLength(300);
+    let depth = 0;
+    let deepest = 0;
+    for (const c of expr) {
+      depth += c === "(" ? 1 : c === ")" ? -1 : 0;
+      deepest = Math.max(deepest, depth);
+    }
+    expect(deepest).toBeLessThanOrEqual(5); // eq( plus log2(300 / 64) levels of halves
+    const file = makeVideo(p("many.mkv"), { width: 80, height: 16, rate: "25", frames: 400, codec: ["-c:v", "ffv1"] });
+    const indices = many.map((i) => i + 100).filter((i) => i % 2 === 0); // 150 frames
+    const frames = await decodeFrames(file, { indices, width: 80, height: 16, rotation: 0, label: file });
+    expect(frames.map((f) => readFrameCode(f))).toEqual(indices);
+  });
 });
 
 beforeAll(() => {

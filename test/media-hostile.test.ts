@@ -172,6 +172,25 @@ describe.skipIf(!canWatchOpens)("media never makes FFmpeg open another file", ()
     });
   });
 
+  it("a still image given as a video is refused as such (image demuxers are not allowed)", async () => {
+    runFfmpeg(["-f", "lavfi", "-i", "color=c=blue:size=64x48", "-frames:v", "1", p("still.png")]);
+    const { error } = await outcome(loadVideo(p("still.png"), { defaults }));
+    expect(error?.message).toBe(`${p("still.png")}: a still image (png_pipe), not a video; give it as an image (--image, an image part)`);
+  });
+
+  it("an SVG image that references another local image does not load it", async () => {
+    runFfmpeg(["-f", "lavfi", "-i", "color=c=red:size=64x48", "-frames:v", "1", p("secret.png")]);
+    const href = (target: string) => `<image x="0" y="0" width="64" height="48" xlink:href="${target}"/>`;
+    const svg = p("refs.svg");
+    fs.writeFileSync(
+      svg,
+      `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="64" height="48">${href(`file://${p("secret.png")}`)}${href("secret.png")}</svg>`,
+    );
+    const image = await decodeImage(svg);
+    expect(image.width).toBe(64);
+    expect(isRed(image)).toBe(false);
+  });
+
   it("decoding uses the demuxer the probe detected; the allowed list holds only single-file containers", async () => {
     const probe = await probeVideo(blueMp4);
     expect(probe.demuxer).toBe("mov");

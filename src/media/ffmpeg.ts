@@ -304,6 +304,7 @@ export function explainUntrustedFailure(maxInputPixels: number): (stderr: string
     const format = /\[([A-Za-z0-9_,]+) @ 0x[0-9a-fA-F]+\] Format not on whitelist/.exec(stderr);
     if (format) {
       const name = format[1].split(",")[0];
+      if (name === "image2" || name.endsWith("_pipe")) return `a still image (${name}), not a video; give it as an image (--image, an image part)`;
       return `${name} is not a video container videolm reads (playlists, file lists, image sequences and other media that refer to other files are refused; accepted: mp4/mov, mkv/webm, avi, mpeg-ts, mpeg-ps, flv, ogg, asf/wmv, ivf, gif, raw h264/hevc/mpeg video)`;
     }
     const protocol = /Protocol '([^']*)' not on whitelist/.exec(stderr);

@@ -13,6 +13,9 @@
  * to decode). The size is read from the header first (sharp `metadata()` decodes no pixels) and an image over
  * `maxInputPixels` is refused before decoding; sharp's `limitInputPixels` is set to the same limit as a second layer.
  * See limits.ts.
+ * Other files: images are always decoded from a Buffer, never from a path — given a path, libvips's SVG loader
+ * follows `<image href="file:…">` and relative references to other local files; from a Buffer it has no base and
+ * loads none (checked: an SVG referencing a red PNG decodes black; test/media-hostile.test.ts).
  */
 import { readFile } from "node:fs/promises";
 import sharp from "sharp";
