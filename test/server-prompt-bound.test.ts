@@ -40,14 +40,19 @@ const ALPHABETS: Record<string, string[]> = {
 };
 
 describe("PromptBound on the Qwen tokenizer", () => {
-  it("recognises the Qwen2 pre-tokenizer and the longest token (128 spaces)", () => {
+  it("recognises the Qwen2 pre-tokenizer, the longest token (128 spaces) and the longest letter token", () => {
     expect(bound.mode).toBe("segments");
     expect(bound.maxTokenBytes).toBe(128);
+    expect(bound.maxLetterTokenBytes).toBe(42); // ".translatesAutoresizingMaskIntoConstraints"
   });
 
   const cases: [string, () => string][] = [
     ["README prose", () => README],
     ["a run of one letter", () => "a".repeat(50_000)],
+    ["runs of letters after punctuation", () => "!!!!!abc".repeat(2000) + ".x".repeat(3000) + "'s".repeat(3000) + " " + "z".repeat(20_000)],
+    ["a run of CJK letters", () => "日本語の文章".repeat(5000)],
+    ["a run of long words", () => "translatesAutoresizingMaskIntoConstraints ".repeat(2000) + ".translatesAutoresizingMaskIntoConstraints".repeat(1000)],
+    ["a run of accented letters (decomposed)", () => "e\u0301".repeat(20_000)],
     ["a run of spaces", () => " ".repeat(50_000)],
     ["newlines and spaces", () => " \n".repeat(10_000) + "\n".repeat(5000) + "\t \t".repeat(3000)],
     ["digits", () => "1234567890".repeat(3000)],
@@ -71,6 +76,10 @@ describe("PromptBound on the Qwen tokenizer", () => {
   it("is within a factor 2 of the true count on prose", () => {
     const actual = tok.encode(README).length;
     expect(bound.lowerBound(README)).toBeGreaterThan(actual / 2);
+  });
+
+  it("refuses a 4 MiB run of one letter by the letter-token bound", () => {
+    expect(bound.lowerBound("a".repeat(4 * 1024 ** 2), 32768)).toBeGreaterThan(32768);
   });
 
   it("stops counting past the limit, fast, on a 4 MiB prompt", () => {
