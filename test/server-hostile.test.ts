@@ -15,7 +15,7 @@ import net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { VideolmServer } from "../src/server/server.js";
-import { FIXTURES, golden, pngDataUrl, postJson, startServer, waitFor } from "./server-helpers.js";
+import { FIXTURES, golden, makeTestVideo, pngDataUrl, postJson, startServer, tempDir, waitFor } from "./server-helpers.js";
 
 type ErrorBody = { error: { message: string; type: string; param: string | null; code: string | null } };
 
@@ -202,6 +202,22 @@ describe("the preparation worker", () => {
     const r = await postJson(server.url, "/v1/chat/completions", { messages: golden.cases.text.messages, max_tokens: 12 });
     expect(r.status).toBe(200);
     expect((await r.json()).choices[0].message.content).toBe(golden.cases.text.greedy.text);
+  });
+
+  it("the worker's ffmpeg children are tracked, and gone after the request", async () => {
+    const dir = tempDir("videolm-hostile-");
+    try {
+      const video = makeTestVideo(dir);
+      const handle = current() as unknown as { children: Set<number>; childrenStarted: number };
+      const before = handle.childrenStarted;
+      const r = await postJson(server.url, "/v1/chat/completions", { messages: [{ role: "user", content: [{ type: "video_url", video_url: { url: `data:video/mp4;base64,${fs.readFileSync(video).toString("base64")}` } }, { type: "text", text: "?" }] }], max_tokens: 2 });
+      expect(r.status).toBe(200);
+      await r.json();
+      expect(handle.childrenStarted).toBeGreaterThan(before);
+      await waitFor(() => handle.children.size === 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("images reach the worker as bytes (data: URL) and give the reference's answer", async () => {

@@ -64,7 +64,9 @@ function fromWorkerError(e: WorkerError): Error {
 class WorkerHandle {
   readonly worker: Worker;
   readonly ready: Promise<void>;
+  /** Child processes (ffmpeg, ffprobe) the worker has started and not yet seen exit; and how many it started. */
   readonly children = new Set<number>();
+  childrenStarted = 0;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (err: Error) => void }>();
   dead: Error | undefined;
 
@@ -80,7 +82,10 @@ class WorkerHandle {
       if (msg.type === "ready") settleReady.resolve();
       else if (msg.type === "init-error") settleReady.reject(new Error(`the preparation worker could not load the checkpoint: ${msg.message}`));
       else if (msg.type === "child") {
-        if (msg.alive) this.children.add(msg.pid);
+        if (msg.alive) {
+          this.children.add(msg.pid);
+          this.childrenStarted++;
+        }
         else this.children.delete(msg.pid);
       } else {
         const p = this.pending.get(msg.id);

@@ -91,7 +91,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "mo
   bodyTimeoutMs: 30_000,
   uploadMinBytesPerSecond: 32 * 1024,
   headersTimeoutMs: 10_000,
-  prepareTimeoutMs: 120_000,
+  prepareTimeoutMs: 60_000,
   maxInputPixels: 50_000_000, // the media code's DEFAULT_MAX_INPUT_PIXELS
   maxUploadBytes: 512 * 1024 ** 2,
   maxUploadTotalBytes: 4 * 1024 ** 3,
