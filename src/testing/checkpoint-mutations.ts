@@ -107,7 +107,16 @@ async function headDim12(dir: string): Promise<void> {
 
 export const CHECKPOINT_MUTATIONS: CheckpointMutation[] = [
   // ---- JSON files: size, nesting, top-level type ----
-  { name: "config nested 200000 deep", kind: "json", mutate: (d) => replaceFile(path.join(d, "config.json"), nestedJsonText(200_000)), expect: /config\.json: x(\.x)+ nests deeper than 64 levels/ },
+  {
+    name: "config nested 200000 deep",
+    kind: "json",
+    mutate: (d) => {
+      const text = fs.readFileSync(path.join(d, "config.json"), "utf8");
+      replaceFile(path.join(d, "config.json"), text.replace(/^\{/, `{"junk":${nestedJsonText(200_000)},`));
+    },
+    expect: /config\.json: junk(\.x)+ nests deeper than 64 levels/,
+  },
+  { name: "config is only nesting", kind: "json", mutate: (d) => replaceFile(path.join(d, "config.json"), nestedJsonText(200_000)), expect: /config\.json: x(\.x)+ nests deeper than 64 levels/ },
   {
     name: "config with a deep extra key",
     kind: "json",

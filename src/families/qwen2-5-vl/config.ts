@@ -10,6 +10,7 @@
  *     `mlp_ratio` (SwiGLU MLP), plus `window_size`, `fullatt_block_indexes` and `tokens_per_second`.
  */
 import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
+import { describeJson } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
 import { parseQwen2VLConfig, type Qwen2VLConfig, type Qwen2VLVisionConfig } from "../qwen2-vl/config.js";
 
@@ -59,12 +60,15 @@ export function parseQwen2_5VLConfig(raw: Json): Qwen2_5VLConfig {
       num_heads: numHeads,
     },
   });
-  const full = vis.intList("fullatt_block_indexes", { min: 0, max: base.vision.depth - 1 }, [7, 15, 23, 31], { min: 0, max: base.vision.depth });
+  const full = vis.obj.fullatt_block_indexes ?? [7, 15, 23, 31];
+  if (!Array.isArray(full) || full.length > base.vision.depth || !full.every((i) => Number.isInteger(i) && i >= 0 && i < base.vision.depth)) {
+    throw new VideolmError(`config.json: vision_config.fullatt_block_indexes must list block numbers below depth ${base.vision.depth} (got ${describeJson(full)})`);
+  }
   const vision: Qwen2_5VLVisionConfig = {
     ...base.vision,
     intermediateSize,
     windowSize: vis.int("window_size", { min: 1, max: 1 << 16 }, 112),
-    fullAttBlockIndexes: full,
+    fullAttBlockIndexes: full as number[],
     // 4 is the 4.57.6 class default when the key is absent (hub configs all set 2).
     tokensPerSecond: vis.num("tokens_per_second", { min: 0, max: 1e6, exclusiveMin: true }, 4),
   };
