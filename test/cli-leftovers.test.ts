@@ -16,7 +16,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe("a videolm process leaves nothing behind", () => {
   it("running the demo model writes no files into TMPDIR", () => {
-    const env = { ...process.env, TMPDIR: tmp, TMP: tmp, TEMP: tmp };
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, TMP: tmp, TEMP: tmp };
     delete env.ORT_DISABLE_TELEMETRY;
     const r = spawnSync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), "run", "-q", "--max-new-tokens", "2", path.join(ROOT, "examples/demo.mp4"), "what color is the triangle?"], {
       encoding: "utf8",

@@ -2,6 +2,7 @@
  * Small helpers over node:http: bounded body reading, JSON responses, server-sent events.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { errorBody, HttpError } from "./errors.js";
 
 export function formatBytes(n: number): string {
@@ -116,4 +117,26 @@ export class SseStream {
   done(): void {
     if (!this.closed) this.res.end("data: [DONE]\n\n");
   }
+}
+
+/**
+ * Node's answer to bytes that are not valid HTTP (a malformed request line or header, conflicting lengths, a header
+ * block over the size limit, headers too slow) is a bare status line with no body; ours is the same status with an
+ * OpenAI-format error body, so every error a client can see has one shape. Attach to the server's `clientError`.
+ */
+export function answerClientError(err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Duplex): void {
+  // The client is gone, or a response is already on the wire for this connection: nothing sensible can be sent.
+  const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (err.code === "ECONNRESET" || !socket.writable || busy) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message, code] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", "the request headers are larger than the server accepts", "headers_too_large"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "ERR_HTTP_HEADERS_TIMEOUT"
+        ? [408, "Request Timeout", "the request headers did not arrive in time (--headers-timeout)", "request_timeout"]
+        : [400, "Bad Request", `the request is not valid HTTP (${String(err.code ?? "parse error").replace(/^HPE_/, "").toLowerCase()})`, "invalid_http"];
+  const body = JSON.stringify(errorBody(new HttpError(status, message, "invalid_request_error", null, code)));
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -30,7 +30,7 @@ import type { MediaOptions } from "../engine/request.js";
 import type { TokenEvent } from "../engine/generate.js";
 import { parseChatRequest, type ChatRequest, type RequestLimits } from "./chat-request.js";
 import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
-import { BodyBudget, formatBytes, readJson, sendError, sendJson, SseStream } from "./http.js";
+import { answerClientError, BodyBudget, formatBytes, readJson, sendError, sendJson, SseStream } from "./http.js";
 import { relabel, resolveMessages, type MediaPolicy } from "./media.js";
 import { PrepPool } from "./prep-pool.js";
 import { Admission, Lane } from "./queue.js";
@@ -220,6 +220,7 @@ export class VideolmServer {
       (req, res) => void this.handle(req, res),
     );
     this.http.keepAliveTimeout = 5_000;
+    this.http.on("clientError", answerClientError);
   }
 
   static async start(model: ServedModel, options: Partial<ServerOptions> = {}): Promise<VideolmServer> {

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { SeededRng } from "../../synth/rng.js";
+import { CHECKPOINT_MUTATIONS, linkCopy, replaceFile } from "../checkpoint-mutations.js";
 import type { CampaignResult } from "./api.js";
 import { cliCommand, type CliEntry } from "./server-process.js";
 import { deepArray, mutateJson, mutateText, stringifyJson, type Json } from "./values.js";
@@ -32,11 +33,30 @@ function readJson(file: string): Json {
 }
 
 function writeJson(file: string, value: Json): void {
-  fs.writeFileSync(file, stringifyJson(value));
+  replaceFile(file, stringifyJson(value));
 }
 
-/** Applies one random hostile edit to the checkpoint copy in `dir`; returns what it did. */
-export function mutateCheckpoint(dir: string, rng: SeededRng): string {
+/**
+ * Applies hostile edits to the checkpoint copy in `dir`: one of the named mutations of the hostile-checkpoint tests
+ * (src/testing/checkpoint-mutations.ts), a random one, or both; returns what it did.
+ */
+export async function mutateCheckpoint(dir: string, rng: SeededRng): Promise<string> {
+  const r = rng.next();
+  if (r < 0.35) {
+    const named = rng.pick(CHECKPOINT_MUTATIONS);
+    await named.mutate(dir);
+    return `named: ${named.name}`;
+  }
+  if (r < 0.45) {
+    const named = rng.pick(CHECKPOINT_MUTATIONS);
+    await named.mutate(dir);
+    return `named: ${named.name} + ${randomCheckpointEdit(dir, rng)}`;
+  }
+  return randomCheckpointEdit(dir, rng);
+}
+
+/** One random hostile edit of a JSON file, the chat template, tokenizer.json or the safetensors header. */
+function randomCheckpointEdit(dir: string, rng: SeededRng): string {
   const file = (name: string) => path.join(dir, name);
   const r = rng.next();
   const jsonEdit = (name: string, times = rng.int(1, 3)) => {
@@ -62,7 +82,7 @@ export function mutateCheckpoint(dir: string, rng: SeededRng): string {
   if (r < 0.66) {
     const m = mutateText(fs.readFileSync(file(rng.pick(["config.json", "preprocessor_config.json", "chat_template.json", "tokenizer_config.json"])), "utf8"), rng);
     const name = rng.pick(["config.json", "preprocessor_config.json", "tokenizer_config.json"]);
-    fs.writeFileSync(file(name), m.data);
+    replaceFile(file(name), m.data);
     return `${name}: text ${m.what}`;
   }
   if (r < 0.7) {
@@ -91,7 +111,7 @@ export function mutateCheckpoint(dir: string, rng: SeededRng): string {
       return "tokenizer.json: model field replaced";
     }
     const data = fs.readFileSync(file("tokenizer.json"));
-    fs.writeFileSync(file("tokenizer.json"), data.subarray(0, rng.int(0, data.length)));
+    replaceFile(file("tokenizer.json"), data.subarray(0, rng.int(0, data.length)));
     return "tokenizer.json: truncated";
   }
   // safetensors: 8-byte little-endian header length, then the JSON header, then the data.
@@ -106,7 +126,7 @@ export function mutateCheckpoint(dir: string, rng: SeededRng): string {
   if (op === 0) {
     const out = Buffer.from(st);
     out.writeBigUInt64LE(rng.pick([0n, 2n ** 63n, BigInt(st.length), 100_000_000_000n]), 0);
-    fs.writeFileSync(file("model.safetensors"), out);
+    replaceFile(file("model.safetensors"), out);
     return "model.safetensors: header length out of range";
   } else if (op === 1) {
     newHeader = null;
@@ -127,7 +147,7 @@ export function mutateCheckpoint(dir: string, rng: SeededRng): string {
     newHeader = deepArray(rng.int(10_000, 200_000));
     what = "header nested deep";
   } else {
-    fs.writeFileSync(file("model.safetensors"), st.subarray(0, rng.int(8, st.length - 1)));
+    replaceFile(file("model.safetensors"), st.subarray(0, rng.int(8, st.length - 1)));
     return "model.safetensors: truncated";
   }
   const json = Buffer.from(stringifyJson(newHeader));
@@ -136,7 +156,7 @@ export function mutateCheckpoint(dir: string, rng: SeededRng): string {
   // Keep the data where it was when the header still fits in the old space (pad with spaces, as the format allows).
   const pad = n >= json.length ? Buffer.alloc(n - json.length, 0x20) : Buffer.alloc(0);
   if (pad.length) len.writeBigUInt64LE(BigInt(n));
-  fs.writeFileSync(file("model.safetensors"), Buffer.concat([len, json, pad, st.subarray(8 + n)]));
+  replaceFile(file("model.safetensors"), Buffer.concat([len, json, pad, st.subarray(8 + n)]));
   return `model.safetensors: ${what}`;
 }
 
@@ -177,8 +197,8 @@ export async function checkpointCampaign(model: string, image: string, work: str
     const dir = path.join(work, `ckpt-${opts.firstSeed + i}`);
     const cache = path.join(work, `cache-${opts.firstSeed + i}`);
     const rssFile = path.join(work, `rss-${opts.firstSeed + i}`);
-    fs.cpSync(model, dir, { recursive: true });
-    const what = mutateCheckpoint(dir, rng);
+    linkCopy(model, dir);
+    const what = await mutateCheckpoint(dir, rng);
     const argv = [...cliCommand(entry), "run", "-q", "--model", dir, "--image", image, "--max-new-tokens", "2", "What is it?"];
     const env = { ...process.env, VIDEOLM_CACHE: cache, VIDEOLM_FUZZ_RSS: rssFile, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import=${pathToFileURL(preload).href}`.trim() };
     const r = await runCli(argv, env, opts.timeoutMs);
@@ -197,6 +217,8 @@ export async function checkpointCampaign(model: string, image: string, work: str
     if (r.timedOut) finding("hang", `no answer within ${opts.timeoutMs} ms`);
     else if (r.code !== 0 && r.code !== 1) finding("crash", `${status}: ${r.stderr.slice(-300)}`);
     else if (r.code === 1 && (lines.length !== 1 || /internal error|please report|\n\s+at /i.test(r.stderr))) finding("not-one-line", r.stderr.slice(0, 400));
+    // The loader's last resort turns an unforeseen failure into one line; reaching it means a check is missing.
+    else if (r.code === 1 && /could not be loaded: .*\(a corrupt or unsupported checkpoint\?\)/.test(r.stderr)) finding("unchecked", r.stderr.slice(0, 400));
     if (rss > opts.maxRssBytes) finding("memory", `peak ${(rss / 1024 ** 3).toFixed(2)} GiB`);
     opts.onCase?.(i);
   }
