@@ -50,7 +50,14 @@ export async function mutateCheckpoint(dir: string, rng: SeededRng): Promise<str
   if (r < 0.45) {
     const named = rng.pick(CHECKPOINT_MUTATIONS);
     await named.mutate(dir);
-    return `named: ${named.name} + ${randomCheckpointEdit(dir, rng)}`;
+    let extra: string;
+    try {
+      extra = randomCheckpointEdit(dir, rng);
+    } catch (err) {
+      // The named mutation left a file this editor cannot parse (e.g. a damaged safetensors header): keep it as is.
+      extra = `no random edit (${(err as Error).message.split("\n")[0].slice(0, 80)})`;
+    }
+    return `named: ${named.name} + ${extra}`;
   }
   return randomCheckpointEdit(dir, rng);
 }
@@ -60,7 +67,15 @@ function randomCheckpointEdit(dir: string, rng: SeededRng): string {
   const file = (name: string) => path.join(dir, name);
   const r = rng.next();
   const jsonEdit = (name: string, times = rng.int(1, 3)) => {
-    let v = readJson(file(name));
+    let v: Json;
+    try {
+      v = readJson(file(name));
+    } catch {
+      // An earlier (named) mutation left text that is not JSON: damage the text further instead.
+      const m = mutateText(fs.readFileSync(file(name), "utf8"), rng);
+      replaceFile(file(name), m.data);
+      return `${name}: text ${m.what}`;
+    }
     const whats: string[] = [];
     for (let i = 0; i < times; i++) {
       const m = mutateJson(v, rng);
@@ -91,7 +106,13 @@ function randomCheckpointEdit(dir: string, rng: SeededRng): string {
     return `${name}: nested ${"deep"}`;
   }
   if (r < 0.8) {
-    const tok = readJson(file("tokenizer.json")) as { added_tokens?: { id: number }[]; model?: Record<string, Json> };
+    let tok: { added_tokens?: { id: number }[]; model?: Record<string, Json> };
+    try {
+      tok = readJson(file("tokenizer.json")) as typeof tok;
+    } catch {
+      tok = {};
+    }
+    if (!tok || typeof tok !== "object") tok = {};
     const op = rng.int(0, 3);
     if (op === 0 && tok.added_tokens) {
       const shift = rng.pick([1, -1, 1000, 10_000_000, -200_000]);
