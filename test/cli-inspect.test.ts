@@ -59,6 +59,18 @@ describe("videolm inspect", () => {
     expect(out.videos[0].size).toEqual([252, 308]);
   });
 
+  it("takes --start / --end as seconds, mm:ss or hh:mm:ss", () => {
+    const plan = (start: string, end: string) => JSON.parse(videolm(["inspect", "--model", model, clip, "--start", start, "--end", end, "--json"]).stdout).videos[0];
+    // frames ceil(1 · 30) = 30 … floor(3.5 · 30) = 105: 76 frames → 76 / 30 · 2 = 5.07 → 4; round(linspace(30, 105, 4)).
+    const seconds = plan("1", "3.5");
+    expect(seconds.frameIndices).toEqual([30, 55, 80, 105]);
+    expect(plan("0:01", "00:00:03.5").frameIndices).toEqual(seconds.frameIndices);
+    expect(plan("00:00:01.000", "0:03.5").frameIndices).toEqual(seconds.frameIndices);
+    const bad = videolm(["inspect", "--model", model, clip, "--end", "1:75"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe('videolm: --end expects a time: seconds (75.5), mm:ss (1:15.5) or hh:mm:ss (0:01:15.5); got "1:75"');
+  });
+
   it("says when a plan does not fit the context, and run refuses it naming what to lower", () => {
     const args = ["--model", model, clip, "--fps", "30", "--max-frames", "150", "What happens?"];
     const inspect = JSON.parse(videolm(["inspect", ...args, "--json"]).stdout);

@@ -65,7 +65,10 @@ describe("videolm run", () => {
   const failures: [string, string[], RegExp][] = [
     ["a missing model folder", ["run", "--model", "/no/such/model", "hi"], /^videolm: model folder not found: \/no\/such\/model/],
     ["a missing image", ["run", "--model", "MODEL", "--image", "/no/such.png", "hi"], /^videolm: cannot read image \/no\/such\.png: file not found/],
-    ["an unknown flag", ["run", "--model", "MODEL", "--bogus", "hi"], /^videolm: run: Unknown option '--bogus'/],
+    ["an unknown flag", ["run", "--model", "MODEL", "--bogus", "hi"], /^videolm: run: unknown option --bogus \(see videolm run --help\)$/m],
+    ["a mistyped flag", ["run", "--model", "MODEL", "--max-frame", "8", "hi"], /^videolm: run: unknown option --max-frame; did you mean --max-frames\? \(see videolm run --help\)$/m],
+    ["a mistyped command", ["rn", "clip.mp4", "hi"], /^videolm: unknown command "rn"; did you mean run\? \(see videolm --help\)$/m],
+    ["a malformed time", ["run", "--model", "MODEL", "--start", "1:2", "clip.mp4", "hi"], /^videolm: --start expects a time: seconds \(75\.5\), mm:ss \(1:15\.5\) or hh:mm:ss \(0:01:15\.5\); got "1:2"$/m],
     ["a bad number", ["run", "--model", "MODEL", "--top-p", "abc", "hi"], /^videolm: --top-p expects a number, got "abc"/],
     ["an out-of-range option", ["run", "--model", "MODEL", "--top-p", "1.5", "hi"], /^videolm: Invalid generation option topP \(--top-p\) = 1\.5/],
     ["no question", ["run", "--model", "MODEL"], /^videolm: run: give the question/],

@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { VideolmError } from "../errors.js";
+import { closest } from "./suggest.js";
 import type { GenerationOptions } from "../generation/options.js";
 import { WEIGHT_PRECISIONS, type WeightPrecision } from "../onnx/layers.js";
 
@@ -54,8 +55,33 @@ export function parseFlags(argv: string[], options: ParseArgsConfig["options"], 
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     return { flags: values as Flags, positionals };
   } catch (e) {
+    const unknown = unknownOption(e);
+    if (unknown !== undefined) {
+      const suggestion = suggestFlag(unknown, options ?? {});
+      throw new VideolmError(`${command}: unknown option ${unknown}${suggestion ? `; did you mean ${suggestion}?` : ""} (see videolm ${command} --help)`);
+    }
     throw new VideolmError(`${command}: ${(e as Error).message.replace(/\s*\n\s*/g, " ")} (see videolm ${command} --help)`);
   }
+}
+
+/** The flag node's parseArgs refused as unknown (`--max-frame`, `-x`), or undefined for any other parse error. */
+function unknownOption(e: unknown): string | undefined {
+  if ((e as { code?: string })?.code !== "ERR_PARSE_ARGS_UNKNOWN_OPTION") return undefined;
+  return /Unknown option '([^']+)'/.exec((e as Error).message)?.[1];
+}
+
+/** The known flag closest to a mistyped one: `--max-frame` → `--max-frames`, `--Model` → `--model`. */
+export function suggestFlag(flag: string, options: NonNullable<ParseArgsConfig["options"]>): string | undefined {
+  const long = Object.keys(options).map((k) => `--${k}`);
+  if (/^-[^-]$/.test(flag)) {
+    // A single-letter flag: a short option of another case (-M → -m), else nothing to guess from.
+    const letter = flag[1].toLowerCase();
+    const hit = Object.entries(options).find(([, o]) => o.short?.toLowerCase() === letter);
+    return hit ? `-${hit[1].short}` : undefined;
+  }
+  // `-max-frames` (one dash) and `--max_frames` (underscores) are the same name misspelled.
+  const normalized = `--${flag.replace(/^-+/, "").replace(/_/g, "-")}`;
+  return closest(normalized, long);
 }
 
 export function numberFlag(flags: Flags, name: string, opts: { integer?: boolean } = {}): number | undefined {

@@ -7,6 +7,9 @@ import { VideolmError } from "../errors.js";
 import { runCommand } from "./commands/run.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelsCommand } from "./commands/models.js";
+import { closest } from "./suggest.js";
+
+const COMMANDS = ["run", "inspect", "serve", "bench", "models", "help"];
 
 const USAGE = `videolm — video understanding with vision-language models, on Node.js
 
@@ -43,8 +46,12 @@ async function main(argv: string[]): Promise<number> {
     case "--version":
       process.stdout.write("videolm 0.1.0\n");
       return 0;
-    default:
-      throw new VideolmError(`unknown command "${command}"\n\n${USAGE}`);
+    default: {
+      const suggestion = closest(command, COMMANDS) ?? (/\.[a-z0-9]{2,4}$|^(https?|file|data):/i.test(command) ? `videolm run ${command} …` : undefined);
+      throw new VideolmError(
+        `unknown command ${JSON.stringify(command)}; ${suggestion ? `did you mean ${suggestion}?` : `the commands are ${COMMANDS.join(", ")}`} (see videolm --help)`,
+      );
+    }
   }
 }
 

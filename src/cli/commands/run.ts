@@ -10,6 +10,7 @@ import { RequestPreparer } from "../../engine/preparer.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import { delayedProgress, stderrProgress } from "../../util/progress.js";
+import { timeFlag } from "../time.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -27,7 +28,7 @@ Media:
   --video FILE|URL           a video (repeat for several); --image FILE (repeatable)
   --fps F | --nframes N      frames to sample (default 2 fps)
   --min-frames N --max-frames N --min-pixels N --max-pixels N --total-pixels N
-  --start SEC --end SEC      clip range
+  --start T --end T          clip range; T in seconds (75.5), mm:ss (1:15.5) or hh:mm:ss (0:01:15.5)
   --max-input-pixels N       refuse images and video frames larger than N pixels (width × height, read from the
                              header before decoding; default 50000000)
 Generation:
@@ -55,8 +56,10 @@ export function mediaFlags(flags: Flags): MediaOptions {
   set("maxPixels", "max-pixels", true);
   set("totalPixels", "total-pixels", true);
   set("maxInputPixels", "max-input-pixels", true);
-  set("start", "start");
-  set("end", "end");
+  const start = timeFlag("start", flags.start);
+  const end = timeFlag("end", flags.end);
+  if (start !== undefined) out.start = start;
+  if (end !== undefined) out.end = end;
   return out;
 }
 
