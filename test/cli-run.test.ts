@@ -53,6 +53,33 @@ describe("videolm run", () => {
     expect(r.stderr).not.toMatch(/Converting/); // second load uses the cache
   });
 
+  it("--logprobs N: each token's text, logprob and top N alternatives, as JSON or as a table after the answer", () => {
+    const args = ["run", "--model", model, "--image", image, "--max-new-tokens", "6", "--logprobs", "2", "-q"];
+    const json = JSON.parse(videolm([...args, "--json", question]).stdout);
+    expect(json.logprobs).toHaveLength(6);
+    expect(json.logprobs.map((e: { token: number }) => e.token)).toEqual(json.tokens);
+    for (const e of json.logprobs) {
+      expect(typeof e.text).toBe("string");
+      expect(e.logprob).toBeLessThanOrEqual(0);
+      expect(e.top).toHaveLength(2);
+      for (const t of e.top) expect(Object.keys(t).sort()).toEqual(["logprob", "text", "token"]);
+    }
+    expect(json.logprobs.map((e: { text: string }) => e.text).join("")).toBe(json.text);
+
+    const r = videolm([...args, question]);
+    expect(r.code).toBe(0);
+    const [answer, blank, header, ...rows] = r.stdout.trimEnd().split("\n");
+    expect(answer).toBe(json.text);
+    expect(blank).toBe("");
+    expect(header).toMatch(/^#\s+token\s+logprob\s+top 2$/);
+    expect(rows).toHaveLength(6);
+    json.logprobs.forEach((e: { text: string; logprob: number; top: { text: string; logprob: number }[] }, i: number) => {
+      expect(rows[i]).toContain(`${i}  ${JSON.stringify(e.text)}`);
+      expect(rows[i]).toContain(e.logprob.toFixed(4));
+      expect(rows[i]).toContain(`${JSON.stringify(e.top[1].text)} ${e.top[1].logprob.toFixed(4)}`);
+    });
+  });
+
   it("without --model uses the built-in demo model, says so, and answers about the example video", () => {
     const example = JSON.parse(fs.readFileSync(path.join(ROOT, "examples/demo.json"), "utf8"));
     const color = example.questions.find((q: { type: string }) => q.type === "color");

@@ -11,6 +11,8 @@ import type { ChatRequestMessage, ContentPart, MediaOptions } from "../../engine
 import { VideolmError } from "../../errors.js";
 import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { timeFlag } from "../time.js";
+import { formatLogprobTable, logprobEntries } from "../logprobs.js";
+import { TokenInfo } from "../../text/token-info.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -33,7 +35,9 @@ Media:
                              header before decoding; default 50000000)
 Generation:
   --max-new-tokens N  --temperature T (0 = greedy)  --top-k K  --top-p P  --repetition-penalty R
-  --seed N  --stop STR (repeatable)  --logprobs N (top alternatives per token, with --json)
+  --seed N  --stop STR (repeatable)
+  --logprobs N               after the answer, each token's text and logprob with the N most likely alternatives
+                             (0 = the token's own only); in --json, logprobs[] = {token, text, logprob, top}
 Thinking checkpoints (a <think>…</think> block before the answer, e.g. Qwen3-VL-*-Thinking):
   --hide-thinking            show only the answer (the thinking is dimmed on a terminal, plain on a pipe)
   --thinking-budget N        at most N thinking tokens; then the block is closed ("\\n</think>\\n\\n") and the answer follows
@@ -183,12 +187,13 @@ export async function runCommand(argv: string[]): Promise<number> {
         tokens: response.tokens,
         promptTokens: response.promptTokens,
         finishReason: response.finishReason,
-        ...(response.logprobs ? { logprobs: response.logprobs } : {}),
+        ...(response.logprobs ? { logprobs: logprobEntries(response.logprobs, new TokenInfo(model.tokenizer)) } : {}),
         timings: { loadMs: round(model.loadMs), ...Object.fromEntries(Object.entries(response.timings).map(([k, v]) => [k, round(v)])) },
       };
       process.stdout.write(JSON.stringify(out) + "\n");
     } else {
       process.stdout.write("\n");
+      if (response.logprobs) process.stdout.write(`\n${formatLogprobTable(logprobEntries(response.logprobs, new TokenInfo(model.tokenizer)))}\n`);
       if (!quiet) {
         const t = response.timings;
         process.stderr.write(
