@@ -15,9 +15,10 @@ const golden = JSON.parse(fs.readFileSync(path.join(FIXTURES, "qwen2-vl-tiny/gol
 let model: string;
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-cli-"));
 
-function videolm(args: string[]) {
+function videolm(args: string[], input?: string) {
   const r = spawnSync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
     encoding: "utf8",
+    input,
     env: { ...process.env, VIDEOLM_CACHE: cacheDir },
     timeout: 120_000,
   });
@@ -87,6 +88,20 @@ describe("videolm run", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/using the built-in demo model \(models\/videolm-demo\)/);
     expect(r.stdout.trim()).toBe(color.answer);
+  });
+
+  it("reads the question from stdin when it is not a terminal and none is given, or in place of -", () => {
+    const example = JSON.parse(fs.readFileSync(path.join(ROOT, "examples/demo.json"), "utf8"));
+    const color = example.questions.find((q: { type: string }) => q.type === "color");
+    const video = path.join(ROOT, "examples", example.video);
+    for (const args of [["run", "-q", video], ["run", "-q", video, "-"], ["run", "-q", "--video", video, "-"]]) {
+      const r = videolm(args, `${color.question}\n`);
+      expect(r.stderr).toBe("");
+      expect(r.stdout.trim()).toBe(color.answer);
+    }
+    const empty = videolm(["run", "-q", video, "-"], "\n");
+    expect(empty.code).toBe(1);
+    expect(empty.stderr.trim()).toBe('videolm: the question read from stdin ("-") is empty');
   });
 
   const failures: [string, string[], RegExp][] = [

@@ -13,6 +13,7 @@ import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { timeFlag } from "../time.js";
 import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
+import { readQuestion, type QuestionInput } from "../stdin.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -74,23 +75,54 @@ const MEDIA = /\.(png|jpe?g|webp|bmp|tiff?|mp4|m4v|mkv|webm|mov|avi|gif|mpe?g|ts
  * The user message from the flags and positionals: images, then videos, then the question. A media file may also be
  * given as the first positional (`videolm run clip.mp4 "question"`); image extensions make it an image.
  */
-export function buildUserContent(flags: Flags, positionals: string[], opts: { questionRequired: boolean }): { question?: string; content: ContentPart[] } {
+export function buildUserContent(
+  flags: Flags,
+  positionals: string[],
+  opts: { questionRequired: boolean; /** read from stdin (stdinQuestion): the positionals hold at most the media */ question?: string },
+): { question?: string; content: ContentPart[] } {
   const images = [...((flags.image as string[] | undefined) ?? [])];
   const videos = [...((flags.video as string[] | undefined) ?? [])];
   const args = [...positionals];
-  if (args.length === 2 || (args.length === 1 && MEDIA.test(args[0]) && !/\s/.test(args[0]))) {
+  if (opts.question !== undefined ? args.length === 1 : args.length === 2 || (args.length === 1 && isMediaArgument(args[0]))) {
     const media = args.shift()!;
     (IMAGE_EXTENSIONS.test(media) ? images : videos).push(media);
   }
   if (args.length > 1) throw new VideolmError(`give the question as one quoted argument (got ${positionals.length} arguments); see --help`);
-  const question = args[0];
-  if (question === undefined && opts.questionRequired) throw new VideolmError('run: give the question as one quoted argument, e.g. videolm run --video clip.mp4 "What happens?"');
+  const question = opts.question ?? args[0];
+  if (question === undefined && opts.questionRequired) {
+    throw new VideolmError('run: give the question as one quoted argument, e.g. videolm run --video clip.mp4 "What happens?" (or on stdin: echo "What happens?" | videolm run clip.mp4)');
+  }
   const content: ContentPart[] = [
     ...images.map((image): ContentPart => ({ type: "image", image })),
     ...videos.map((video): ContentPart => ({ type: "video", video })),
     { type: "text", text: question ?? "" },
   ];
   return { question, content };
+}
+
+const isMediaArgument = (arg: string) => MEDIA.test(arg) && !/\s/.test(arg);
+
+/**
+ * The question from stdin, when the positionals end with `-` in its place (read even from a terminal, until Ctrl-D),
+ * or, with `implicit`, when they hold no question and stdin is not a terminal: `echo "what color?" | videolm run
+ * clip.mp4`. Returns the positionals without the `-`, and the question (undefined when none was read).
+ */
+export async function stdinQuestion(
+  positionals: string[],
+  opts: { implicit: boolean; quiet?: boolean; input?: QuestionInput },
+): Promise<{ positionals: string[]; question?: string }> {
+  const input = opts.input ?? process.stdin;
+  const hasQuestion = positionals.length >= 2 || (positionals.length === 1 && !isMediaArgument(positionals[0]));
+  const read = () =>
+    readQuestion(input, { onWaiting: opts.quiet ? undefined : () => process.stderr.write("videolm: waiting for the question on stdin (or give it as an argument)\n") });
+  if (hasQuestion && positionals.at(-1) === "-" && positionals.length <= 2) {
+    const question = await read();
+    if (!question) throw new VideolmError('the question read from stdin ("-") is empty');
+    return { positionals: positionals.slice(0, -1), question };
+  }
+  if (hasQuestion || !opts.implicit || input.isTTY) return { positionals };
+  const question = await read();
+  return { positionals, question: question || undefined };
 }
 
 /**
@@ -139,7 +171,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(RUN_HELP + "\n");
     return 0;
   }
-  const { content } = buildUserContent(flags, positionals, { questionRequired: true });
+  const fromStdin = await stdinQuestion(positionals, { implicit: true, quiet: Boolean(flags.quiet) });
+  const { content } = buildUserContent(flags, fromStdin.positionals, { questionRequired: true, question: fromStdin.question });
   const modelDir = await modelFromFlags(flags);
   const json = Boolean(flags.json);
   const quiet = Boolean(flags.quiet);
