@@ -20,6 +20,7 @@ import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
 import { concatFloat32 } from "../util/float32.js";
+import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
 
 export interface LoadOptions {
   /** Weight precision of the converted graphs. Default fp32. */
@@ -41,6 +42,8 @@ export interface LoadOptions {
   visionChunkPatches?: number;
 }
 
+
+const disposedError = () => new VideolmError("this model was disposed (VideoModel.dispose()); load it again with VideoModel.load()");
 
 /** Default of LoadOptions.visionChunkPatches. */
 export const DEFAULT_VISION_CHUNK_PATCHES = 1024;
@@ -69,22 +72,47 @@ export interface GenerateResponse {
   finishReason: GenerationResult["finishReason"];
   logprobs?: GenerationResult["logprobs"];
   options: GenerationOptions;
-  timings: { visionMs: number; prefillMs: number; ttftMs: number; decodeMs: number; decodeTokensPerSecond: number; preprocessMs: number };
+  /**
+   * Milliseconds (and tokens/s). `preprocessMs`: preparing the request (media decoding, resizing, patching, prompt),
+   * also when it was prepared before `generate` (`prepared.timings`); `mediaDecodeMs`: the part of it spent reading
+   * and decoding media (≈ 0 when the frames came from the frame cache); `decodeMs`: generating the tokens.
+   */
+  timings: { visionMs: number; prefillMs: number; ttftMs: number; decodeMs: number; decodeTokensPerSecond: number; preprocessMs: number; mediaDecodeMs?: number };
 }
 
 export class VideoModel {
+  /** The precision and cache folder it was loaded with (for cost estimates: bench/estimate.ts). */
+  dtype: WeightPrecision = "fp32";
+  cacheDir: string | undefined;
+  /** Set by dispose(): every later call fails with a clear error. */
+  private disposed = false;
+  /** Calls that run the sessions now; dispose() waits for them before releasing the sessions. */
+  private readonly running = new Set<Promise<unknown>>();
+
   private constructor(
     readonly preparer: RequestPreparer,
     readonly vision: VisionEncoder,
     readonly decoder: Decoder,
     readonly loadMs: number,
-    readonly visionCache: VisionCache,
+    /** Emptied (replaced by a disabled cache) by dispose(). */
+    public visionCache: VisionCache,
     readonly visionChunkPatches: number,
   ) {}
 
-  static async load(dir: string, options: LoadOptions = {}): Promise<VideoModel> {
+  /**
+   * Opens a checkpoint folder (Hugging Face layout), converting it on first use; without a folder, the built-in demo
+   * model (models/videolm-demo, see docs/demo-model.md).
+   */
+  static load(options?: LoadOptions): Promise<VideoModel>;
+  static load(dir: string | undefined, options?: LoadOptions): Promise<VideoModel>;
+  static async load(dirOrOptions?: string | LoadOptions, maybeOptions?: LoadOptions): Promise<VideoModel> {
     const t0 = performance.now();
-    return VideoModel.fromPreparer(await RequestPreparer.load(dir), options, t0);
+    const [dir, options] = typeof dirOrOptions === "object" && dirOrOptions !== null ? [undefined, dirOrOptions] : [dirOrOptions, maybeOptions ?? {}];
+    if (dir !== undefined && typeof dir !== "string") throw new VideolmError(`VideoModel.load: expected a checkpoint folder path, got ${typeof dir}`);
+    if (dir === undefined && !defaultModelAvailable()) {
+      throw new VideolmError(`VideoModel.load: no checkpoint folder given and the built-in demo model is missing (${DEFAULT_MODEL_DIR}); pass a folder`);
+    }
+    return VideoModel.fromPreparer(await RequestPreparer.load(dir ?? DEFAULT_MODEL_DIR), options, t0);
   }
 
   /** Loads the weights for a checkpoint already opened for preparation (e.g. after checking a plan fits). */
@@ -95,7 +123,10 @@ export class VideoModel {
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
     const chunkPatches = options.visionChunkPatches ?? DEFAULT_VISION_CHUNK_PATCHES;
-    return new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache, chunkPatches);
+    const model = new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache, chunkPatches);
+    model.dtype = options.dtype ?? "fp32";
+    model.cacheDir = options.cacheDir;
+    return model;
   }
 
   get config(): FamilyConfig {
@@ -110,19 +141,51 @@ export class VideoModel {
 
   /** Media → patches and prompt → ids and positions, without running the model. */
   prepare(messages: ChatRequestMessage[], media: MediaOptions = {}, signal?: AbortSignal): Promise<PreparedRequest> {
+    if (this.disposed) return Promise.reject(disposedError());
     return this.preparer.prepare(messages, media, signal);
   }
 
-  async generate(request: GenerateRequest): Promise<GenerateResponse> {
+  /** Whether dispose() was called. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Frees the model: releases its onnxruntime sessions (the native weights and buffers) and empties the vision cache.
+   * Calls already running finish first; any later call fails with a VideolmError. Calling it again does nothing.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.visionCache = new VisionCache(0);
+    await Promise.allSettled([...this.running]);
+    await Promise.all([this.vision.release(), this.decoder.release()]);
+  }
+
+  /** Runs `work` as a call that dispose() waits for (a rejected promise once disposed). */
+  private track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.disposed) return Promise.reject(disposedError());
+    const p = work();
+    this.running.add(p);
+    const done = () => this.running.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  generate(request: GenerateRequest): Promise<GenerateResponse> {
+    return this.track(() => this.generateNow(request));
+  }
+
+  private async generateNow(request: GenerateRequest): Promise<GenerateResponse> {
     const { messages, media, onToken, signal, prepared: given, thinkingBudget, onProgress, ...explicit } = request;
     const options = this.preparer.resolveOptions(explicit);
     const t0 = performance.now();
-    const prepared = given ?? (await this.prepare(messages, media, signal));
-    const preprocessMs = performance.now() - t0;
+    const prepared = given ?? (await this.preparer.prepare(messages, media, signal));
+    const preprocessMs = given?.timings?.preprocessMs ?? performance.now() - t0;
     const S = prepared.inputIds.length;
     this.preparer.checkContext(S, options.maxNewTokens);
     const tv = performance.now();
-    const prompt = await this.encodeVisuals(prepared, onProgress, signal);
+    const prompt = await this.encodeVisualsNow(prepared, onProgress, signal);
     const visionMs = performance.now() - tv;
     const thinking = this.thinkingControl(prepared.inputIds, thinkingBudget);
     const splitter = new ThinkingSplitter({ startsInside: thinking.insideAtStart });
@@ -154,6 +217,7 @@ export class VideoModel {
       options,
       timings: {
         preprocessMs,
+        mediaDecodeMs: prepared.timings?.decodeMs ?? 0,
         visionMs,
         prefillMs: result.prefillMs,
         ttftMs: visionMs + result.firstTokenMs,
@@ -222,7 +286,11 @@ export class VideoModel {
   }
 
   /** Runs the vision encoder on each visual and lays its rows out at the visual's placeholder positions. */
-  async encodeVisuals(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
+  encodeVisuals(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
+    return this.track(() => this.encodeVisualsNow(prepared, onProgress, signal));
+  }
+
+  private async encodeVisualsNow(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
     const D = this.config.text.hiddenSize;
     const ids = prepared.inputIds;
     const byKind = { image: [] as Float32Array[], video: [] as Float32Array[] };

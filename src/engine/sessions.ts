@@ -48,11 +48,25 @@ export interface VisionOutput {
   deepstackLevels: number;
 }
 
+/** Releases a session's native resources once; later runs fail inside onnxruntime, so callers check first. */
+async function releaseSession(session: ort.InferenceSession, released: { done: boolean }): Promise<void> {
+  if (released.done) return;
+  released.done = true;
+  await session.release();
+}
+
 export class VisionEncoder {
+  private readonly released = { done: false };
   constructor(private readonly session: ort.InferenceSession) {}
+
+  /** Frees the onnxruntime session (idempotent); the encoder cannot run afterwards. */
+  release(): Promise<void> {
+    return releaseSession(this.session, this.released);
+  }
 
   /** The merged visual tokens [t·h·w / merge², hidden] and, for DeepStack graphs, the per-level features. */
   async encode(batch: VisionBatch): Promise<VisionOutput> {
+    if (this.released.done) throw new VideolmError("the vision encoder's session was released (the model was disposed)");
     const n = batch.grid[0] * batch.grid[1] * batch.grid[2];
     const patchDim = batch.pixelValues.length / n;
     const feeds: Record<string, ort.Tensor> = {
@@ -136,12 +150,20 @@ export class Decoder {
     this.deepstackLevels = meta && meta.isTensor && typeof meta.shape[0] === "number" ? meta.shape[0] : 0;
   }
 
+  private readonly released = { done: false };
+
+  /** Frees the onnxruntime session (idempotent); the decoder cannot run afterwards. */
+  release(): Promise<void> {
+    return releaseSession(this.session, this.released);
+  }
+
   createCache(capacity: number): KvCache {
     return new KvCache(capacity, this.config);
   }
 
   /** Runs one chunk, appending its keys/values to `cache`; returns logits [K, vocab]. */
   async forward(chunk: DecoderChunk, cache: KvCache): Promise<Float32Array> {
+    if (this.released.done) throw new VideolmError("the decoder's session was released (the model was disposed)");
     const S = chunk.inputIds.length;
     const total = cache.length + S;
     if (total > cache.capacity) throw new VideolmError(`sequence of ${total} tokens exceeds the KV cache capacity of ${cache.capacity}`);
