@@ -4,6 +4,7 @@
  */
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from "../src/server/http.js";
 import type { VideolmServer } from "../src/server/server.js";
 import { startServer } from "./server-helpers.js";
 
@@ -48,5 +49,41 @@ describe("malformed HTTP", () => {
   it("the server keeps answering afterwards", async () => {
     const r = await fetch(`${server.url}/health`);
     expect(r.status).toBe(200);
+  });
+});
+
+describe("deeply nested bodies", () => {
+  it("jsonNestingExceeds counts brackets outside strings only, escapes included", () => {
+    const enc = (t: string) => Buffer.from(t);
+    expect(jsonNestingExceeds(enc('{"a":"[[[[\\"[[[{{","b":[[1]]}'), 3)).toBeUndefined();
+    expect(jsonNestingExceeds(enc('{"a":"[[[[\\"[[[{{","b":[[1]]}'), 2)).toEqual({ at: 24 });
+    expect(jsonNestingExceeds(enc('{"a":"x\\\\","b":[[[1]]]}'), 3)).toEqual({ at: 17 });
+    expect(jsonNestingExceeds(enc(JSON.stringify({ messages: [{ role: "user", content: [{ type: "text", text: "[".repeat(1000) }] }] })), 5)).toBeUndefined();
+  });
+
+  it("a body of many deep arrays is refused before JSON.parse, and /health stays fast meanwhile", async () => {
+    const deep = "[".repeat(50_000) + "]".repeat(50_000);
+    const body = `{"messages":[{"role":"user","content":[${Array.from({ length: 200 }, () => deep).join(",")}]}]}`;
+    let slowest = 0;
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const t0 = performance.now();
+        await fetch(`${server.url}/health`);
+        slowest = Math.max(slowest, performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const t0 = performance.now();
+    const r = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    const ms = performance.now() - t0;
+    polling = false;
+    await poller;
+    expect(r.status).toBe(400);
+    const json = (await r.json()) as { error: { message: string; code: string } };
+    expect(json.error.code).toBe("invalid_json");
+    expect(json.error.message).toContain(`deeper than ${MAX_JSON_DEPTH} levels`);
+    expect(ms).toBeLessThan(2000);
+    expect(slowest).toBeLessThan(1000);
   });
 });

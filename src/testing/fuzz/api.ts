@@ -34,6 +34,8 @@ export interface CampaignResult {
   statuses: Record<string, number>;
   findings: Finding[];
   maxMs: number;
+  /** The slowest cases (what, ms), slowest first. */
+  slowest?: { seed: number; what: string; ms: number }[];
 }
 
 const text = (t: string) => ({ type: "text", text: t });
@@ -143,7 +145,7 @@ async function oneCase(base: string, seeds: ReturnType<typeof seedBodies>, rng: 
 /** Runs `count` mutated requests, `concurrency` at a time (so admission and the queue are exercised too). */
 export async function apiCampaign(base: string, seeds: ApiSeeds, rngFor: (caseIndex: number) => SeededRng, opts: { count: number; concurrency: number; timeoutMs: number; firstSeed: number; onCase?: (i: number) => void }): Promise<CampaignResult> {
   const bodies = seedBodies(seeds);
-  const result: CampaignResult = { count: 0, statuses: {}, findings: [], maxMs: 0 };
+  const result: CampaignResult = { count: 0, statuses: {}, findings: [], maxMs: 0, slowest: [] };
   let next = 0;
   const worker = async () => {
     while (next < opts.count) {
@@ -152,6 +154,7 @@ export async function apiCampaign(base: string, seeds: ApiSeeds, rngFor: (caseIn
       result.count++;
       result.statuses[r.status] = (result.statuses[r.status] ?? 0) + 1;
       result.maxMs = Math.max(result.maxMs, r.ms);
+      result.slowest = [...result.slowest!, { seed: opts.firstSeed + i, what: r.what, ms: Math.round(r.ms) }].sort((a, b) => b.ms - a.ms).slice(0, 5);
       if (r.problem) result.findings.push({ campaign: "api", seed: opts.firstSeed + i, problem: r.problem, what: r.what, detail: r.detail });
       opts.onCase?.(i);
     }
