@@ -5,14 +5,26 @@
  * frame count and average fps drive `calculate_video_frame_range`, `smart_nframes` and the linspace indices; the frame
  * size after rotation drives the per-frame pixel budget and `smart_resize`; every sampled frame is resized with
  * torchvision's (v1) bicubic antialiased resize, as `fetch_video` does (`resizeBicubicAntialiasFloat`).
- * Memory: only the resized sampled frames are kept (plus one native frame in flight).
+ * Memory: only the resized sampled frames are kept (plus one native frame in flight per ffmpeg run).
+ *
+ * Frame times (issue 15). The reference gives frame i the time i / average fps, which on a variable-frame-rate video
+ * is wrong by up to seconds (1.65 s measured on a phone-style clip). `frameTimes: "presentation"` (the default) uses
+ * the frames' presentation timestamps instead, relative to the first frame, from the frame table (frame-table.ts):
+ * read from the mp4/mov sample table (cheap, always), or from an ffprobe packet scan for other containers when the
+ * probe says the rate is variable (without the table a constant-rate file's times are i / fps). Where the container's
+ * timestamp precision cannot tell a frame's time from i / fps (within one time-base unit), i / fps is kept, so a
+ * constant-rate file gets exactly the reference's numbers. `sampleFps` follows: the frames sampled per second of the
+ * range's real duration (the reference: per second of count / average fps). Which frames are sampled does not change:
+ * the indices are always the reference's. `frameTimes: "reference"` gives the reference's times.
+ * Decoding seeks when that is cheaper (`decodeStrategy`, decode-frames.ts).
  * Hostile media: the probe refuses frames over `maxInputPixels` and containers outside ALLOWED_DEMUXERS before any
  * pixel is decoded; decoding uses the demuxer the probe detected (see ffmpeg.ts, limits.ts).
  */
 import { resizeBicubicAntialiasFloat } from "../processing/resize.js";
 import type { RgbImage } from "../processing/rgb-image.js";
 import { planVideoSampling, type SamplingDefaults, type VideoSamplingOptions, type VideoSamplingPlan } from "../sampling/qwen-vl-utils.js";
-import { decodeFrames, type ResizeFn } from "./decode-frames.js";
+import { decodeFrames, SEEKABLE_DEMUXERS, type DecodeStrategy, type ResizeFn } from "./decode-frames.js";
+import { frameSeconds, mp4FrameTable, scanFrameTable, type FrameTable } from "./frame-table.js";
 import { probeVideo, type VideoProbe } from "./probe.js";
 import { withLocalVideoFile, type SourceOptions } from "./sources.js";
 
@@ -32,26 +44,35 @@ export interface LoadVideoOptions extends VideoSamplingOptions, SourceOptions {
   decodeTimeoutMs?: number;
   /** Largest accepted stored frame size, width × height, checked on the probe before decoding (default 50,000,000). */
   maxInputPixels?: number;
+  /** Frame times: the frames' presentation times (default) or the reference's index / average fps (file comment). */
+  frameTimes?: FrameTimes;
+  /** How to reach the sampled frames: "auto" (default), "seek", or "stream" (one pass from the start). */
+  decodeStrategy?: DecodeStrategy;
 }
+
+export type FrameTimes = "presentation" | "reference";
 
 export interface VideoPlan {
   probe: VideoProbe;
+  /** The reference's plan, with `timestamps` and `sampleFps` as `frameTimes` asks. */
   plan: VideoSamplingPlan;
+  /** Which rule gave the times: "presentation" needs a frame table; without one, the reference's rule is used. */
+  frameTimes: FrameTimes;
 }
 
 export interface LoadedVideo extends VideoPlan {
   /** The sampled frames, each `plan.resizedWidth × plan.resizedHeight`, in `frameIndices` order. */
   frames: RgbImage[];
   frameIndices: number[];
-  /** Seconds: frame index / average fps (the reference's notion of a frame's time). */
+  /** Seconds of each sampled frame after the first frame (`frameTimes`: presentation times, or index / average fps). */
   timestamps: number[];
-  /** qwen-vl-utils `sample_fps` (Qwen2.5-VL: second_per_grid_ts = 2 / sample_fps). */
+  /** qwen-vl-utils `sample_fps` (Qwen2.5-VL: second_per_grid_ts = 2 / sample_fps); see the file comment. */
   sampleFps: number;
 }
 
-function planFor(probe: VideoProbe, options: LoadVideoOptions): VideoSamplingPlan {
+function planFor(probe: VideoProbe, options: LoadVideoOptions, table: FrameTable | undefined): { plan: VideoSamplingPlan; frameTimes: FrameTimes } {
   const rotate = options.applyRotation ?? true;
-  return planVideoSampling(
+  const plan = planVideoSampling(
     options,
     {
       frameCount: probe.frameCount,
@@ -61,17 +82,57 @@ function planFor(probe: VideoProbe, options: LoadVideoOptions): VideoSamplingPla
     },
     options.defaults,
   );
+  if ((options.frameTimes ?? "presentation") === "reference" || !table) return { plan, frameTimes: "reference" };
+  return { plan: { ...plan, ...presentationTimes(plan, table, probe.avgFps) }, frameTimes: "presentation" };
+}
+
+/**
+ * Presentation times of the sampled frames and the matching sample fps (see the file comment): a value within one
+ * time-base unit of the reference's is the reference's.
+ */
+export function presentationTimes(plan: VideoSamplingPlan, table: FrameTable, fps: number): { timestamps: number[]; sampleFps: number } {
+  const unit = table.timeBase[0] / table.timeBase[1] + 1e-9;
+  const timestamps = plan.frameIndices.map((i, k) => {
+    const t = frameSeconds(table, i);
+    return Math.abs(t - plan.timestamps[k]) <= unit ? plan.timestamps[k] : t;
+  });
+  const { start, end, count } = plan.range;
+  let sampleFps = plan.sampleFps;
+  if (count > 1) {
+    const span = frameSeconds(table, end) - frameSeconds(table, start);
+    if (span > 0 && Math.abs(span - (count - 1) / fps) > unit) sampleFps = (plan.nframes / count) * ((count - 1) / span);
+  }
+  return { timestamps, sampleFps };
 }
 
 function probeOptions(options: LoadVideoOptions) {
   return { signal: options.signal, timeoutMs: options.probeTimeoutMs, maxInputPixels: options.maxInputPixels };
 }
 
+/**
+ * The frame table when it is cheap (mp4/mov: the sample table) or needed for times (a variable frame rate per the
+ * probe, presentation times asked); undefined otherwise or when the file has none that can be trusted.
+ */
+async function tableForTimes(file: string, probe: VideoProbe, options: LoadVideoOptions): Promise<FrameTable | undefined> {
+  if (probe.demuxer === "mov") {
+    const table = await mp4FrameTable(file, probe.frameCount);
+    if (table) return table;
+  }
+  if (probe.isVfr && (options.frameTimes ?? "presentation") === "presentation") {
+    return scanFrameTable(file, probe, probeOptions(options));
+  }
+  return undefined;
+}
+
+/** Seeking pays off when a stream pass would decode many more frames than a scan costs (~1/20 of a decode). */
+const SCAN_WORTH_FRAMES = 600;
+
 /** Probes and plans without decoding any pixels (for `videolm inspect`). */
 export async function planVideo(source: string, options: LoadVideoOptions): Promise<VideoPlan> {
   return withLocalVideoFile(source, options, async (file) => {
     const probe = await probeVideo(file.path, probeOptions(options), file.label);
-    return { probe, plan: planFor(probe, options) };
+    const table = await tableForTimes(file.path, probe, options);
+    return { probe, ...planFor(probe, options, table) };
   });
 }
 
@@ -79,7 +140,13 @@ export async function planVideo(source: string, options: LoadVideoOptions): Prom
 export async function loadVideo(source: string, options: LoadVideoOptions): Promise<LoadedVideo> {
   return withLocalVideoFile(source, options, async (file) => {
     const probe = await probeVideo(file.path, probeOptions(options), file.label);
-    const plan = planFor(probe, options);
+    let table = await tableForTimes(file.path, probe, options);
+    const { plan, frameTimes } = planFor(probe, options, table);
+    const strategy = options.decodeStrategy ?? "auto";
+    const last = plan.frameIndices[plan.frameIndices.length - 1];
+    if (!table && strategy !== "stream" && SEEKABLE_DEMUXERS.includes(probe.demuxer) && last >= SCAN_WORTH_FRAMES) {
+      table = await scanFrameTable(file.path, probe, probeOptions(options));
+    }
     const frames = await decodeFrames(file.path, {
       indices: plan.frameIndices,
       width: probe.width,
@@ -92,7 +159,10 @@ export async function loadVideo(source: string, options: LoadVideoOptions): Prom
       signal: options.signal,
       timeoutMs: options.decodeTimeoutMs,
       onProgress: options.onProgress,
+      strategy,
+      table,
+      frameCount: probe.frameCount,
     });
-    return { probe, plan, frames, frameIndices: plan.frameIndices, timestamps: plan.timestamps, sampleFps: plan.sampleFps };
+    return { probe, plan, frameTimes, frames, frameIndices: plan.frameIndices, timestamps: plan.timestamps, sampleFps: plan.sampleFps };
   });
 }
