@@ -17,9 +17,9 @@ import { familyForModelType } from "../families/registry.js";
 import { resolveGenerationOptions, validateGenerationOptions, type GenerationOptions } from "../generation/options.js";
 import { ChatTemplate, specialTokenVariables } from "../text/chat-template.js";
 import { TextTokenizer } from "../text/tokenizer.js";
-import type { ChatRequestMessage, MediaOptions, PreparedVisual } from "./request.js";
+import type { ChatRequestMessage, ContentPart, MediaOptions, PlanLimit, PreparedVisual, VideoPart, VisualPlan } from "./request.js";
 
-/** Everything decided before the model runs: what `videolm inspect` shows. */
+/** Everything decided before the model runs, with the pixels the vision encoder consumes. */
 export interface PreparedRequest {
   promptText: string;
   inputIds: number[];
@@ -27,7 +27,54 @@ export interface PreparedRequest {
   positionIds: Int32Array;
   ropeDelta: number;
   visuals: PreparedVisual[];
+  /** Milliseconds: reading and decoding media (`decodeMs`, 0 on frame-cache hits) and the whole preparation. */
+  timings?: { decodeMs: number; preprocessMs: number };
 }
+
+/**
+ * The least room for an answer the defaults leave: when the prompt leaves less than this (or than the default
+ * max_new_tokens, when that is smaller), videos without frame/pixel options of their own get fewer frames instead.
+ */
+export const MIN_DEFAULT_ANSWER_TOKENS = 128;
+
+/** Planning options: the explicit max_new_tokens (else the defaults fit it), and a server's caps. */
+export interface PlanOptions {
+  /** max_new_tokens the caller asked for; undefined = the default, lowered to what the context leaves. */
+  maxNewTokens?: number;
+  /** Upper bound on the default max_new_tokens (the server's --max-tokens). */
+  maxNewTokensCap?: number;
+  /** Largest prompt accepted (the server's --max-prompt-tokens); the defaults fit under it as under the context. */
+  maxPromptTokens?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The plan of a request from headers alone (no pixel decoded): what `videolm inspect` shows, what `run` checks before
+ * decoding or loading weights, and what the server's plan endpoint reports. Prompt ids and positions are final:
+ * they depend only on the visuals' grids and timestamps.
+ */
+export interface RequestPlan {
+  promptText: string;
+  inputIds: number[];
+  positionIds: Int32Array;
+  ropeDelta: number;
+  visuals: VisualPlan[];
+  /** The messages with the options the defaults chose written into their video parts: `realise` decodes these. */
+  messages: ChatRequestMessage[];
+  maxNewTokens: number;
+  contextLength: number;
+  /** prompt + maxNewTokens ≤ context (and the prompt within maxPromptTokens when given). */
+  fits: boolean;
+  /** When it does not fit: what to change. */
+  advice?: string;
+  /** Every limit that shaped the plan: each visual's, and the request's (max_new_tokens lowered, frames fitted). */
+  limits: PlanLimit[];
+  /** Milliseconds the planning took. */
+  planMs: number;
+}
+
+/** Video options whose presence means the caller chose the frames or their size (the defaults then never change them). */
+const VIDEO_SHAPE_OPTIONS = ["fps", "nframes", "minFrames", "maxFrames", "minPixels", "maxPixels", "totalPixels"] as const;
 
 export class RequestPreparer {
   private constructor(
@@ -91,28 +138,156 @@ export class RequestPreparer {
   /** @param onProgress decoding progress of each video (frames received / frames sampled) */
   async prepare(messages: ChatRequestMessage[], media: MediaOptions = {}, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedRequest> {
     if (!Array.isArray(messages) || messages.length === 0) throw new VideolmError("a request needs at least one message");
+    const t0 = performance.now();
     const visuals: PreparedVisual[] = [];
+    let decodeMs = 0;
     for (const message of messages) {
       if (typeof message.content === "string") continue;
       for (const part of message.content) {
         const visual = await this.processor.prepareVisual(part, media, signal, onProgress);
-        if (visual) visuals.push(visual);
+        if (visual) {
+          visuals.push(visual);
+          decodeMs += visual.decodeMs ?? 0;
+        }
       }
     }
-    const templateMessages = messages.map((m) => ({
-      role: m.role,
-      content: typeof m.content === "string" ? m.content : m.content.map((p) => (p.type === "text" ? { type: "text" as const, text: p.text } : { type: p.type })),
-    }));
-    const promptText = this.template.render(templateMessages, { addGenerationPrompt: true, specialTokens: this.specialTokens });
+    const promptText = this.renderPrompt(messages);
     const { inputIds, positionIds, ropeDelta } = this.processor.buildPrompt(promptText, this.tokenizer, visuals);
-    return { promptText, inputIds, positionIds, ropeDelta, visuals };
+    return { promptText, inputIds, positionIds, ropeDelta, visuals, timings: { decodeMs, preprocessMs: performance.now() - t0 } };
+  }
+
+  /**
+   * The plan of a request from headers alone: no pixel is decoded, whatever the media's length. Without frame or
+   * pixel options of their own, videos and max_new_tokens follow the shared defaults, which fit the context by
+   * construction: the default max_new_tokens is lowered to what the prompt leaves; when that is less than
+   * MIN_DEFAULT_ANSWER_TOKENS, such videos get at most as many frames as fit (max_frames chosen here, said in
+   * `limits` and written into `messages` so that `realise` decodes exactly this plan).
+   */
+  async plan(messages: ChatRequestMessage[], media: MediaOptions = {}, options: PlanOptions = {}): Promise<RequestPlan> {
+    if (!Array.isArray(messages) || messages.length === 0) throw new VideolmError("a request needs at least one message");
+    const t0 = performance.now();
+    const { signal } = options;
+    const context = this.contextLength;
+    const promptCap = Math.min(context, options.maxPromptTokens ?? Infinity);
+    const defaultNew = Math.min(this.resolveOptions({}).maxNewTokens, options.maxNewTokensCap ?? Infinity);
+    const explicitNew = options.maxNewTokens;
+    const floor = explicitNew ?? Math.min(defaultNew, MIN_DEFAULT_ANSWER_TOKENS);
+
+    // Plan every visual part (remembering where it is, to rewrite its options when fitting).
+    const entries: { message: number; part: number; visual: VisualPlan; shrinkable: boolean }[] = [];
+    for (const [mi, message] of messages.entries()) {
+      if (typeof message.content === "string") continue;
+      for (const [pi, part] of message.content.entries()) {
+        const visual = await this.processor.planVisual(part, media, signal);
+        if (!visual) continue;
+        const shrinkable = part.type === "video" && visual.resample !== undefined && VIDEO_SHAPE_OPTIONS.every((k) => (part as VideoPart)[k] === undefined && media[k] === undefined);
+        entries.push({ message: mi, part: pi, visual, shrinkable });
+      }
+    }
+    const promptText = this.renderPrompt(messages);
+    let built = this.processor.buildPrompt(promptText, this.tokenizer, entries.map((e) => e.visual));
+    let planned = messages;
+    const limits: PlanLimit[] = [];
+
+    // Fit: fewer frames for videos that follow the defaults, when the prompt leaves less than `floor` new tokens.
+    const budget = Math.min(context - floor, promptCap);
+    const shrink = entries.filter((e) => e.shrinkable);
+    if (built.inputIds.length > budget && shrink.length > 0 && this.processor.gridWithMaxFrames) {
+      const regrid = this.processor.gridWithMaxFrames.bind(this.processor);
+      const merge = (this.config as unknown as { vision: { spatialMergeSize?: number } }).vision.spatialMergeSize ?? 2;
+      const tokensOf = (g: [number, number, number]) => (g[0] * g[1] * g[2]) / (merge * merge);
+      const fixed = built.inputIds.length - shrink.reduce((n, e) => n + e.visual.tokens, 0);
+      const promptAt = (maxFrames: number) => fixed + shrink.reduce((n, e) => n + tokensOf(regrid(e.visual, maxFrames) ?? e.visual.grid), 0);
+      const current = Math.max(...shrink.map((e) => e.visual.frameIndices?.length ?? 2));
+      // The largest even frame cap whose prompt fits (text that grows with frames, e.g. Qwen3-VL timestamps, is
+      // checked on the real prompt below and the cap lowered further if needed).
+      let lo = 2;
+      let hi = current;
+      while (lo < hi) {
+        const mid = Math.floor((lo + hi + 2) / 4) * 2;
+        if (promptAt(mid) <= budget) lo = mid;
+        else hi = mid - 2;
+      }
+      for (let maxFrames = lo; maxFrames >= 2; maxFrames -= 2) {
+        const rewritten = messages.map((m) => ({ ...m, content: typeof m.content === "string" ? m.content : [...m.content] }));
+        const visuals = entries.map((e) => e.visual);
+        for (const e of shrink) {
+          const content = rewritten[e.message].content as ContentPart[];
+          content[e.part] = { ...(content[e.part] as VideoPart), maxFrames };
+          const visual = await this.processor.planVisual(content[e.part], media, signal);
+          visuals[entries.indexOf(e)] = visual!;
+        }
+        const rebuilt = this.processor.buildPrompt(promptText, this.tokenizer, visuals);
+        if (rebuilt.inputIds.length <= budget || maxFrames === 2) {
+          built = rebuilt;
+          planned = rewritten;
+          entries.forEach((e, i) => (e.visual = visuals[i]));
+          for (const e of shrink) {
+            for (const l of e.visual.limits ?? []) if (l.name === "max_frames" && l.value === maxFrames) l.source = "fit";
+            e.visual.limits = (e.visual.limits ?? []).map((l) => (l.name === "max_frames" && l.source === "fit" ? { ...l, note: l.note.replace("(request)", "(fit)") } : l));
+          }
+          limits.push({
+            name: "max_frames",
+            value: maxFrames,
+            source: "fit",
+            note: `max_frames ${maxFrames} chosen so that the prompt (${built.inputIds.length} tokens) leaves at least ${floor} new tokens in the ${context}-token context${promptCap < context ? ` and stays within ${promptCap} prompt tokens` : ""} (give --max-frames / --fps / --max-pixels to choose yourself)`,
+          });
+          break;
+        }
+      }
+    }
+
+    const S = built.inputIds.length;
+    let maxNewTokens = explicitNew ?? defaultNew;
+    if (explicitNew === undefined && S + defaultNew > context) {
+      maxNewTokens = Math.max(1, context - S);
+      limits.push({ name: "max_new_tokens", value: maxNewTokens, source: "fit", note: `max_new_tokens lowered from ${defaultNew} to ${maxNewTokens}: what the ${context}-token context leaves after the ${S}-token prompt` });
+    } else if (explicitNew === undefined && options.maxNewTokensCap !== undefined && options.maxNewTokensCap < this.resolveOptions({}).maxNewTokens) {
+      limits.push({ name: "max_new_tokens", value: defaultNew, source: "server", note: `max_new_tokens ${defaultNew} (server --max-tokens)` });
+    }
+    const fits = S + maxNewTokens <= context && S <= promptCap;
+    const advice = fits
+      ? undefined
+      : S > promptCap && promptCap < context
+        ? `the prompt has ${S} tokens but at most ${promptCap} are accepted: use fewer frames or pixels (--fps / --max-frames, --max-pixels / --total-pixels)`
+        : `needs ${S + maxNewTokens} tokens (${S} prompt + ${maxNewTokens} new) but the context is ${context}: lower --fps / --max-frames, --max-pixels / --total-pixels, or --max-new-tokens`;
+    const visuals = entries.map((e) => e.visual);
+    limits.unshift(...visuals.flatMap((v) => (v.limits ?? []).filter((l) => l.source !== "fit")));
+    return {
+      promptText,
+      inputIds: built.inputIds,
+      positionIds: built.positionIds,
+      ropeDelta: built.ropeDelta,
+      visuals,
+      messages: planned,
+      maxNewTokens,
+      contextLength: context,
+      fits,
+      ...(advice ? { advice } : {}),
+      limits,
+      planMs: performance.now() - t0,
+    };
+  }
+
+  /**
+   * Decodes and patches what `plan` planned (its `messages`, with the options the defaults chose). Throws when the
+   * media changed in between so that the result no longer matches the plan.
+   */
+  async realise(plan: RequestPlan, media: MediaOptions = {}, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedRequest> {
+    const prepared = await this.prepare(plan.messages, media, signal, onProgress);
+    const same =
+      prepared.inputIds.length === plan.inputIds.length &&
+      prepared.visuals.length === plan.visuals.length &&
+      prepared.visuals.every((v, i) => v.grid.every((d, k) => d === plan.visuals[i].grid[k]));
+    if (!same) throw new VideolmError("the media changed between planning and decoding (different frames or sizes); run the request again");
+    return prepared;
   }
 
   /**
    * The chat template's output for `messages` (media parts as their placeholders), without touching any media:
    * the text `prepare` tokenizes, for checks that must come before the expensive work (the server's prompt limit).
    */
-  renderPrompt(messages: ChatRequestMessage[]): string {
+  renderPrompt(messages: readonly ChatRequestMessage[]): string {
     const templateMessages = messages.map((m) => ({
       role: m.role,
       content: typeof m.content === "string" ? m.content : m.content.map((p) => (p.type === "text" ? { type: "text" as const, text: p.text } : { type: p.type })),

@@ -33,6 +33,12 @@ export interface MediaOptions {
    * the request's media options (the server sets it per request; wire requests cannot).
    */
   maxInputPixels?: number;
+  /**
+   * A hard upper bound on the frames sampled from one video (the server's `--max-frames`), applied on top of the
+   * part's own options and the checkpoint's defaults, never raising them; the plan says when it shaped a video.
+   * Not a per-part option: set it in the request's media options.
+   */
+  frameLimit?: number;
 }
 
 export interface TextPart {
@@ -55,12 +61,30 @@ export interface ChatRequestMessage {
   content: string | ContentPart[];
 }
 
-/** One image or video after sampling and patching: what the vision encoder consumes and `inspect` shows. */
-export interface PreparedVisual {
+/**
+ * A limit that shaped a visual's plan (or the request's): `max_frames` capped the frame count, `total_pixels` or
+ * `max_pixels` the frame size, `min_frames` raised the count, … `source` says whose setting it was.
+ */
+export interface PlanLimit {
+  /** qwen-vl-utils / request option name: max_frames, min_frames, total_pixels, max_pixels, min_pixels, max_new_tokens, frame_limit. */
+  name: string;
+  value: number;
+  /** "request" (the part's or the command's option), "checkpoint" (its video_preprocessor_config.json), "default" (qwen-vl-utils), "server" (--max-frames), "fit" (chosen so the prompt fits the context). */
+  source: "request" | "checkpoint" | "default" | "server" | "fit";
+  /** One line for people, e.g. "max_frames 64 (checkpoint default): 120 frames at 2 fps capped to 64". */
+  note: string;
+}
+
+/**
+ * One image or video as planned, before any pixel is decoded: everything `inspect` shows and the prompt needs (the
+ * prompt's placeholder count depends only on the grid, the positions only on grids and timestamps).
+ */
+export interface VisualPlan {
   kind: "image" | "video";
   /** Where it came from, for messages and `inspect`. */
   source: string;
-  batch: VisionBatch;
+  /** Patch grid [t, h, w] (t = temporal patches: frame pairs). */
+  grid: [number, number, number];
   /** Merged visual tokens it occupies in the prompt. */
   tokens: number;
   /** Resized frame size [height, width]. */
@@ -71,4 +95,18 @@ export interface PreparedVisual {
   sampleFps?: number;
   /** Qwen2.5-VL: seconds per temporal grid step. */
   secondPerGrid?: number;
+  /** The limits that shaped this visual (videos: frame count and size caps that were reached). */
+  limits?: PlanLimit[];
+  /**
+   * Video files: the probe facts and sampling options the plan came from, so the family can re-plan it with other
+   * limits without reading the file again (fitting the context, suggesting a cheaper setting). Plain data.
+   */
+  resample?: { frameCount: number; fps: number; width: number; height: number; options: Record<string, number | undefined> };
+}
+
+/** One image or video after sampling and patching: what the vision encoder consumes. */
+export interface PreparedVisual extends VisualPlan {
+  batch: VisionBatch;
+  /** Milliseconds spent reading and decoding its pixels (0 when its frames came from the frame cache). */
+  decodeMs?: number;
 }

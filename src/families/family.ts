@@ -4,17 +4,30 @@
  */
 import type { Layers } from "../onnx/layers.js";
 import type { WeightMap } from "../checkpoint/weight-map.js";
-import type { ContentPart, MediaOptions, PreparedVisual } from "../engine/request.js";
+import type { ContentPart, MediaOptions, PreparedVisual, VisualPlan } from "../engine/request.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
 import type { ProgressCallback } from "../util/progress.js";
 import type { VisionBatch } from "../engine/sessions.js";
 
 /** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
 export interface FamilyProcessor {
+  /**
+   * Plans an image/video part from headers alone (probe, sampling plan, resized size, grid, tokens), decoding no
+   * pixels; null for parts that are not visual. `prepareVisual` realises the same plan.
+   */
+  planVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<VisualPlan | null>;
   /** Loads, samples and patches an image/video part; null for parts that are not visual. */
   prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null>;
-  /** Tokenizes the rendered prompt, expands placeholders, computes the 3-D position ids. */
-  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number };
+  /**
+   * The grid a planned video would get with at most `maxFrames` frames (and `maxPixels` pixels per frame), without
+   * I/O; undefined when it cannot say.
+   */
+  gridWithMaxFrames?(plan: VisualPlan, maxFrames: number, maxPixels?: number): [number, number, number] | undefined;
+  /**
+   * Tokenizes the rendered prompt, expands placeholders, computes the 3-D position ids: from the visuals' grids (and
+   * timestamps), so a plan gives the same ids as the prepared request.
+   */
+  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number };
   /**
    * The batch split into exact sub-batches of whole temporal steps with at most `maxPatches` patches each, so long
    * videos encode in bounded memory and report progress. Families without it are encoded in one call.

@@ -1,23 +1,27 @@
 /**
  * `videolm inspect`: the plan for a request without running the model — sampled frames and their times, resized
- * size, grid and tokens per video/image, prompt tokens, estimated memory, and whether it fits the context.
+ * size, grid and tokens per video/image, prompt tokens, the limits that shaped it, whether it fits the model's
+ * context, and its estimated memory and time on this machine. From headers alone: no frame is decoded, so a
+ * two-hour video plans as fast as a short one.
  */
-import { delayedProgress, stderrProgress } from "../../util/progress.js";
-import { RequestPreparer, type PreparedRequest } from "../../engine/preparer.js";
-import type { PreparedVisual } from "../../engine/request.js";
-import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags } from "../args.js";
+import { RequestPreparer } from "../../engine/preparer.js";
+import type { VisualPlan } from "../../engine/request.js";
+import { costJson, formatBytes, formatSeconds, planCost } from "../../engine/plan-cost.js";
+import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags, precisionFlag } from "../args.js";
 import { buildUserContent, mediaFlags, modelFromFlags } from "./run.js";
-import type { FamilyConfig } from "../../families/family.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question"]
 
-Shows what videolm run would feed the model, without running it: for each video the sampled frame indices and
-times, the resized frame size, the grid (t, h, w) and the visual tokens; the total prompt tokens, an estimate of
-the memory the request needs, and whether it fits the model's context (with what to change when it does not).
+Shows what videolm run would feed the model, without running it and without decoding any frame: for each video
+the sampled frame indices and times, the resized frame size, the grid (t, h, w) and the visual tokens; the total
+prompt tokens, the limits that shaped the plan (max_frames, total_pixels, …; without frame/pixel options the
+defaults fit the model's context by themselves), whether it fits the model's context (with what to change when
+it does not), and the estimated memory and time on this machine at --dtype (rates measured by videolm bench,
+else conservative defaults), with the setting that brings a slow request under a minute.
 Takes the media and generation flags of videolm run (see videolm run --help), --max-input-pixels N included (media
 larger than N pixels per image or frame is refused from its header); --json prints one JSON object.`;
 
-interface VisualPlan {
+interface VisualJson {
   kind: "image" | "video";
   source: string;
   size: [number, number];
@@ -26,37 +30,19 @@ interface VisualPlan {
   frameIndices?: number[];
   timestamps?: number[];
   sampleFps?: number;
+  limits?: string[];
 }
 
-function describeVisual(v: PreparedVisual): VisualPlan {
+function describeVisual(v: VisualPlan): VisualJson {
   return {
     kind: v.kind,
     source: v.source,
     size: v.size,
-    grid: v.batch.grid,
+    grid: v.grid,
     tokens: v.tokens,
     ...(v.kind === "video" ? { frameIndices: v.frameIndices, timestamps: v.timestamps?.map((t) => Math.round(t * 1000) / 1000), sampleFps: v.sampleFps } : {}),
+    ...(v.limits?.length ? { limits: v.limits.map((l) => l.note) } : {}),
   };
-}
-
-/**
- * Rough peak memory of running the request in fp32 activations: the KV cache for prompt + new tokens, the pixel
- * values of the largest visual, and its per-frame attention scores in the vision tower (t · heads · (h·w)² floats).
- * Weights are not included (they depend on --dtype; see the converted cache folder's size).
- */
-export function estimateRequestBytes(prepared: PreparedRequest, config: FamilyConfig, maxNewTokens: number): number {
-  const tokens = prepared.inputIds.length + maxNewTokens;
-  const kv = 2 * config.text.numLayers * config.text.numKvHeads * config.text.headDim * tokens * 4;
-  let vision = 0;
-  for (const v of prepared.visuals) {
-    const [t, h, w] = v.batch.grid;
-    vision = Math.max(vision, v.batch.pixelValues.byteLength + t * config.vision.numHeads * (h * w) ** 2 * 4);
-  }
-  return kv + vision;
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 export async function inspectCommand(argv: string[]): Promise<number> {
@@ -67,15 +53,14 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   }
   const { question, content } = buildUserContent(flags, positionals, { questionRequired: false });
   const preparer = await RequestPreparer.load(await modelFromFlags(flags));
-  const options = preparer.resolveOptions(generationFlags(flags));
-  const prepared = await preparer.prepare([{ role: "user", content }], mediaFlags(flags), undefined, flags.quiet ? undefined : delayedProgress(stderrProgress()));
-  const promptTokens = prepared.inputIds.length;
-  const fits = promptTokens + options.maxNewTokens <= preparer.contextLength;
-  const visuals = prepared.visuals.map(describeVisual);
-  const memory = estimateRequestBytes(prepared, preparer.config, options.maxNewTokens);
-  const advice = fits
-    ? undefined
-    : `needs ${promptTokens + options.maxNewTokens} tokens (${promptTokens} prompt + ${options.maxNewTokens} new) but the context is ${preparer.contextLength}: lower --fps / --max-frames, --max-pixels / --total-pixels, or --max-new-tokens`;
+  const explicit = generationFlags(flags);
+  preparer.resolveOptions(explicit); // validates the generation flags
+  const plan = await preparer.plan([{ role: "user", content }], mediaFlags(flags), { maxNewTokens: explicit.maxNewTokens });
+  const dtype = precisionFlag(flags);
+  const cost = planCost(preparer, plan, { dtype, cacheRoot: flags["cache-dir"] as string | undefined });
+  const promptTokens = plan.inputIds.length;
+  const visuals = plan.visuals.map(describeVisual);
+  const e = cost.estimate;
 
   if (flags.json) {
     const out = {
@@ -84,12 +69,16 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       videos: visuals.filter((v) => v.kind === "video"),
       images: visuals.filter((v) => v.kind === "image"),
       promptTokens,
-      ...(question !== undefined ? { promptIds: prepared.inputIds } : {}),
-      maxNewTokens: options.maxNewTokens,
-      contextLength: preparer.contextLength,
-      fits,
-      ...(advice ? { advice } : {}),
-      estimatedMemoryBytes: memory,
+      ...(question !== undefined ? { promptIds: plan.inputIds } : {}),
+      maxNewTokens: plan.maxNewTokens,
+      contextLength: plan.contextLength,
+      fits: plan.fits,
+      ...(plan.advice ? { advice: plan.advice } : {}),
+      limits: plan.limits.map((l) => ({ name: l.name, value: l.value, source: l.source, note: l.note })),
+      estimatedMemoryBytes: Math.round(e.memoryBytes),
+      estimatedSeconds: Math.round(e.seconds.total * 100) / 100,
+      cost: costJson(cost),
+      planMs: Math.round(plan.planMs * 10) / 10,
     };
     process.stdout.write(JSON.stringify(out) + "\n");
     return 0;
@@ -103,10 +92,21 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       lines.push(`  times (s): ${times.map((t) => t.toFixed(2)).join(", ")}`);
     }
     lines.push(`  resized to ${v.size[1]}×${v.size[0]} px, grid (t, h, w) = (${v.grid.join(", ")}), ${v.tokens} tokens`);
+    for (const l of v.limits ?? []) lines.push(`  limit: ${l}`);
   });
-  lines.push(`prompt: ${promptTokens} tokens (+ up to ${options.maxNewTokens} new) of a ${preparer.contextLength}-token context: ${fits ? "fits" : "does NOT fit"}`);
-  if (advice) lines.push(`  ${advice}`);
-  lines.push(`estimated memory beyond the weights: ${mib(memory)}`);
+  lines.push(`prompt: ${promptTokens} tokens (+ up to ${plan.maxNewTokens} new) of a ${plan.contextLength}-token context: ${plan.fits ? "fits" : "does NOT fit"}`);
+  if (plan.advice) lines.push(`  ${plan.advice}`);
+  for (const l of plan.limits.filter((l) => l.source === "fit" || l.source === "server")) lines.push(`  ${l.note}`);
+  const rates = e.rates.source === "measured" ? `rates measured by videolm bench${e.rates.measuredAt ? ` on ${e.rates.measuredAt.slice(0, 10)}` : ""}` : "built-in default rates; run videolm bench to measure this machine";
+  lines.push(
+    `estimated at ${dtype}: ${formatSeconds(e.seconds.firstToken)} to the first token (vision ${formatSeconds(e.seconds.vision)}, prefill ${formatSeconds(e.seconds.prefill)}), ` +
+      `up to ${formatSeconds(e.seconds.total)} with ${plan.maxNewTokens} new tokens; ${rates}`,
+  );
+  lines.push(
+    `estimated memory: ${formatBytes(e.memoryBytes)} (weights ${formatBytes(e.memory.weightsBytes)}, vision ${formatBytes(e.memory.visionBytes)}, KV cache and attention ${formatBytes(e.memory.decoderBytes)}); ${formatBytes(cost.availableMemoryBytes)} available`,
+  );
+  if (cost.slow) lines.push(`  slow: the first token takes minutes${cost.suggestion ? `; to get it within ${cost.targetSeconds} s: ${cost.suggestion}` : ""}`);
+  if (cost.memoryAdvice) lines.push(`  does NOT fit in memory: ${cost.memoryAdvice}`);
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
 }

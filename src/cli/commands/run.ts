@@ -7,10 +7,12 @@ import { VideoModel } from "../../engine/model.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../../hub/default-model.js";
 import { resolveModel } from "../../hub/resolve-model.js";
 import { RequestPreparer } from "../../engine/preparer.js";
+import { planCost } from "../../engine/plan-cost.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { timeFlag } from "../time.js";
+import { checkPixelBounds } from "../../sampling/qwen-vl-utils.js";
 import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
 import { readQuestion, type QuestionInput } from "../stdin.js";
@@ -65,6 +67,7 @@ export function mediaFlags(flags: Flags): MediaOptions {
   const end = timeFlag("end", flags.end);
   if (start !== undefined) out.start = start;
   if (end !== undefined) out.end = end;
+  checkPixelBounds(out); // before any media is read; images have no other check naming the flags
   return out;
 }
 
@@ -182,15 +185,23 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (thinkingBudget !== undefined && thinkingBudget < 0) throw new VideolmError(`--thinking-budget expects a non-negative integer, got ${thinkingBudget}`);
   const writer = thinkingWriter(process.stdout, Boolean(flags["hide-thinking"]));
 
-  // Prepare and check the request before converting or loading weights, so a bad video or an oversized plan
-  // fails in seconds.
+  // Plan and check the request from headers alone before decoding any frame or loading weights, so a bad video or
+  // an oversized plan fails in about a second, whatever the video's length; then decode only what was planned.
   const preparer = await RequestPreparer.load(modelDir);
-  const options = preparer.resolveOptions(explicit);
-  const messages: ChatRequestMessage[] = [{ role: "user", content }];
-  const prepared = await preparer.prepare(messages, media, undefined, quiet ? undefined : delayedProgress(stderrProgress()));
-  preparer.checkContext(prepared.inputIds.length, options.maxNewTokens);
+  preparer.resolveOptions(explicit); // validates the generation flags
+  const plan = await preparer.plan([{ role: "user", content }], media, { maxNewTokens: explicit.maxNewTokens });
+  preparer.checkContext(plan.inputIds.length, plan.maxNewTokens);
+  const dtype = precisionFlag(flags);
+  const cost = planCost(preparer, plan, { dtype, cacheRoot: flags["cache-dir"] as string | undefined });
+  if (!cost.memoryFits) throw new VideolmError(`this request ${cost.memoryAdvice}`);
+  if (!quiet) {
+    for (const l of plan.limits.filter((l) => l.source === "fit")) process.stderr.write(`videolm: ${l.note}\n`);
+    if (cost.slow) process.stderr.write(`videolm: warning: ${cost.warning}${cost.suggestion ? `; to get the first token within ${cost.targetSeconds} s: ${cost.suggestion}` : ""}\n`);
+  }
+  const messages: ChatRequestMessage[] = plan.messages;
+  const prepared = await preparer.realise(plan, media, undefined, quiet ? undefined : delayedProgress(stderrProgress()));
   const model = await VideoModel.fromPreparer(preparer, {
-    dtype: precisionFlag(flags),
+    dtype,
     threads: numberFlag(flags, "threads", { integer: true }),
     cacheDir: flags["cache-dir"] as string | undefined,
     onProgress: quiet ? undefined : stderrProgress(),
@@ -203,6 +214,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       messages,
       prepared,
       ...explicit,
+      maxNewTokens: plan.maxNewTokens,
       signal: abort.signal,
       thinkingBudget,
       onProgress: quiet ? undefined : delayedProgress(stderrProgress()),

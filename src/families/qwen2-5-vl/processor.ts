@@ -12,7 +12,7 @@
  *   - each visual also carries its window-attention layout (window.ts) as extra vision-graph inputs.
  */
 import type { VisionBatch } from "../../engine/sessions.js";
-import type { PreparedVisual } from "../../engine/request.js";
+import type { VisualPlan } from "../../engine/request.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import { Qwen2VLProcessor } from "../qwen2-vl/processor.js";
 import { expandPlaceholderIds } from "../qwen2-vl/prompt.js";
@@ -61,11 +61,11 @@ export class Qwen2_5VLProcessor extends Qwen2VLProcessor {
   }
 
   /** The rotary inputs of the visuals: grids, and for videos the seconds per temporal grid step. */
-  ropeVisuals(visuals: readonly PreparedVisual[]): RopeVisual[] {
-    return visuals.map((v) => ({ kind: v.kind, grid: v.batch.grid, secondPerGrid: v.kind === "video" ? v.secondPerGrid : undefined }));
+  ropeVisuals(visuals: readonly VisualPlan[]): RopeVisual[] {
+    return visuals.map((v) => ({ kind: v.kind, grid: v.grid, secondPerGrid: v.kind === "video" ? v.secondPerGrid : undefined }));
   }
 
-  override buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]) {
+  override buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]) {
     const c = this.config;
     const rendered = tokenizer.encode(promptText);
     const ropeVisuals = this.ropeVisuals(visuals);

@@ -7,7 +7,9 @@ import type { VisionBatch } from "../../engine/sessions.js";
 import type { ProgressCallback } from "../../util/progress.js";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
+import type { ContentPart, MediaOptions, PlanLimit, PreparedVisual, VideoPart, VisualPlan } from "../../engine/request.js";
+import { DEFAULT_FRAME_CACHE_BYTES, FrameCache } from "../../engine/frame-cache.js";
+import { readImageHeader } from "../../engine/image-header.js";
 import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import { readBoundedJsonObject } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
@@ -15,10 +17,11 @@ import type { FamilyProcessor } from "../family.js";
 import { decodeImage } from "../../media/image.js";
 import { fetchImage, loadFrameList } from "../../media/frame-list.js";
 import { withLocalVideoFile } from "../../media/sources.js";
-import { loadVideo } from "../../media/video.js";
+import { loadVideo, planVideo, type LoadedVideo } from "../../media/video.js";
 import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-patches.js";
 import type { RgbImage } from "../../processing/rgb-image.js";
-import { qwenVlUtilsDefaults, type SamplingDefaults } from "../../sampling/qwen-vl-utils.js";
+import { smartResize } from "../../processing/smart-resize.js";
+import { planVideoFrameSize, planVideoSampling, qwenVlUtilsDefaults, type SamplingDefaults, type VideoSamplingOptions, type VideoSamplingPlan } from "../../sampling/qwen-vl-utils.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import type { Qwen2VLConfig } from "./config.js";
 import { expandPlaceholderIds, visualTokenCount } from "./prompt.js";
@@ -77,6 +80,8 @@ export function withCheckpointSampling(checkpointDir: string, base: SamplingDefa
 export class Qwen2VLProcessor implements FamilyProcessor {
   readonly pre: Qwen2VLPreprocessorConfig;
   readonly sampling: SamplingDefaults;
+  /** Decoded, resized frames of recent videos by (source identity, plan): a second request skips decoding. */
+  readonly frameCache = new FrameCache(DEFAULT_FRAME_CACHE_BYTES);
 
   constructor(
     checkpointDir: string,
@@ -97,6 +102,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     return {
       kind,
       source,
+      grid,
       batch: { pixelValues, grid, positionIds: visionPositionIds(grid, merge), extraInputs: this.extraVisionInputs(grid) },
       tokens: visualTokenCount(grid, merge),
       size: [frames[0].height, frames[0].width],
@@ -136,63 +142,241 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     return chunks;
   }
 
-  async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null> {
+  /** Per-image pixel bounds of a part (Qwen3-VL overrides the fallbacks). */
+  protected imagePixelBounds(part: { minPixels?: number; maxPixels?: number }, defaults: MediaOptions): { minPixels: number; maxPixels: number } {
+    return { minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels, maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels };
+  }
+
+  /** A video part's options over the request's, and the qwen-vl-utils sampling options they give. */
+  private videoOptions(part: VideoPart, defaults: MediaOptions) {
+    const { video: _video, type: _type, ...own } = part;
+    const o: MediaOptions = { ...defaults, ...stripUndefined(own) };
+    const sampling: VideoSamplingOptions = {
+      nframes: o.nframes,
+      minFrames: o.minFrames,
+      maxFrames: o.maxFrames,
+      videoStart: o.start,
+      videoEnd: o.end,
+      minPixels: o.minPixels,
+      maxPixels: o.maxPixels,
+      totalPixels: o.totalPixels,
+    };
+    // The server's --max-frames: a cap on top of whatever applies, never a default that raises it.
+    let frameLimited = false;
+    if (o.frameLimit !== undefined && o.nframes === undefined && o.frameLimit < (o.maxFrames ?? this.sampling.maxFrames)) {
+      sampling.maxFrames = o.frameLimit;
+      frameLimited = true;
+    }
+    return { o, sampling, frameLimited, own: stripUndefined(own) as MediaOptions };
+  }
+
+  /**
+   * The plan of an image or video part from headers alone — sampled frames, times, resized size, grid, tokens and the
+   * limits that shaped them — without decoding a pixel. `prepareVisual` realises the same plan.
+   */
+  async planVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal): Promise<VisualPlan | null> {
     if (part.type === "text") return null;
     if (part.type === "image") {
       const source = describeSource(part.image);
-      const image = isRgbImage(part.image) ? part.image : await loadImage(part.image, defaults.maxInputPixels, signal);
-      // qwen-vl-utils fetch_image (the authors' pipeline); the processor's own resize is then the identity.
-      const resized = fetchImage(image, { minPixels: part.minPixels ?? defaults.minPixels ?? this.pre.minPixels, maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.pre.maxPixels }, this.sampling);
-      // One frame: patchifyFrames repeats it to fill the temporal patch (two identical frames), as the reference.
-      return this.toVisual("image", source, [resized]);
+      const header = isRgbImage(part.image) ? part.image : await readImageHeader(part.image, defaults.maxInputPixels, signal);
+      const bounds = this.imagePixelBounds(part, defaults);
+      const [h, w] = smartResize(header.height, header.width, { factor: this.sampling.factor, minPixels: bounds.minPixels, maxPixels: bounds.maxPixels });
+      return this.planOf("image", source, 1, h, w);
     }
     if (part.type === "video") {
-      const { video, type: _type, ...own } = part;
-      const o: MediaOptions = { ...defaults, ...stripUndefined(own) };
-      const sampling = {
-        nframes: o.nframes,
-        minFrames: o.minFrames,
-        maxFrames: o.maxFrames,
-        videoStart: o.start,
-        videoEnd: o.end,
-        minPixels: o.minPixels,
-        maxPixels: o.maxPixels,
-        totalPixels: o.totalPixels,
-      };
-      let loaded: { frames: RgbImage[]; frameIndices: number[]; timestamps: number[]; sampleFps: number };
-      let source: string;
-      if (Array.isArray(video)) {
-        loaded = await loadFrameList(video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), o.fps, sampling, this.sampling, { maxInputPixels: o.maxInputPixels });
-        source = `${video.length} frames`;
-      } else if (isRawFrames(video)) {
-        loaded = await loadFrameList(video.frames, o.fps ?? video.fps, sampling, this.sampling);
-        source = `${video.frames.length} raw frames`;
-      } else {
-        source = describeSource(video);
-        const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
-        loaded = await loadVideo(url, {
-          ...sampling,
-          fps: o.fps,
-          defaults: this.sampling,
-          maxInputPixels: o.maxInputPixels,
-          signal,
-          onProgress: onProgress && ((done, total) => onProgress({ task: `Decoding ${source}`, done, total, unit: "frames" })),
+      const { video } = part;
+      const { o, sampling, frameLimited, own } = this.videoOptions(part, defaults);
+      if (Array.isArray(video) || isRawFrames(video)) {
+        const list = Array.isArray(video) ? video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)) : video.frames;
+        const fps = Array.isArray(video) ? o.fps : (o.fps ?? video.fps);
+        const sizes: { width: number; height: number }[] = [];
+        for (const f of list) sizes.push(typeof f === "string" || Buffer.isBuffer(f) ? await readImageHeader(f, o.maxInputPixels, signal) : f);
+        const plan = planFrameList(sizes, fps, sampling, this.sampling);
+        return this.planOf("video", Array.isArray(video) ? `${video.length} frames` : `${video.frames.length} raw frames`, plan.count, plan.height, plan.width, {
+          frameIndices: plan.frameIndices,
+          timestamps: plan.timestamps,
+          sampleFps: plan.sampleFps,
+          secondPerGrid: this.config.vision.temporalPatchSize / plan.sampleFps,
         });
       }
-      return this.toVisual("video", source, loaded.frames, {
-        frameIndices: loaded.frameIndices,
-        timestamps: loaded.timestamps,
-        sampleFps: loaded.sampleFps,
-        secondPerGrid: this.config.vision.temporalPatchSize / loaded.sampleFps,
+      const source = describeSource(video);
+      const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
+      const { probe, plan } = await planVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, maxInputPixels: o.maxInputPixels, signal });
+      const frames = { frameCount: probe.frameCount, fps: probe.avgFps, width: probe.displayWidth, height: probe.displayHeight };
+      return this.planOf("video", source, plan.nframes, plan.resizedHeight, plan.resizedWidth, {
+        frameIndices: plan.frameIndices,
+        timestamps: plan.timestamps,
+        sampleFps: plan.sampleFps,
+        secondPerGrid: this.config.vision.temporalPatchSize / plan.sampleFps,
+        limits: this.videoLimits(own, defaults, { ...sampling, fps: o.fps }, frameLimited, frames, plan),
+        resample: { ...frames, options: { ...sampling, fps: o.fps } },
       });
     }
     throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
   }
 
-  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]) {
+  /**
+   * The grid a planned video file would get with at most `maxFrames` frames (and, when given, at most `maxPixels`
+   * pixels per frame), same options otherwise, from the probe facts kept in the plan: no I/O. Undefined for visuals
+   * that cannot be re-sampled (images, frame lists) or when the options are not possible.
+   */
+  gridWithMaxFrames(plan: VisualPlan, maxFrames: number, maxPixels?: number): [number, number, number] | undefined {
+    const r = plan.resample;
+    if (!r) return undefined;
+    const options: VideoSamplingOptions = { ...(r.options as VideoSamplingOptions), maxFrames, nframes: undefined };
+    if (maxPixels !== undefined) {
+      if (maxPixels < (options.minPixels ?? this.sampling.videoMinPixels)) return undefined;
+      options.maxPixels = Math.min(maxPixels, options.maxPixels ?? Infinity);
+    }
+    try {
+      const p = planVideoSampling(options, r, this.sampling);
+      return this.gridOf(p.nframes, p.resizedHeight, p.resizedWidth);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private gridOf(frames: number, height: number, width: number): [number, number, number] {
+    const v = this.config.vision;
+    return [Math.ceil(frames / v.temporalPatchSize), height / v.patchSize, width / v.patchSize];
+  }
+
+  private planOf(kind: "image" | "video", source: string, frames: number, height: number, width: number, extra: Partial<VisualPlan> = {}): VisualPlan {
+    const grid = this.gridOf(frames, height, width);
+    return { kind, source, grid, tokens: visualTokenCount(grid, this.config.vision.spatialMergeSize), size: [height, width], ...extra };
+  }
+
+  /** Which limits shaped a video's plan: frame count caps and floors, frame size caps and floors. */
+  private videoLimits(
+    own: MediaOptions,
+    defaults: MediaOptions,
+    sampling: VideoSamplingOptions,
+    frameLimited: boolean,
+    video: { frameCount: number; fps: number; width: number; height: number },
+    plan: VideoSamplingPlan,
+  ): PlanLimit[] {
+    const d = this.sampling;
+    const base = qwenVlUtilsDefaults(this.config.vision.patchSize);
+    const whose = (key: keyof MediaOptions, checkpointValue: number, defaultValue: number): PlanLimit["source"] =>
+      own[key] !== undefined || defaults[key] !== undefined ? "request" : checkpointValue !== defaultValue ? "checkpoint" : "default";
+    const limits: PlanLimit[] = [];
+    if (sampling.nframes === undefined) {
+      const fps = sampling.fps ?? d.fps;
+      const wanted = (plan.range.count / video.fps) * fps;
+      const maxFrames = sampling.maxFrames ?? d.maxFrames;
+      const minFrames = sampling.minFrames ?? d.minFrames;
+      if (wanted > maxFrames && plan.nframes <= maxFrames && plan.nframes < Math.min(plan.range.count, Math.floor(wanted))) {
+        const source = frameLimited ? "server" : whose("maxFrames", d.maxFrames, base.maxFrames);
+        const name = frameLimited ? "frame_limit" : "max_frames";
+        limits.push({ name, value: maxFrames, source, note: `${name} ${maxFrames} (${source}): ${Math.floor(wanted)} frames at ${+fps.toFixed(3)} fps capped to ${plan.nframes}` });
+      } else if (wanted < minFrames && plan.nframes >= Math.min(minFrames, plan.range.count) && plan.nframes > Math.floor(wanted)) {
+        const source = whose("minFrames", d.minFrames, base.minFrames);
+        limits.push({ name: "min_frames", value: minFrames, source, note: `min_frames ${minFrames} (${source}): ${Math.floor(wanted)} frames at ${+fps.toFixed(3)} fps raised to ${plan.nframes}` });
+      }
+    }
+    if (sampling.videoStart !== undefined || sampling.videoEnd !== undefined) {
+      limits.push({ name: "range", value: plan.range.count, source: "request", note: `clip range frames ${plan.range.start}–${plan.range.end} (start/end)` });
+    }
+    const pixels = video.width * video.height;
+    if (pixels > plan.maxPixels) {
+      const userMax = sampling.maxPixels;
+      const perFrameDefault = Math.max(d.videoMaxPixels, Math.trunc(plan.minPixels * 1.05));
+      const byUser = userMax !== undefined && userMax <= plan.maxPixels;
+      const byTotal = !byUser && plan.maxPixels < perFrameDefault;
+      const [name, source] = byUser
+        ? (["max_pixels", "request"] as const)
+        : byTotal
+          ? (["total_pixels", whose("totalPixels", d.videoTotalPixels, base.videoTotalPixels)] as const)
+          : (["max_pixels", whose("maxPixels", d.videoMaxPixels, base.videoMaxPixels)] as const);
+      const value = name === "total_pixels" ? (sampling.totalPixels ?? d.videoTotalPixels) : plan.maxPixels;
+      limits.push({ name, value: Math.round(value), source, note: `${name} ${Math.round(value)} (${source}): ${video.width}×${video.height} frames resized to ${plan.resizedWidth}×${plan.resizedHeight}` });
+    } else if (pixels < plan.minPixels) {
+      const source = whose("minPixels", d.videoMinPixels, base.videoMinPixels);
+      limits.push({ name: "min_pixels", value: plan.minPixels, source, note: `min_pixels ${plan.minPixels} (${source}): ${video.width}×${video.height} frames enlarged to ${plan.resizedWidth}×${plan.resizedHeight}` });
+    }
+    return limits;
+  }
+
+  /** Loads (or takes from the frame cache), samples and patches an image/video part: the plan, realised. */
+  async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null> {
+    if (part.type === "text") return null;
+    if (part.type === "image") {
+      const source = describeSource(part.image);
+      const t0 = performance.now();
+      const image = isRgbImage(part.image) ? part.image : await loadImage(part.image, defaults.maxInputPixels, signal);
+      // qwen-vl-utils fetch_image (the authors' pipeline); the processor's own resize is then the identity.
+      const resized = fetchImage(image, this.imagePixelBounds(part, defaults), this.sampling);
+      const decodeMs = performance.now() - t0;
+      // One frame: patchifyFrames repeats it to fill the temporal patch (two identical frames), as the reference.
+      return { ...this.toVisual("image", source, [resized]), decodeMs };
+    }
+    if (part.type === "video") {
+      const { video } = part;
+      const { o, sampling, frameLimited, own } = this.videoOptions(part, defaults);
+      let loaded: { frames: RgbImage[]; frameIndices: number[]; timestamps: number[]; sampleFps: number };
+      let source: string;
+      let limits: PlanLimit[] | undefined;
+      let resample: VisualPlan["resample"];
+      const t0 = performance.now();
+      let decodeMs: number;
+      if (Array.isArray(video)) {
+        loaded = await loadFrameList(video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), o.fps, sampling, this.sampling, { maxInputPixels: o.maxInputPixels });
+        source = `${video.length} frames`;
+        decodeMs = performance.now() - t0;
+      } else if (isRawFrames(video)) {
+        loaded = await loadFrameList(video.frames, o.fps ?? video.fps, sampling, this.sampling);
+        source = `${video.frames.length} raw frames`;
+        decodeMs = 0;
+      } else {
+        source = describeSource(video);
+        const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
+        const loadOptions = {
+          ...sampling,
+          fps: o.fps,
+          defaults: this.sampling,
+          maxInputPixels: o.maxInputPixels,
+          signal,
+          onProgress: onProgress && ((done: number, total: number) => onProgress({ task: `Decoding ${source}`, done, total, unit: "frames" as const })),
+        };
+        // A local file or in-memory bytes: probe (cheap), then reuse the frames decoded for the same plan before.
+        const cacheable = this.frameCache.maxBytes > 0 && FrameCache.key(video, "") !== undefined;
+        const planned = cacheable ? await planVideo(url, loadOptions) : undefined;
+        const key = planned && FrameCache.key(video, { kind: "video", indices: planned.plan.frameIndices, size: [planned.plan.resizedHeight, planned.plan.resizedWidth], rotation: planned.probe.rotation });
+        const cached = this.frameCache.get(key);
+        let result: LoadedVideo | undefined;
+        if (cached && planned) {
+          result = { ...planned, frames: cached, frameIndices: planned.plan.frameIndices, timestamps: planned.plan.timestamps, sampleFps: planned.plan.sampleFps };
+          decodeMs = 0;
+        } else {
+          const t1 = performance.now();
+          result = await loadVideo(url, loadOptions);
+          decodeMs = performance.now() - t1;
+          this.frameCache.set(key, result.frames);
+        }
+        loaded = result;
+        const frames = { frameCount: result.probe.frameCount, fps: result.probe.avgFps, width: result.probe.displayWidth, height: result.probe.displayHeight };
+        limits = this.videoLimits(own, defaults, { ...sampling, fps: o.fps }, frameLimited, frames, result.plan);
+        resample = { ...frames, options: { ...sampling, fps: o.fps } };
+      }
+      return {
+        ...this.toVisual("video", source, loaded.frames, {
+          frameIndices: loaded.frameIndices,
+          timestamps: loaded.timestamps,
+          sampleFps: loaded.sampleFps,
+          secondPerGrid: this.config.vision.temporalPatchSize / loaded.sampleFps,
+          ...(limits ? { limits } : {}),
+          ...(resample ? { resample } : {}),
+        }),
+        decodeMs,
+      };
+    }
+    throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
+  }
+
+  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]) {
     const c = this.config;
     const rendered = tokenizer.encode(promptText);
-    const ropeVisuals = visuals.map((v) => ({ kind: v.kind, grid: v.batch.grid }));
+    const ropeVisuals = visuals.map((v) => ({ kind: v.kind, grid: v.grid }));
     const expanded = expandPlaceholderIds(rendered, ropeVisuals, { imageTokenId: c.imageTokenId, videoTokenId: c.videoTokenId, mergeSize: c.vision.spatialMergeSize });
     const { positionIds, ropeDelta } = getRopeIndex(expanded, ropeVisuals, {
       spatialMergeSize: c.vision.spatialMergeSize,
@@ -213,6 +397,29 @@ async function loadImage(source: string | URL | Buffer, maxInputPixels: number |
   const text = source instanceof URL ? source.href : source;
   if (!/^(https?|data|file):/i.test(text)) return decodeImage(text, { maxInputPixels });
   return withLocalVideoFile(text, { signal }, (file) => decodeImage(file.path, { maxInputPixels, label: file.label }));
+}
+
+/**
+ * The plan of a video given as a list of frames, from their sizes (headers) alone: what loadFrameList (media/
+ * frame-list.ts, qwen-vl-utils' list branch of fetch_video) does to the pixels — fetch_image's smart_resize of every
+ * frame within the image bounds, padding to the temporal factor, the video per-frame budget — applied to sizes.
+ */
+function planFrameList(sizes: readonly { width: number; height: number }[], fps: number | undefined, options: VideoSamplingOptions, defaults: SamplingDefaults) {
+  if (sizes.length === 0) throw new VideolmError("a video given as a list of frames needs at least one frame");
+  if (options.nframes !== undefined || options.videoStart !== undefined || options.videoEnd !== undefined) {
+    throw new VideolmError("nframes / start / end apply to video files; a list of frames is used as given (pass fewer frames instead)");
+  }
+  const sampleFps = fps ?? 2.0;
+  if (!(sampleFps > 0)) throw new VideolmError(`the frame rate of a list of frames must be positive (got ${fps})`);
+  const fetched = sizes.map((s) =>
+    smartResize(s.height, s.width, { factor: defaults.factor, minPixels: options.minPixels ?? defaults.imageMinPixels, maxPixels: options.maxPixels ?? defaults.imageMaxPixels }),
+  );
+  const [h0, w0] = fetched[0];
+  if (!fetched.every(([h, w]) => h === h0 && w === w0)) throw new VideolmError("all frames of a video must have the same size after resizing; give frames of one size");
+  const count = Math.ceil(sizes.length / defaults.frameFactor) * defaults.frameFactor;
+  const size = planVideoFrameSize(options, h0, w0, count, defaults);
+  const frameIndices = Array.from({ length: count }, (_, i) => i);
+  return { count, height: size.height, width: size.width, frameIndices, timestamps: frameIndices.map((i) => i / sampleFps), sampleFps };
 }
 
 function isRawFrames(x: unknown): x is { frames: RgbImage[]; fps: number } {

@@ -15,8 +15,7 @@
  * qwen-vl-utils 0.0.14 vision_process.py `fetch_video` / `fetch_image`.
  */
 import type { VisionBatch } from "../../engine/sessions.js";
-import type { ProgressCallback } from "../../util/progress.js";
-import type { ContentPart, MediaOptions, PreparedVisual } from "../../engine/request.js";
+import type { MediaOptions, VisualPlan } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import { Qwen2VLProcessor } from "../qwen2-vl/processor.js";
@@ -36,16 +35,12 @@ export class Qwen3VLProcessor extends Qwen2VLProcessor {
     super(checkpointDir, qwen3);
   }
 
-  override async prepareVisual(part: ContentPart, defaults: MediaOptions, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<PreparedVisual | null> {
-    let own = part;
-    if (part.type === "image") {
-      own = {
-        ...part,
-        minPixels: part.minPixels ?? defaults.minPixels ?? this.sampling.imageMinPixels,
-        maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.sampling.imageMaxPixels,
-      };
-    }
-    return super.prepareVisual(own, defaults, signal, onProgress);
+  /** Images: the pixel bounds default to qwen-vl-utils' (see the file comment), for planning and preparing alike. */
+  protected override imagePixelBounds(part: { minPixels?: number; maxPixels?: number }, defaults: MediaOptions): { minPixels: number; maxPixels: number } {
+    return {
+      minPixels: part.minPixels ?? defaults.minPixels ?? this.sampling.imageMinPixels,
+      maxPixels: part.maxPixels ?? defaults.maxPixels ?? this.sampling.imageMaxPixels,
+    };
   }
 
   protected override extraVisionInputs(grid: readonly [number, number, number]): VisionBatch["extraInputs"] {
@@ -58,22 +53,22 @@ export class Qwen3VLProcessor extends Qwen2VLProcessor {
     };
   }
 
-  override buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: PreparedVisual[]) {
+  override buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]) {
     const c = this.qwen3;
     const videos = visuals.filter((v) => v.kind === "video");
     const text = expandVideoText(
       promptText,
       videos.map((v) => {
         const seconds = frameGroupTimestamps(v.timestamps ?? [], c.vision.spatialMergeSize);
-        if (seconds.length !== v.batch.grid[0]) {
-          throw new VideolmError(`video ${v.source}: ${v.timestamps?.length ?? 0} frame times give ${seconds.length} timestamps for ${v.batch.grid[0]} frame pairs`);
+        if (seconds.length !== v.grid[0]) {
+          throw new VideolmError(`video ${v.source}: ${v.timestamps?.length ?? 0} frame times give ${seconds.length} timestamps for ${v.grid[0]} frame pairs`);
         }
         return seconds;
       }),
     );
     const blocks: PromptBlock[] = visuals.flatMap((v): PromptBlock[] => {
-      const [t, h, w] = v.batch.grid;
-      return v.kind === "image" ? [{ kind: "image", grid: v.batch.grid }] : Array.from({ length: t }, () => ({ kind: "video" as const, grid: [1, h, w] as const }));
+      const [t, h, w] = v.grid;
+      return v.kind === "image" ? [{ kind: "image", grid: v.grid }] : Array.from({ length: t }, () => ({ kind: "video" as const, grid: [1, h, w] as const }));
     });
     const ids = expandPlaceholderIds(tokenizer.encode(text), blocks, { imageTokenId: c.imageTokenId, videoTokenId: c.videoTokenId, mergeSize: c.vision.spatialMergeSize });
     const { positionIds, ropeDelta } = getRopeIndex(ids, blocks, {
