@@ -84,6 +84,20 @@ describe("videolm inspect", () => {
     expect(lines.filter((l) => l.startsWith("videolm:"))).toHaveLength(1);
   });
 
+  it("names the user's flags when sampling one frame or an empty pixel range", () => {
+    const cases: [string[], string][] = [
+      [["--nframes", "1"], "videolm: video sampling: --nframes 1 is too few: a video needs at least 2 frames (Qwen-VL models see frames in pairs); use --nframes 2 or more, or give a single frame as an image"],
+      [["--max-frames", "1"], "videolm: video sampling: --max-frames 1 is too few: a video needs at least 2 frames (Qwen-VL models see frames in pairs); use --max-frames 2 or more"],
+      [["--min-pixels", "100000", "--max-pixels", "1000"], "videolm: --min-pixels 100000 is larger than --max-pixels 1000; lower --min-pixels or raise --max-pixels"],
+      [["--max-pixels", "1000"], "videolm: --max-pixels 1000 is below the smallest frame size this model uses (--min-pixels defaults to 100352); raise --max-pixels, or lower --min-pixels too"],
+    ];
+    for (const [flags, message] of cases) {
+      const r = videolm(["inspect", "--model", model, clip, ...flags]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toBe(message);
+    }
+  });
+
   it("fails cleanly on a corrupt video", () => {
     const bad = path.join(work, "bad.mp4");
     fs.writeFileSync(bad, "not a video");

@@ -8,6 +8,7 @@ import { runCommand } from "./commands/run.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelsCommand } from "./commands/models.js";
 import { closest } from "./suggest.js";
+import { CLI_SPELLING, messageFor } from "../option-error.js";
 
 const COMMANDS = ["run", "inspect", "serve", "bench", "models", "help"];
 
@@ -62,7 +63,7 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof VideolmError) {
-      process.stderr.write(`videolm: ${error.message}\n`);
+      process.stderr.write(`videolm: ${messageFor(error, CLI_SPELLING)}\n`); // options named as flags (OptionError)
     } else {
       process.stderr.write(`videolm: internal error: ${(error as Error)?.message ?? String(error)} (run with --debug for details, and please report it)\n`);
     }

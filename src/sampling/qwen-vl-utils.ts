@@ -10,6 +10,7 @@
  * total-pixel budget, the frame limits) come in through `SamplingDefaults`, so each family supplies its own.
  */
 import { VideolmError } from "../errors.js";
+import { OptionError } from "../option-error.js";
 import { roundHalfEven, smartResize } from "../processing/smart-resize.js";
 
 export interface SamplingDefaults {
@@ -71,21 +72,25 @@ export interface VideoSamplingOptions {
 const ceilByFactor = (x: number, f: number) => Math.ceil(x / f) * f;
 const floorByFactor = (x: number, f: number) => Math.floor(x / f) * f;
 
+/** The caller's option (MediaOptions key) behind a sampling option: videoStart / videoEnd are `start` / `end`. */
+const OPTION_KEY: Partial<Record<keyof VideoSamplingOptions, string>> = { videoStart: "start", videoEnd: "end" };
+const optionKey = (key: keyof VideoSamplingOptions) => OPTION_KEY[key] ?? key;
+
 function checkOptions(o: VideoSamplingOptions): void {
   if (o.fps !== undefined && o.nframes !== undefined) {
     // smart_nframes: assert not ("fps" in ele and "nframes" in ele)
-    throw new VideolmError("video sampling: give either fps or nframes, not both");
+    throw new OptionError(["fps", "nframes"], (n) => `video sampling: give either ${n("fps")} or ${n("nframes")}, not both`);
   }
   const positive: (keyof VideoSamplingOptions)[] = ["fps", "nframes", "minFrames", "maxFrames", "minPixels", "maxPixels", "totalPixels", "resizedHeight", "resizedWidth"];
   for (const key of positive) {
     const v = o[key];
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) {
-      throw new VideolmError(`video sampling: ${key} must be a positive number, got ${v}`);
+      throw new OptionError([key], (n) => `video sampling: ${n(key)} must be a positive number, got ${v}`);
     }
   }
   for (const key of ["videoStart", "videoEnd"] as const) {
     const v = o[key];
-    if (v !== undefined && !Number.isFinite(v)) throw new VideolmError(`video sampling: ${key} must be a number of seconds, got ${v}`);
+    if (v !== undefined && !Number.isFinite(v)) throw new OptionError([optionKey(key)], (n) => `video sampling: ${n(optionKey(key))} must be a number of seconds, got ${v}`);
   }
   if ((o.resizedHeight === undefined) !== (o.resizedWidth === undefined)) {
     // fetch_video only honours them as a pair ("resized_height" in ele and "resized_width" in ele).
@@ -111,13 +116,49 @@ export function smartNframes(o: VideoSamplingOptions, totalFrames: number, video
     nframes = Math.min(Math.min(Math.max(nframes, minFrames), maxFrames), totalFrames);
     nframes = floorByFactor(nframes, d.frameFactor);
   }
-  if (!(d.frameFactor <= nframes && nframes <= totalFrames)) {
-    throw new VideolmError(
-      `video sampling: ${nframes} frames requested but the clip has ${totalFrames} ` +
-        `(need ${d.frameFactor}..${totalFrames}); lower nframes/min_frames or use a longer clip`,
-    );
-  }
+  if (!(d.frameFactor <= nframes && nframes <= totalFrames)) throw frameCountError(o, nframes, totalFrames, d);
   return nframes;
+}
+
+/**
+ * Why smart_nframes found no valid frame count, naming the option that caused it: Qwen-VL models see a video as
+ * frame pairs (FRAME_FACTOR = 2), so fewer than 2 frames — `nframes 1` rounds to 0, `max_frames 1` floors to 0, a
+ * one-frame clip — is refused (the reference raises ValueError), as is asking for more frames than the clip has.
+ */
+function frameCountError(o: VideoSamplingOptions, nframes: number, totalFrames: number, d: SamplingDefaults): VideolmError {
+  const ff = d.frameFactor;
+  const clip = o.videoStart !== undefined || o.videoEnd !== undefined ? "the selected range of the clip" : "the clip";
+  if (totalFrames < ff) {
+    return new VideolmError(`video sampling: at least ${ff} frames requested but ${clip} has ${totalFrames} (Qwen-VL models see video frames in pairs); give a single frame as an image instead`);
+  }
+  const tooFew = frameOptionsError(o, ff);
+  if (tooFew) return tooFew;
+  if (o.nframes !== undefined) {
+    return new OptionError(["nframes"], (n) => `video sampling: ${n("nframes")} ${o.nframes} is more than the ${totalFrames} frames ${clip} has; use ${n("nframes")} ${totalFrames - (totalFrames % ff)} or fewer`);
+  }
+  return new VideolmError(`video sampling: ${nframes} frames sampled but ${clip} has ${totalFrames} (need ${ff}..${totalFrames})`);
+}
+
+/** nframes / maxFrames that give fewer than one frame pair whatever the clip (nframes 1 rounds to 0), else undefined. */
+function frameOptionsError(o: { nframes?: number; maxFrames?: number }, frameFactor: number): OptionError | undefined {
+  const pairs = `a video needs at least ${frameFactor} frames (Qwen-VL models see frames in pairs)`;
+  if (o.nframes !== undefined && roundHalfEven(o.nframes / frameFactor) * frameFactor < frameFactor) {
+    return new OptionError(["nframes"], (n) => `video sampling: ${n("nframes")} ${o.nframes} is too few: ${pairs}; use ${n("nframes")} ${frameFactor} or more, or give a single frame as an image`);
+  }
+  if (o.nframes === undefined && o.maxFrames !== undefined && floorByFactor(o.maxFrames, frameFactor) < frameFactor) {
+    return new OptionError(["maxFrames"], (n) => `video sampling: ${n("maxFrames")} ${o.maxFrames} is too few: ${pairs}; use ${n("maxFrames")} ${frameFactor} or more`);
+  }
+  return undefined;
+}
+
+/**
+ * Refuses, before any video is read, frame options that no clip can satisfy (smart_nframes would raise for every
+ * video): `nframes` rounding to 0, `maxFrames` below one frame pair. Its OptionError names them in the caller's
+ * spelling (`--nframes`, `nframes`).
+ */
+export function checkFrameOptions(o: { nframes?: number; maxFrames?: number }, frameFactor = 2): void {
+  const error = frameOptionsError(o, frameFactor);
+  if (error) throw error;
 }
 
 export interface FrameRange {
@@ -141,9 +182,11 @@ export function calculateVideoFrameRange(o: VideoSamplingOptions, totalFrames: n
     endFrame = Math.min(Math.floor(Math.max(0, Math.min(o.videoEnd, maxDuration)) * videoFps), totalFrames - 1);
   }
   if (startFrame >= endFrame) {
-    throw new VideolmError(
-      `video sampling: start frame ${startFrame} (video_start ${o.videoStart ?? 0} s) is not before end frame ` +
-        `${endFrame} (video_end ${o.videoEnd ?? maxDuration} s); the video lasts ${maxDuration.toFixed(2)} s ` +
+    throw new OptionError(
+      ["start", "end"],
+      (n) =>
+        `video sampling: start frame ${startFrame} (${n("start")} ${o.videoStart ?? 0} s) is not before end frame ` +
+        `${endFrame} (${n("end")} ${o.videoEnd ?? maxDuration} s); the video lasts ${maxDuration.toFixed(2)} s ` +
         `(${totalFrames} frames at ${videoFps} fps)`,
     );
   }
@@ -265,9 +308,32 @@ export function planVideoFrameSize(
     // smart_resize(resized_height, resized_width, factor) with the image default min/max pixels.
     size = smartResize(o.resizedHeight, o.resizedWidth, { factor: d.factor, minPixels: d.imageMinPixels, maxPixels: d.imageMaxPixels });
   } else {
+    checkPixelBounds(o, minPixels, maxPixels);
     size = smartResize(height, width, { factor: d.factor, minPixels, maxPixels });
   }
   return { height: size[0], width: size[1], minPixels, maxPixels };
+}
+
+/**
+ * Refuses a frame-size range that is empty (smart_resize asserts max_pixels >= min_pixels), naming the option(s) the
+ * caller set: both, or a `maxPixels` below the model's default minimum. `minPixels` / `maxPixels` are the bounds in
+ * effect (the caller's or the defaults); with neither set by the caller the defaults are consistent and nothing is
+ * checked here (smart_resize still checks).
+ */
+export function checkPixelBounds(o: { minPixels?: number; maxPixels?: number }, minPixels = o.minPixels, maxPixels = o.maxPixels): void {
+  if (minPixels === undefined || maxPixels === undefined || minPixels <= maxPixels) return;
+  if (o.minPixels !== undefined && o.maxPixels !== undefined) {
+    throw new OptionError(["minPixels", "maxPixels"], (n) => `${n("minPixels")} ${o.minPixels} is larger than ${n("maxPixels")} ${o.maxPixels}; lower ${n("minPixels")} or raise ${n("maxPixels")}`);
+  }
+  if (o.maxPixels !== undefined) {
+    throw new OptionError(
+      ["maxPixels", "minPixels"],
+      (n) => `${n("maxPixels")} ${o.maxPixels} is below the smallest frame size this model uses (${n("minPixels")} defaults to ${minPixels}); raise ${n("maxPixels")}, or lower ${n("minPixels")} too`,
+    );
+  }
+  if (o.minPixels !== undefined) {
+    throw new OptionError(["minPixels", "maxPixels"], (n) => `${n("minPixels")} ${o.minPixels} is above the largest frame size this model uses (${n("maxPixels")} defaults to ${maxPixels}); lower ${n("minPixels")}, or raise ${n("maxPixels")} too`);
+  }
 }
 
 /**

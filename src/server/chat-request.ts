@@ -14,6 +14,8 @@
 import type { GenerationOptions } from "../generation/options.js";
 import type { MediaOptions } from "../engine/request.js";
 import { badRequest } from "./errors.js";
+import { API_SPELLING, OptionError } from "../option-error.js";
+import { checkFrameOptions, checkPixelBounds } from "../sampling/qwen-vl-utils.js";
 
 export interface RequestLimits {
   /** Largest max_tokens accepted. */
@@ -116,6 +118,20 @@ function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ig
   return out;
 }
 
+/**
+ * The sampling rules no media can satisfy (min_pixels above max_pixels, nframes 1, max_frames 1), refused before the
+ * media is fetched, with the library's OptionError worded in this API's names (`min_pixels`, not `minPixels`).
+ */
+function checkOptionRules(options: MediaOptions, param: string): void {
+  try {
+    checkPixelBounds(options);
+    checkFrameOptions(options);
+  } catch (e) {
+    if (e instanceof OptionError) throw badRequest(`${param}: ${e.spelled(API_SPELLING)}`, `${param}.${API_SPELLING(e.options[0])}`);
+    throw e;
+  }
+}
+
 function readUrlField(v: unknown, param: string): { url: string; fields: Record<string, unknown> } {
   if (typeof v === "string") return { url: v, fields: {} };
   if (!isObject(v)) throw badRequest(`${param} must be an object with a "url", got ${typeName(v)}`, param);
@@ -132,13 +148,16 @@ function readPart(part: unknown, param: string, limits: RequestLimits): WirePart
     case "image_url": {
       const { url, fields } = readUrlField(part.image_url, `${param}.image_url`);
       const options = readMediaOptions(fields, IMAGE_OPTIONS, ["url", "detail"], `${param}.image_url`, limits);
+      checkOptionRules(options, `${param}.image_url`);
       return { kind: "image", url, options, param: `${param}.image_url.url` };
     }
     case "video_url": {
       const { url, fields } = readUrlField(part.video_url, `${param}.video_url`);
       const inner = readMediaOptions(fields, Object.keys(VIDEO_OPTIONS), ["url", "detail"], `${param}.video_url`, limits);
       const outer = readMediaOptions(part, Object.keys(VIDEO_OPTIONS), ["type", "video_url"], param, limits);
-      return { kind: "video", url, options: { ...outer, ...inner }, param: `${param}.video_url.url` };
+      const options = { ...outer, ...inner };
+      checkOptionRules(options, `${param}.video_url`);
+      return { kind: "video", url, options, param: `${param}.video_url.url` };
     }
     default:
       throw badRequest(
