@@ -117,3 +117,20 @@ describe("the HTTP API names them as it spells them", () => {
     expect(() => parseChatRequest(request({ type: "video_url", video_url: { url: "file:///x.mp4", nframes: 2, min_pixels: 1000, max_pixels: 1000 } }), LIMITS)).not.toThrow();
   });
 });
+
+describe("the HTTP API's start / end", () => {
+  const video = (fields: Record<string, unknown>) => ({ messages: [{ role: "user", content: [{ type: "video_url", video_url: { url: "file:///x.mp4", ...fields } }] }] });
+  const options = (fields: Record<string, unknown>) => (parseChatRequest(video(fields), LIMITS).messages[0].content as { options: object }[])[0].options;
+  it("take seconds as numbers or as strings in seconds, mm:ss or hh:mm:ss", () => {
+    expect(options({ start: 62.5, end: 3723.5 })).toEqual({ start: 62.5, end: 3723.5 });
+    expect(options({ start: "1:02.5", end: "1:02:03.5" })).toEqual({ start: 62.5, end: 3723.5 });
+    expect(options({ video_start: "10", video_end: "00:00:20" })).toEqual({ start: 10, end: 20 });
+  });
+  it("refuse a malformed time string naming the field", () => {
+    const e = thrown(() => parseChatRequest(video({ end: "1:75" }), LIMITS)) as HttpError;
+    expect(e.status).toBe(400);
+    expect(e.message).toBe('messages[0].content[0].video_url.end must be a number of seconds or a time string ("75.5", "1:15.5", "0:01:15.5"), got "1:75"');
+    expect(e.param).toBe("messages[0].content[0].video_url.end");
+    expect(thrown(() => parseChatRequest(video({ start: "2:00", end: "1:00" }), LIMITS)).message).toMatch(/end \(60\) must be after start \(120\)/);
+  });
+});

@@ -9,6 +9,7 @@
  *   {"type": "image_url", "image_url": {"url": "https://… | data:image/…;base64,… | file://… | upload://id", "min_pixels"?, "max_pixels"?}}
  *   {"type": "video_url", "video_url": {"url": "…", "fps"?, "nframes"?, "min_frames"?, "max_frames"?, "min_pixels"?,
  *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?}}
+ * (start / end: seconds, as a number or as a string "75.5" / "1:15.5" / "0:01:15.5")
  * (video options may also sit beside "video_url" in the part, as in vLLM's qwen-vl-utils style.)
  */
 import type { GenerationOptions } from "../generation/options.js";
@@ -16,6 +17,7 @@ import type { MediaOptions } from "../engine/request.js";
 import { badRequest } from "./errors.js";
 import { API_SPELLING, OptionError } from "../option-error.js";
 import { checkFrameOptions, checkPixelBounds } from "../sampling/qwen-vl-utils.js";
+import { parseTimeValue } from "../util/time.js";
 
 export interface RequestLimits {
   /** Largest max_tokens accepted. */
@@ -80,6 +82,16 @@ function optional<T>(body: Record<string, unknown>, key: string, read: (v: unkno
   return v === undefined || v === null ? undefined : read(v, key);
 }
 
+/** start / end: a number of seconds, or a string in seconds, "mm:ss" or "hh:mm:ss" (src/util/time.ts). */
+function timeValue(v: unknown, param: string): unknown {
+  if (typeof v !== "string") return v;
+  const seconds = parseTimeValue(v);
+  if (seconds === undefined || !Number.isFinite(seconds)) {
+    throw badRequest(`${param} must be a number of seconds or a time string ("75.5", "1:15.5", "0:01:15.5"), got ${describe(v)}`, param);
+  }
+  return seconds;
+}
+
 /** snake_case option → MediaOptions key, with its rule. */
 const VIDEO_OPTIONS: Record<string, [keyof MediaOptions, { integer?: boolean; min?: number; exclusiveMin?: number }]> = {
   fps: ["fps", { exclusiveMin: 0 }],
@@ -102,7 +114,7 @@ function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ig
     if (ignore.includes(key) || value === undefined || value === null) continue;
     if (!allowed.includes(key)) throw badRequest(`${param}.${key}: unknown option (known: ${allowed.join(", ")})`, `${param}.${key}`, "unknown_option");
     const [name, rule] = VIDEO_OPTIONS[key];
-    out[name] = num(value, `${param}.${key}`, rule);
+    out[name] = num(name === "start" || name === "end" ? timeValue(value, `${param}.${key}`) : value, `${param}.${key}`, rule);
   }
   if (out.fps !== undefined && out.nframes !== undefined) throw badRequest(`${param}: give fps or nframes, not both`, `${param}.nframes`);
   if (out.start !== undefined && out.end !== undefined && out.end <= out.start) throw badRequest(`${param}: end (${out.end}) must be after start (${out.start})`, `${param}.end`);
