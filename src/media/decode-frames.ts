@@ -82,6 +82,18 @@ export interface DecodeFramesOptions {
   frameCount?: number;
   /** Seeking runs at a time (default 2). */
   concurrency?: number;
+  /** Filled in with what was done (tests, benches). */
+  report?: DecodeReport;
+}
+
+export interface DecodeReport {
+  /** ffmpeg runs that decoded frames, and how many of them started with a seek */
+  runs: number;
+  seekingRuns: number;
+  /** false when a frame table was given but did not match FFmpeg's timestamps (then nothing seeks) */
+  tableTrusted?: boolean;
+  /** frames decoded by a pass from the start after seeking did not return them */
+  fallbackFrames: number;
 }
 
 export type DecodeStrategy = "auto" | "seek" | "stream";
@@ -303,6 +315,8 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
 
   const strategy = opts.strategy ?? "auto";
   const table = opts.table;
+  const report = opts.report;
+  if (report) Object.assign(report, { runs: 0, seekingRuns: 0, fallbackFrames: 0, tableTrusted: undefined });
   let missing = wanted;
   if (strategy !== "stream" && table && opts.demuxer && SEEKABLE_DEMUXERS.includes(opts.demuxer) && wanted[wanted.length - 1] < table.pts.length) {
     const runs = planDecodeRuns(wanted, table, strategy, opts.frameCount ?? table.pts.length, opts.width * opts.height);
@@ -312,6 +326,7 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
       if (seeking) {
         const first = await ffmpegFirstFrame(file, opts, g, opts.signal);
         trusted = first !== undefined && first.pts === table.pts[0] + table.ffmpegOffset && first.timeBase === `${table.timeBase[0]}/${table.timeBase[1]}`;
+        if (report) report.tableTrusted = trusted;
       }
       if (trusted) {
         await runPool(runs, opts.concurrency ?? 2, opts.signal, async (run, signal) => {
@@ -319,8 +334,13 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
           const select = run.seekKey === undefined ? selectFilter(run.frames) : ptsSelectFilter(shifted);
           const seek = run.seekKey === undefined ? undefined : seekSeconds(table.pts[run.seekKey] + table.ffmpegOffset, table.timeBase);
           await ffmpegFrames(file, opts, g, { seek, select, count: run.frames.length }, (k, data) => store(run.frames[k], data), signal);
+          if (report) {
+            report.runs++;
+            if (seek !== undefined) report.seekingRuns++;
+          }
         });
         missing = wanted.filter((i) => !byIndex.has(i));
+        if (report) report.fallbackFrames = missing.length;
       }
     }
   }
@@ -328,6 +348,7 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
   if (missing.length > 0) {
     // One pass from the start; `n` counts decoded frames from 0 (see the file comment).
     const received = await ffmpegFrames(file, opts, g, { select: selectFilter(missing), count: missing.length }, (k, data) => store(missing[k], data), opts.signal);
+    if (report) report.runs++;
     if (received < missing.length) {
       throw new VideolmError(
         `${label}: the video ended after ${wanted.length - missing.length + received} of ${wanted.length} selected frames (frame ${missing[received]} not found); ` +

@@ -23,7 +23,7 @@
 import { resizeBicubicAntialiasFloat } from "../processing/resize.js";
 import type { RgbImage } from "../processing/rgb-image.js";
 import { planVideoSampling, type SamplingDefaults, type VideoSamplingOptions, type VideoSamplingPlan } from "../sampling/qwen-vl-utils.js";
-import { decodeFrames, SEEKABLE_DEMUXERS, type DecodeStrategy, type ResizeFn } from "./decode-frames.js";
+import { decodeFrames, SEEKABLE_DEMUXERS, type DecodeReport, type DecodeStrategy, type ResizeFn } from "./decode-frames.js";
 import { frameSeconds, mp4FrameTable, scanFrameTable, type FrameTable } from "./frame-table.js";
 import { probeVideo, type VideoProbe } from "./probe.js";
 import { withLocalVideoFile, type SourceOptions } from "./sources.js";
@@ -48,6 +48,8 @@ export interface LoadVideoOptions extends VideoSamplingOptions, SourceOptions {
   frameTimes?: FrameTimes;
   /** How to reach the sampled frames: "auto" (default), "seek", or "stream" (one pass from the start). */
   decodeStrategy?: DecodeStrategy;
+  /** Filled in with the decoding runs done (tests, benches). */
+  decodeReport?: DecodeReport;
 }
 
 export type FrameTimes = "presentation" | "reference";
@@ -162,6 +164,7 @@ export async function loadVideo(source: string, options: LoadVideoOptions): Prom
       strategy,
       table,
       frameCount: probe.frameCount,
+      report: options.decodeReport,
     });
     return { probe, plan, frameTimes, frames, frameIndices: plan.frameIndices, timestamps: plan.timestamps, sampleFps: plan.sampleFps };
   });
