@@ -60,7 +60,15 @@ function weightsOf(preparer: RequestPreparer, dtype: WeightPrecision): number {
 export function planCost(
   preparer: RequestPreparer,
   plan: Pick<RequestPlan, "visuals" | "inputIds" | "maxNewTokens">,
-  options: { dtype?: WeightPrecision; cacheRoot?: string; targetSeconds?: number; availableBytes?: number } = {},
+  options: {
+    dtype?: WeightPrecision;
+    cacheRoot?: string;
+    targetSeconds?: number;
+    /** Memory available (default: the system's, availableMemoryBytes). */
+    availableBytes?: number;
+    /** The weights are loaded already (a server): the available memory is compared with the rest of the estimate. */
+    weightsLoaded?: boolean;
+  } = {},
 ): PlanCost {
   const dtype = options.dtype ?? "fp32";
   const target = options.targetSeconds ?? SLOW_REQUEST_SECONDS;
@@ -74,7 +82,8 @@ export function planCost(
   const estimate = estimateFor(grids, S, plan.maxNewTokens);
   const slow = estimate.seconds.firstToken > target;
   const available = options.availableBytes ?? availableMemoryBytes();
-  const memoryFits = estimate.memoryBytes <= available;
+  const needed = (e: CostEstimate) => e.memoryBytes - (options.weightsLoaded ? e.memory.weightsBytes : 0);
+  const memoryFits = needed(estimate) <= available;
   const merge = config.vision.spatialMergeSize;
   const tokensOf = (g: [number, number, number]) => (g[0] * g[1] * g[2]) / (merge * merge);
 
@@ -137,8 +146,8 @@ export function planCost(
 
   let memoryAdvice: string | undefined;
   if (!memoryFits) {
-    const lower = cheaper((e) => e.memoryBytes <= available) ?? "--max-pixels / --max-frames";
-    memoryAdvice = `needs about ${formatBytes(estimate.memoryBytes)} (weights ${formatBytes(estimate.memory.weightsBytes)} at ${dtype}) but ${formatBytes(available)} is available: lower it with ${lower}${dtype === "fp32" || dtype === "fp16" ? ", or use --dtype int4" : ""}`;
+    const lower = cheaper((e) => needed(e) <= available) ?? "--max-pixels / --max-frames";
+    memoryAdvice = `needs about ${formatBytes(needed(estimate))} (${options.weightsLoaded ? "beyond the loaded weights" : `weights ${formatBytes(estimate.memory.weightsBytes)} at ${dtype}`}) but ${formatBytes(available)} is available: lower it with ${lower}${dtype === "fp32" || dtype === "fp16" ? ", or use --dtype int4" : ""}`;
   }
   return { estimate, slow, targetSeconds: target, ...(warning ? { warning } : {}), ...(suggestion ? { suggestion } : {}), availableMemoryBytes: available, memoryFits, ...(memoryAdvice ? { memoryAdvice } : {}) };
 }

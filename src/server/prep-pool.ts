@@ -16,7 +16,7 @@ import type { PreparedRequest } from "../engine/preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "../engine/request.js";
 import { VideolmError } from "../errors.js";
 import { HttpError, type OpenAIErrorType } from "./errors.js";
-import type { PrepareJob, PrepWorkerData, WorkerError } from "./prep-worker.js";
+import type { PlanSummary, PrepareJob, PrepareJobOptions, PrepWorkerData, WorkerError } from "./prep-worker.js";
 import { Lane } from "./queue.js";
 
 /** How long an aborted preparation may take to stop by itself before its thread is terminated. */
@@ -24,6 +24,8 @@ export const ABORT_GRACE_MS = 1000;
 
 export interface PrepareResult {
   prepared: PreparedRequest;
+  /** The plan the worker made first (from headers alone) and checked before decoding: max_new_tokens, limits, cost. */
+  plan: PlanSummary;
   thumbnails?: Buffer[][];
 }
 
@@ -38,7 +40,7 @@ export interface PrepPoolOptions {
 type Reply =
   | { type: "ready" }
   | { type: "init-error"; message: string }
-  | { type: "done"; id: number; prepared: PreparedRequest; thumbnails?: Uint8Array[][] }
+  | { type: "done"; id: number; prepared: PreparedRequest; plan: PlanSummary; thumbnails?: Uint8Array[][] }
   | { type: "error"; id: number; error: WorkerError }
   | { type: "child"; pid: number; alive: boolean };
 
@@ -192,11 +194,11 @@ export class PrepPool {
    * requests. Rejects with `signal.reason` when the client goes away, 400 prepare_timeout past the time limit,
    * 503 when the worker fails.
    */
-  prepare(messages: ChatRequestMessage[], media: MediaOptions, opts: { maxPromptTokens: number; thumbnails?: boolean }, signal: AbortSignal): Promise<PrepareResult> {
+  prepare(messages: ChatRequestMessage[], media: MediaOptions, opts: PrepareJobOptions, signal: AbortSignal): Promise<PrepareResult> {
     return this.lane.run(() => this.runJob(messages, media, opts, signal), signal);
   }
 
-  private async runJob(messages: ChatRequestMessage[], media: MediaOptions, opts: { maxPromptTokens: number; thumbnails?: boolean }, signal: AbortSignal): Promise<PrepareResult> {
+  private async runJob(messages: ChatRequestMessage[], media: MediaOptions, opts: PrepareJobOptions, signal: AbortSignal): Promise<PrepareResult> {
     if (this.closed) throw new HttpError(503, "the server is shutting down", "server_error", null, "preparer_unavailable");
     const handle = this.current;
     try {
@@ -206,7 +208,7 @@ export class PrepPool {
     }
     if (signal.aborted) throw signal.reason;
     const id = this.nextId++;
-    const job: PrepareJob = { type: "prepare", id, messages, media, maxPromptTokens: opts.maxPromptTokens, thumbnails: opts.thumbnails ?? false };
+    const job: PrepareJob = { type: "prepare", id, messages, media, ...opts, thumbnails: opts.thumbnails ?? false };
     // Abort or time limit: stop waiting, ask the worker to stop, and terminate it if it has not within the grace time.
     let stopping: "abort" | "timeout" | undefined;
     let grace: NodeJS.Timeout | undefined;
@@ -232,7 +234,7 @@ export class PrepPool {
       if (reply.type === "error") throw fromWorkerError(reply.error);
       if (reply.type !== "done") throw new Error(`unexpected reply ${reply.type}`);
       const thumbnails = reply.thumbnails?.map((list) => list.map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)));
-      return { prepared: reply.prepared, thumbnails };
+      return { prepared: reply.prepared, plan: reply.plan, thumbnails };
     } catch (err) {
       if (stopping === "timeout") throw this.timeoutError();
       if (signal.aborted) throw signal.reason;

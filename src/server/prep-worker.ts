@@ -4,8 +4,13 @@
  * the prompt-limit bound (prompt-bound.ts), media decoding, resizing, patching, tokenization and the plan's
  * thumbnails. Results go back by structured clone with their typed arrays transferred.
  *
- * Messages in:  {type: "prepare", id, messages, media, maxPromptTokens, thumbnails} | {type: "abort", id}
- * Messages out: {type: "ready"} | {type: "init-error", message} | {type: "done", id, prepared, thumbnails?}
+ * A request is planned first, from headers alone (RequestPreparer.plan: frames, sizes, tokens, the shared defaults
+ * that fit the context, the cost estimate), and checked against the server's limits before any frame is decoded; a
+ * chat request that does not fit is refused there. Then only the planned frames are decoded (the processor's frame
+ * cache skips that for a video and plan seen before).
+ *
+ * Messages in:  {type: "prepare", id, messages, media, maxPromptTokens, …PrepareJobOptions} | {type: "abort", id}
+ * Messages out: {type: "ready"} | {type: "init-error", message} | {type: "done", id, prepared, plan, thumbnails?}
  *               | {type: "error", id, error: WorkerError} | {type: "child", pid, alive}
  * ffmpeg/ffprobe children are reported ("child") so that the pool can kill them if it has to terminate the thread
  * (an abort reaches them through the AbortSignal first; terminating a thread does not end its child processes).
@@ -15,8 +20,10 @@ import { readFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import path from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
-import { RequestPreparer } from "../engine/preparer.js";
-import type { ChatRequestMessage, ContentPart, MediaOptions } from "../engine/request.js";
+import { RequestPreparer, type RequestPlan } from "../engine/preparer.js";
+import type { ChatRequestMessage, ContentPart, MediaOptions, PlanLimit } from "../engine/request.js";
+import { costJson, planCost } from "../engine/plan-cost.js";
+import type { WeightPrecision } from "../onnx/layers.js";
 import { VideolmError } from "../errors.js";
 import { HttpError } from "./errors.js";
 import { PromptBound } from "./prompt-bound.js";
@@ -26,13 +33,40 @@ export interface PrepWorkerData {
   dir: string;
 }
 
-export interface PrepareJob {
+/** What the server asks of one preparation besides the messages. */
+export interface PrepareJobOptions {
+  maxPromptTokens: number;
+  /** Encode thumbnails of the frames (the plan endpoint). */
+  thumbnails?: boolean;
+  /** A plan request: limits that are exceeded are reported (`problem`) instead of refused, and frames are decoded for thumbnails. */
+  forPlan?: boolean;
+  /** The request's max_tokens, when it gave one; else the shared default, capped by maxNewTokensCap and the context. */
+  maxNewTokens?: number;
+  /** The server's --max-tokens. */
+  maxNewTokensCap?: number;
+  /** The server's --max-frames: a cap on each video's frames (said in the plan) and on the request's total. */
+  maxFrames?: number;
+  /** For the cost estimate: the served precision and the cache folder holding measured rates. */
+  dtype?: WeightPrecision;
+  cacheRoot?: string;
+}
+
+export interface PrepareJob extends PrepareJobOptions {
   type: "prepare";
   id: number;
   messages: ChatRequestMessage[];
   media: MediaOptions;
-  maxPromptTokens: number;
   thumbnails: boolean;
+}
+
+/** The plan's facts the server reports and uses (plain data: crosses the thread boundary). */
+export interface PlanSummary {
+  maxNewTokens: number;
+  limits: PlanLimit[];
+  /** Set when a limit of the server or the context is exceeded (plan requests only; chat requests are refused). */
+  problem?: string;
+  cost: ReturnType<typeof costJson>;
+  planMs: number;
 }
 
 /** An error as it crosses the thread boundary. */
@@ -95,6 +129,24 @@ function transferables(value: unknown, out = new Set<ArrayBuffer>(), depth = 0):
   return out;
 }
 
+/** The server's limits and the context, on the plan: the same errors the server has always answered. */
+function checkPlan(plan: RequestPlan, job: PrepareJob): void {
+  const frames = plan.visuals.reduce((n, v) => n + (v.kind === "video" ? (v.frameIndices?.length ?? 0) : 0), 0);
+  if (job.maxFrames !== undefined && frames > job.maxFrames) {
+    throw new HttpError(400, `the request samples ${frames} video frames; the server's limit is ${job.maxFrames} per request (--max-frames): lower fps / max_frames`, "invalid_request_error", "messages", "limit_exceeded");
+  }
+  const S = plan.inputIds.length;
+  if (S > job.maxPromptTokens) {
+    throw new HttpError(400, `the prompt has ${S} tokens; the server's limit is ${job.maxPromptTokens} (--max-prompt-tokens): use fewer frames or pixels (fps, max_frames, max_pixels)`, "invalid_request_error", "messages", "limit_exceeded");
+  }
+  if (S + plan.maxNewTokens > plan.contextLength) {
+    throw new VideolmError(
+      `the prompt has ${S} tokens and ${plan.maxNewTokens} new tokens were requested, but the model's context is ${plan.contextLength} tokens: ` +
+        `lower --max-new-tokens, or use fewer frames / pixels (--fps, --max-frames, --max-pixels)`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   let preparer: RequestPreparer;
   let bound: PromptBound;
@@ -124,7 +176,19 @@ async function main(): Promise<void> {
         "limit_exceeded",
       );
     }
-    const prepared = await preparer.prepare(rewrap(job.messages), job.media, signal);
+    // Plan from headers alone and check it before decoding anything.
+    const media: MediaOptions = { ...job.media, ...(job.maxFrames !== undefined ? { frameLimit: job.maxFrames } : {}) };
+    const plan = await preparer.plan(rewrap(job.messages), media, { maxNewTokens: job.maxNewTokens, maxNewTokensCap: job.maxNewTokensCap, maxPromptTokens: job.maxPromptTokens, signal });
+    const cost = planCost(preparer, plan, { dtype: job.dtype, cacheRoot: job.cacheRoot, weightsLoaded: true });
+    let problem: string | undefined;
+    try {
+      checkPlan(plan, job);
+    } catch (err) {
+      if (!job.forPlan) throw err;
+      problem = (err as Error).message;
+    }
+    const prepared = await preparer.realise(plan, media, signal);
+    const summary: PlanSummary = { maxNewTokens: plan.maxNewTokens, limits: plan.limits, ...(problem ? { problem } : {}), cost: costJson(cost), planMs: plan.planMs };
     let thumbnails: Uint8Array[][] | undefined;
     if (job.thumbnails) {
       thumbnails = [];
@@ -138,7 +202,7 @@ async function main(): Promise<void> {
         thumbnails.push(encoded);
       }
     }
-    return { prepared, thumbnails };
+    return { prepared, plan: summary, thumbnails };
   };
 
   port.on("message", (msg: PrepareJob | { type: "abort"; id: number }) => {

@@ -32,6 +32,7 @@ import { parseChatRequest, type ChatRequest, type RequestLimits } from "./chat-r
 import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
 import { answerClientError, BodyBudget, formatBytes, readJson, sendError, sendJson, SseStream } from "./http.js";
 import { relabel, resolveMessages, type MediaPolicy } from "./media.js";
+import type { WeightPrecision } from "../onnx/layers.js";
 import { PrepPool } from "./prep-pool.js";
 import { Admission, Lane } from "./queue.js";
 import { TokenInfo, type TokenLogprob } from "./token-info.js";
@@ -40,6 +41,9 @@ import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
 /** What the server needs of a model (VideoModel satisfies it). */
 export interface ServedModel {
   readonly preparer: RequestPreparer;
+  /** For the plan's cost estimate (default fp32, the default cache folder). */
+  readonly dtype?: WeightPrecision;
+  readonly cacheDir?: string;
   generate(request: GenerateRequest): Promise<GenerateResponse>;
 }
 
@@ -429,9 +433,12 @@ export class VideolmServer {
     return { allowPrivate: o.allowPrivateMedia, allowedMediaDir: o.allowedMediaDir, maxMediaBytes: o.maxMediaBytes, mediaTimeoutMs: o.mediaTimeoutMs, uploads: this.uploads };
   }
 
-  /** Server-wide media settings of every request (wire requests cannot set these: unknown options are a 400). */
+  /**
+   * Server-wide media settings of every request (wire requests cannot set these: unknown options are a 400). The
+   * frame defaults are the checkpoint's, as on the command line; --max-frames caps them (PrepareJobOptions.maxFrames).
+   */
   private mediaDefaults(): MediaOptions {
-    return { maxFrames: this.options.maxFrames, maxInputPixels: this.options.maxInputPixels };
+    return { maxInputPixels: this.options.maxInputPixels };
   }
 
   /** Reads and validates a chat request's body: before admission, so an unfinished body holds no place in the queue. */
@@ -442,29 +449,34 @@ export class VideolmServer {
     return request;
   }
 
-  /** Resolves a request's media and prepares the prompt in the worker (all errors here are plain HTTP errors). */
+  /**
+   * Resolves a request's media, then plans it in the worker from headers alone (the shared defaults, the server's
+   * limits and the cost estimate) and, when it fits (or for a plan), decodes what was planned. All errors here are
+   * plain HTTP errors.
+   */
   private async prepare(request: ChatRequest, signal: AbortSignal, { forPlan = false } = {}) {
     const resolved = await resolveMessages(request.messages, this.mediaPolicy(), signal);
     try {
       const preparer = this.model.preparer;
-      const { prepared, thumbnails } = await this.prep.prepare(resolved.messages, this.mediaDefaults(), { maxPromptTokens: this.options.maxPromptTokens, thumbnails: forPlan }, signal);
-      const frames = prepared.visuals.reduce((n, v) => n + (v.kind === "video" ? (v.frameIndices?.length ?? 0) : 0), 0);
-      if (frames > this.options.maxFrames) throw badRequest(`the request samples ${frames} video frames; the server's limit is ${this.options.maxFrames} per request (--max-frames): lower fps / max_frames`, "messages", "limit_exceeded");
-      const S = prepared.inputIds.length;
       const explicit = request.generation;
       const options = preparer.resolveOptions(explicit);
-      if (explicit.maxNewTokens === undefined) options.maxNewTokens = Math.max(1, Math.min(options.maxNewTokens, this.options.maxTokens, preparer.contextLength - S));
-      let problem: string | undefined;
-      try {
-        if (S > this.options.maxPromptTokens) {
-          throw badRequest(`the prompt has ${S} tokens; the server's limit is ${this.options.maxPromptTokens} (--max-prompt-tokens): use fewer frames or pixels (fps, max_frames, max_pixels)`, "messages", "limit_exceeded");
-        }
-        preparer.checkContext(S, options.maxNewTokens);
-      } catch (err) {
-        if (!forPlan) throw err;
-        problem = (err as Error).message;
-      }
-      return { request, resolved, prepared, thumbnails: thumbnails ?? [], options, problem };
+      const { prepared, plan, thumbnails } = await this.prep.prepare(
+        resolved.messages,
+        this.mediaDefaults(),
+        {
+          maxPromptTokens: this.options.maxPromptTokens,
+          thumbnails: forPlan,
+          forPlan,
+          maxNewTokens: explicit.maxNewTokens,
+          maxNewTokensCap: this.options.maxTokens,
+          maxFrames: this.options.maxFrames,
+          dtype: this.model.dtype,
+          cacheRoot: this.model.cacheDir,
+        },
+        signal,
+      );
+      options.maxNewTokens = plan.maxNewTokens;
+      return { request, resolved, prepared, plan, thumbnails: thumbnails ?? [], options, problem: plan.problem };
     } catch (err) {
       await resolved.cleanup();
       throw relabelError(err, resolved.labels);
@@ -526,7 +538,7 @@ export class VideolmServer {
         }
         this.stats.completed++;
         const usage = { prompt_tokens: result.promptTokens, completion_tokens: result.tokens.length, total_tokens: result.promptTokens + result.tokens.length };
-        const timings = { preprocess_ms: result.timings.preprocessMs, vision_ms: result.timings.visionMs, ttft_ms: result.timings.ttftMs, decode_tokens_per_second: result.timings.decodeTokensPerSecond };
+        const timings = { preprocess_ms: result.timings.preprocessMs, media_decode_ms: result.timings.mediaDecodeMs ?? 0, vision_ms: result.timings.visionMs, ttft_ms: result.timings.ttftMs, decode_tokens_per_second: result.timings.decodeTokensPerSecond };
         if (stream) {
           stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }], usage });
           if (request.includeUsage) stream.send({ ...head, object: "chat.completion.chunk", choices: [], usage });
@@ -592,7 +604,7 @@ export class VideolmServer {
     try {
       // A plan that does not fit the context or the prompt limit is still a plan: it is reported with fits: false
       // (except a text so long that its token count is over the limit by the cheap bound: that is refused).
-      const { request, resolved, prepared, thumbnails, options, problem } = await this.prepare(parsed, signal, { forPlan: true });
+      const { request, resolved, prepared, plan, thumbnails, options, problem } = await this.prepare(parsed, signal, { forPlan: true });
       try {
         const id = `plan_${randomBytes(10).toString("hex")}`;
         this.plans.set(id, { thumbnails });
@@ -607,6 +619,9 @@ export class VideolmServer {
           context_length: this.model.preparer.contextLength,
           fits: problem === undefined,
           ...(problem ? { problem } : {}),
+          limits: plan.limits.map((l) => ({ name: l.name, value: l.value, source: l.source, note: l.note })),
+          estimate: plan.cost,
+          timings: { plan_ms: Math.round(plan.planMs * 10) / 10, preprocess_ms: Math.round((prepared.timings?.preprocessMs ?? 0) * 10) / 10, media_decode_ms: Math.round((prepared.timings?.decodeMs ?? 0) * 10) / 10 },
           visuals: prepared.visuals.map((v, i) => ({
             kind: v.kind,
             source: (mediaUrls[i] ?? v.source).slice(0, 200),
@@ -615,6 +630,7 @@ export class VideolmServer {
             grid: v.batch.grid,
             tokens: v.tokens,
             sample_fps: v.sampleFps ?? null,
+            limits: (v.limits ?? []).map((l) => l.note),
             frames: (v.kind === "video" ? (v.frameIndices ?? []) : [0]).map((index, f) => ({
               index,
               time: v.timestamps?.[f] ?? 0,

@@ -12,7 +12,7 @@ const els = {
   maxFrames: $("max-frames"), planForm: $("plan-form"), summary: $("plan-summary"), frames: $("frames"),
   askForm: $("ask-form"), question: $("question"), maxTokens: $("max-tokens"), ask: $("ask"), stop: $("stop"),
   error: $("error"), answer: $("answer"), thinking: $("thinking"), reasoning: $("reasoning"), answerText: $("answer-text"),
-  stats: $("answer-stats"),
+  stats: $("answer-stats"), cost: $("plan-cost"), limits: $("plan-limits"),
 };
 
 const RESOLUTIONS = {
@@ -212,7 +212,38 @@ async function refreshPlan() {
   }
 }
 
+/** Seconds as people read them: 4.2 s, 35 s, 3 min 10 s, 1 h 5 min. */
+function formatDuration(s) {
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+function formatBytes(b) {
+  return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${Math.round(b / 2 ** 20)} MiB`;
+}
+
+/** The plan's cost estimate on the server's machine and the limits that shaped it. */
+function renderEstimate(plan) {
+  const e = plan.estimate;
+  els.cost.hidden = !e;
+  if (e) {
+    const rates = e.rates.source === "measured" ? "rates measured on the server" : "default rates (not measured on the server)";
+    let text = `Estimated: first token after ${formatDuration(e.seconds.first_token)} (vision ${formatDuration(e.seconds.vision)}, prefill ${formatDuration(e.seconds.prefill)}), up to ${formatDuration(e.seconds.total)} with ${plan.max_new_tokens.toLocaleString()} new tokens · memory ${formatBytes(e.memory_bytes)} · ${rates}.`;
+    if (e.slow) text += ` This will take minutes${e.suggestion ? `; to get the first token within a minute: ${e.suggestion.replace(/--([a-z-]+)/g, (_, f) => f.replace(/-/g, " "))}` : ""}.`;
+    if (!e.memory_fits && e.memory_advice) text += ` Not enough memory: ${e.memory_advice}.`;
+    els.cost.textContent = text;
+    els.cost.dataset.slow = String(Boolean(e.slow));
+    els.cost.dataset.seconds = String(e.seconds.total);
+  }
+  const limits = plan.limits || [];
+  els.limits.hidden = limits.length === 0;
+  els.limits.replaceChildren(...limits.map((l) => Object.assign(document.createElement("li"), { textContent: l.note })));
+}
+
 function renderPlan(plan) {
+  renderEstimate(plan);
   const v = plan.visuals.find((x) => x.kind === "video");
   if (!v) return;
   const strong = (text) => Object.assign(document.createElement("strong"), { textContent: text });

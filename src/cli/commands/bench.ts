@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { decodeBytesPerToken, bytesPerWeight, prefillFlops, visionFlops } from "../../bench/cost.js";
 import { gemvBandwidth, matmulGflops } from "../../bench/bounds.js";
+import { saveRates } from "../../bench/estimate.js";
 import { measureRun, type BenchInput, type RunMetrics } from "../../bench/measure.js";
 import { BENCH_SHAPE_NAMES, ensureBenchCheckpoint, type BenchShape } from "../../bench/presets.js";
 import { defaultCacheRoot, ensureConverted, visionKernelFor } from "../../engine/convert.js";
@@ -28,7 +29,9 @@ export const BENCH_HELP = `Usage: videolm bench [--shape qwen2-vl-2b|qwen2-vl-7b
 
 Measures loading, vision encoding, prefill, time to first token, decode speed and peak memory for one question
 about a video, and the bounds onnxruntime reaches on this machine for the same shapes (matmul GFLOP/s, weight
-streaming GB/s), with each stage's fraction of its bound.
+streaming GB/s), with each stage's fraction of its bound. The achieved rates (vision and prefill GFLOP/s, decode
+GB/s) are saved per --dtype in the cache folder (machine-rates.json): videolm inspect, run and the server's plan
+estimate a request's time from them.
 
   --shape NAME        random-weight checkpoint with a published model's shapes, generated once into the cache
                       (default qwen2-vl-2b: ~4.4 GB; qwen2-vl-7b: ~16.6 GB)
@@ -68,6 +71,8 @@ export interface BenchReport {
   bounds?: Bounds;
   /** Each stage's achieved rate ÷ its bound (1 = at the bound). */
   efficiency?: { vision: number; prefill: number; decode: number };
+  /** Where the achieved rates were cached for cost estimates (bench/estimate.ts). */
+  ratesFile?: string;
 }
 
 /** Each stage's achieved rate ÷ its bound: GFLOP/s for vision and prefill, tokens/s vs bytes ÷ GB/s for decode. */
@@ -132,6 +137,7 @@ function printReport(r: BenchReport): void {
     ),
   );
   lines.push(`peak memory      ${fmt(run.peakRssBytes / 2 ** 30, 2)} GiB`);
+  if (r.ratesFile) lines.push(`rates saved for cost estimates (videolm inspect, run, the server's plan): ${r.ratesFile}`);
   if (r.work) lines.push("", `work: vision ${fmt(r.work.visionGflop, 0)} GFLOP, prefill ${fmt(r.work.prefillGflop, 0)} GFLOP, decode ${fmt(r.work.decodeMBPerToken, 0)} MB read per token`);
   process.stdout.write(lines.join("\n") + "\n");
 }
@@ -170,6 +176,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
       prefillGflop: prefillFlops(config, run.promptTokens) / 1e9,
       decodeMBPerToken: decodeBytesPerToken(config, dtype, run.promptTokens + run.generatedTokens / 2) / 1e6,
     };
+    // The achieved rates become this machine's rates for cost estimates (inspect, run, the server's plan).
+    const w = report.work;
+    if (run.visionMs > 0 && run.prefillMs > 0 && run.decodeTokensPerSecond > 0) {
+      report.ratesFile = saveRates(
+        dtype,
+        { visionGflops: (w.visionGflop / run.visionMs) * 1000, prefillGflops: (w.prefillGflop / run.prefillMs) * 1000, decodeGBps: (run.decodeTokensPerSecond * w.decodeMBPerToken) / 1000 },
+        { threads: run.threads, model: report.model },
+        cacheDir,
+      );
+    }
     if (!flags["no-bounds"]) {
       if (!flags.quiet) process.stderr.write("videolm: measuring the bounds (onnxruntime matmul and weight streaming on the same shapes)…\n");
       const t = config.text;
