@@ -39,6 +39,7 @@ export const MEDIA_FLAGS = {
   "max-input-pixels": { type: "string" },
   start: { type: "string" },
   end: { type: "string" },
+  "frame-times": { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
 export const COMMON_FLAGS = {

@@ -27,6 +27,12 @@ export interface MediaOptions {
   start?: number;
   end?: number;
   /**
+   * Frame times the model sees and the user reads: "presentation" (default) = the frames' presentation timestamps;
+   * "reference" = index / average fps as qwen-vl-utils computes them (wrong on variable-frame-rate video). Which frames
+   * are sampled does not change. CLI `--frame-times`. See src/media/video.ts.
+   */
+  frameTimes?: "presentation" | "reference";
+  /**
    * Largest accepted stored size, width × height, of an image or of one video frame (default
    * DEFAULT_MAX_INPUT_PIXELS = 50,000,000; CLI `--max-input-pixels`). Read from the header and checked before anything
    * is decoded; larger media is refused with an error, never downscaled. Applies to images as well as videos: set it in

@@ -34,6 +34,7 @@ Media:
   --fps F | --nframes N      frames to sample (default 2 fps)
   --min-frames N --max-frames N --min-pixels N --max-pixels N --total-pixels N
   --start T --end T          clip range; T in seconds (75.5), mm:ss (1:15.5) or hh:mm:ss (0:01:15.5)
+  --frame-times presentation|reference  frame times: the frames' own (default) or index / average fps (qwen-vl-utils)
   --max-input-pixels N       refuse images and video frames larger than N pixels (width × height, read from the
                              header before decoding; default 50000000)
 Generation:
@@ -51,7 +52,7 @@ Output:
 
 export function mediaFlags(flags: Flags): MediaOptions {
   const out: MediaOptions = {};
-  const set = (k: keyof MediaOptions, name: string, integer = false) => {
+  const set = (k: Exclude<keyof MediaOptions, "frameTimes">, name: string, integer = false) => {
     const v = numberFlag(flags, name, { integer });
     if (v !== undefined) out[k] = v;
   };
@@ -67,6 +68,10 @@ export function mediaFlags(flags: Flags): MediaOptions {
   const end = timeFlag("end", flags.end);
   if (start !== undefined) out.start = start;
   if (end !== undefined) out.end = end;
+  if (flags["frame-times"] !== undefined) {
+    if (flags["frame-times"] !== "presentation" && flags["frame-times"] !== "reference") throw new VideolmError(`--frame-times must be presentation or reference, got ${JSON.stringify(flags["frame-times"])}`);
+    out.frameTimes = flags["frame-times"];
+  }
   checkPixelBounds(out); // before any media is read; images have no other check naming the flags
   return out;
 }

@@ -201,7 +201,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
       }
       const source = describeSource(video);
       const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
-      const { probe, plan } = await planVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, maxInputPixels: o.maxInputPixels, signal });
+      const { probe, plan } = await planVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, maxInputPixels: o.maxInputPixels, frameTimes: o.frameTimes, signal });
       const frames = { frameCount: probe.frameCount, fps: probe.avgFps, width: probe.displayWidth, height: probe.displayHeight };
       return this.planOf("video", source, plan.nframes, plan.resizedHeight, plan.resizedWidth, {
         frameIndices: plan.frameIndices,
@@ -335,6 +335,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
           fps: o.fps,
           defaults: this.sampling,
           maxInputPixels: o.maxInputPixels,
+          frameTimes: o.frameTimes,
           signal,
           onProgress: onProgress && ((done: number, total: number) => onProgress({ task: `Decoding ${source}`, done, total, unit: "frames" as const })),
         };
