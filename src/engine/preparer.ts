@@ -239,7 +239,7 @@ export class RequestPreparer {
 
     const S = built.inputIds.length;
     let maxNewTokens = explicitNew ?? defaultNew;
-    if (explicitNew === undefined && S + defaultNew > context) {
+    if (explicitNew === undefined && S + defaultNew > context && S < context) {
       maxNewTokens = Math.max(1, context - S);
       limits.push({ name: "max_new_tokens", value: maxNewTokens, source: "fit", note: `max_new_tokens lowered from ${defaultNew} to ${maxNewTokens}: what the ${context}-token context leaves after the ${S}-token prompt` });
     } else if (explicitNew === undefined && options.maxNewTokensCap !== undefined && options.maxNewTokensCap < this.resolveOptions({}).maxNewTokens) {
