@@ -8,7 +8,8 @@
  *   - every visual carries the bilinear taps of the learned position embeddings (pos-embed.ts) for the vision graph;
  *   - video prompts are per-frame-pair blocks with text timestamps (prompt.ts). Seconds come from
  *     `_calculate_timestamps(frames_indices, fps)`: for a file, the sampled frame indices / the video's fps (qwen-vl-utils
- *     metadata); for a list of frames, indices 0..n−1 of the padded list / its fps (qwen-vl-utils' fake metadata);
+ *     metadata) with `frameTimes: "reference"`, else (default) the frames' presentation times, which are those numbers
+ *     on constant-frame-rate files and the true times on variable-rate ones (media/video.ts); for a list of frames, indices 0..n−1 of the padded list / its fps (qwen-vl-utils' fake metadata);
  *   - rotary positions: `get_rope_index` with each video split into frame-pair grids (1, h, w) (facts §2.7): time is
  *     carried only by the timestamp text.
  * Reference: transformers 4.57.6 models/qwen3_vl/processing_qwen3_vl.py, modeling_qwen3_vl.py `get_rope_index`;
