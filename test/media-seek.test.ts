@@ -140,6 +140,8 @@ describe("frame table", () => {
     const dense = planDecodeRuns([...Array(200).keys()].map((i) => 6000 + i * 15), table, "auto", 30000, 160 * 96);
     expect(dense.map((r) => r.frames.length)).toEqual([64, 64, 64, 8]);
     expect(dense[0].seekKey).toBe(6000);
+    // dense from the start: runs would re-decode the start of each GOP for little gain; one pass
+    expect(planDecodeRuns([...Array(200).keys()].map((i) => i * 15), table, "auto", 30000, 160 * 96)).toHaveLength(1);
     // "seek" starts a run whenever the next frame is past another keyframe
     expect(planDecodeRuns([10, 400, 500], table, "seek", 30000, 160 * 96)).toEqual([{ frames: [10] }, { seekKey: 300, frames: [400, 500] }]);
     expect(planDecodeRuns([10, 400], table, "auto", 30000, 160 * 96)).toEqual([{ frames: [10, 400] }]);
