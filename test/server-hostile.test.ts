@@ -252,13 +252,23 @@ describe("malformed input → 4xx in OpenAI's format", () => {
 
   const deep = (n: number, leaf: string) => "[".repeat(n) + leaf + "]".repeat(n);
 
-  it("a role nested 100 000 deep", async () => {
+  it("a role nested 100 000 deep: refused by the nesting scan before parsing", async () => {
     const body = `{"messages": [{"role": ${deep(100_000, '"user"')}, "content": "x"}]}`;
+    await expectError(await postJson(server.url, "/v1/chat/completions", body), 400, { message: /nests arrays\/objects deeper than 256 levels/, type: "invalid_request_error" });
+  });
+
+  it("a role nested 250 deep (under the scan's limit): named by kind, never stringified", async () => {
+    const body = `{"messages": [{"role": ${deep(250, '"user"')}, "content": "x"}]}`;
     await expectError(await postJson(server.url, "/v1/chat/completions", body), 400, { message: /role must be .*got an array/, type: "invalid_request_error" });
   });
 
-  it("a content part type nested 100 000 deep", async () => {
+  it("a content part type nested 100 000 deep: refused by the nesting scan", async () => {
     const body = `{"messages": [{"role": "user", "content": [{"type": {"a": ${deep(100_000, "1")}}}]}]}`;
+    await expectError(await postJson(server.url, "/v1/chat/completions", body), 400, { message: /deeper than 256 levels/ });
+  });
+
+  it("a content part type nested 240 deep: named by kind", async () => {
+    const body = `{"messages": [{"role": "user", "content": [{"type": {"a": ${deep(240, "1")}}}]}]}`;
     await expectError(await postJson(server.url, "/v1/chat/completions", body), 400, { message: /unsupported content part type an object/ });
   });
 
