@@ -87,3 +87,27 @@ describe("deeply nested bodies", () => {
     expect(slowest).toBeLessThan(1000);
   });
 });
+
+describe("option errors raised while planning speak the API's names", () => {
+  it("max_pixels below the model's minimum names max_pixels / min_pixels, not maxPixels", async () => {
+    const fs = await import("node:fs");
+    const path = await import("node:path");
+    const { makeTestVideo, tempDir } = await import("./server-helpers.js");
+    const dir = tempDir("videolm-spelling-");
+    try {
+      makeTestVideo(dir, "clip.mp4", 2);
+      const url = `data:video/mp4;base64,${fs.readFileSync(path.join(dir, "clip.mp4")).toString("base64")}`;
+      const r = await fetch(`${server.url}/v1/plan`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ messages: [{ role: "user", content: [{ type: "video_url", video_url: { url, max_pixels: 100 } }, { type: "text", text: "?" }] }] }),
+      });
+      const json = (await r.json()) as { error?: { message: string } };
+      expect(r.status).toBe(400);
+      expect(json.error?.message).toMatch(/max_pixels 100 is below the smallest frame size this model uses \(min_pixels defaults to/);
+      expect(json.error?.message).not.toMatch(/maxPixels|minPixels/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

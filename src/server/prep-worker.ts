@@ -25,6 +25,7 @@ import type { ChatRequestMessage, ContentPart, MediaOptions, PlanLimit } from ".
 import { costJson, planCost } from "../engine/plan-cost.js";
 import type { WeightPrecision } from "../onnx/layers.js";
 import { VideolmError } from "../errors.js";
+import { API_SPELLING, messageFor } from "../option-error.js";
 import { HttpError } from "./errors.js";
 import { PromptBound } from "./prompt-bound.js";
 import { encodeThumbnail, framesOfVisual, readNormalisation } from "./thumbnails.js";
@@ -115,7 +116,8 @@ function rewrap(messages: ChatRequestMessage[]): ChatRequestMessage[] {
 
 function describeError(err: unknown): WorkerError {
   if (err instanceof HttpError) return { kind: "http", message: err.message, status: err.status, type: err.type, param: err.param, code: err.code };
-  if (err instanceof VideolmError) return { kind: "videolm", message: err.message };
+  // Option errors raised while planning (e.g. nframes above the clip's frame count) speak the API's names.
+  if (err instanceof VideolmError) return { kind: "videolm", message: messageFor(err, API_SPELLING) };
   return { kind: "other", message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack };
 }
 
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
       checkPlan(plan, job);
     } catch (err) {
       if (!job.forPlan) throw err;
-      problem = (err as Error).message;
+      problem = messageFor(err, API_SPELLING);
     }
     const prepared = await preparer.realise(plan, media, signal);
     const summary: PlanSummary = { maxNewTokens: plan.maxNewTokens, limits: plan.limits, ...(problem ? { problem } : {}), cost: costJson(cost), planMs: plan.planMs };
