@@ -103,7 +103,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       `up to ${formatSeconds(e.seconds.total)} with ${plan.maxNewTokens} new tokens; ${rates}`,
   );
   lines.push(
-    `estimated memory: ${formatBytes(e.memoryBytes)} (weights ${formatBytes(e.memory.weightsBytes)}, vision ${formatBytes(e.memory.visionBytes)}, KV cache and attention ${formatBytes(e.memory.decoderBytes)}); ${formatBytes(cost.availableMemoryBytes)} available`,
+    `estimated memory: ${formatBytes(e.memoryBytes)} at the peak (weights ${formatBytes(e.memory.weightsBytes)} + visual embeddings + the larger of vision encoding ${formatBytes(e.memory.visionBytes)} and KV cache with attention ${formatBytes(e.memory.decoderBytes)}, which do not overlap); ${formatBytes(cost.availableMemoryBytes)} available`,
   );
   if (cost.slow) lines.push(`  slow: the first token takes minutes${cost.suggestion ? `; to get it within ${cost.targetSeconds} s: ${cost.suggestion}` : ""}`);
   if (cost.memoryAdvice) lines.push(`  does NOT fit in memory: ${cost.memoryAdvice}`);
