@@ -38,6 +38,14 @@ export interface CampaignResult {
   slowest?: { seed: number; what: string; ms: number }[];
 }
 
+/** When a case ran (epoch milliseconds, comparable across threads), to name the cases in flight when /health was slow. */
+export interface CaseTrace {
+  seed: number;
+  what: string;
+  t0: number;
+  t1: number;
+}
+
 const text = (t: string) => ({ type: "text", text: t });
 
 /** Valid bodies for POST /v1/chat/completions and /v1/plan. */
@@ -84,7 +92,7 @@ function rawCase(rng: SeededRng): { bytes: Buffer; what: string } {
 }
 
 /** One mutated exchange for `caseSeed`; returns its verdict. */
-async function oneCase(base: string, seeds: ReturnType<typeof seedBodies>, rng: SeededRng, timeoutMs: number): Promise<{ what: string; status: string; problem?: Problem | string; detail?: string; ms: number }> {
+export async function oneCase(base: string, seeds: ReturnType<typeof seedBodies>, rng: SeededRng, timeoutMs: number): Promise<{ what: string; status: string; problem?: Problem | string; detail?: string; ms: number }> {
   const kind = rng.next();
   if (kind < 0.06) {
     const { bytes, what } = rawCase(rng);
@@ -143,14 +151,16 @@ async function oneCase(base: string, seeds: ReturnType<typeof seedBodies>, rng: 
 }
 
 /** Runs `count` mutated requests, `concurrency` at a time (so admission and the queue are exercised too). */
-export async function apiCampaign(base: string, seeds: ApiSeeds, rngFor: (caseIndex: number) => SeededRng, opts: { count: number; concurrency: number; timeoutMs: number; firstSeed: number; onCase?: (i: number) => void }): Promise<CampaignResult> {
+export async function apiCampaign(base: string, seeds: ApiSeeds, rngFor: (caseIndex: number) => SeededRng, opts: { count: number; concurrency: number; timeoutMs: number; firstSeed: number; onCase?: (i: number) => void; trace?: CaseTrace[] }): Promise<CampaignResult> {
   const bodies = seedBodies(seeds);
   const result: CampaignResult = { count: 0, statuses: {}, findings: [], maxMs: 0, slowest: [] };
   let next = 0;
   const worker = async () => {
     while (next < opts.count) {
       const i = next++;
+      const t0 = performance.timeOrigin + performance.now();
       const r = await oneCase(base, bodies, rngFor(i), opts.timeoutMs);
+      opts.trace?.push({ seed: opts.firstSeed + i, what: r.what, t0, t1: performance.timeOrigin + performance.now() });
       result.count++;
       result.statuses[r.status] = (result.statuses[r.status] ?? 0) + 1;
       result.maxMs = Math.max(result.maxMs, r.ms);

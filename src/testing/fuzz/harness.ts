@@ -11,9 +11,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { Worker } from "node:worker_threads";
 import { SeededRng } from "../../synth/rng.js";
 import { materializeTinyCheckpoint, repoRoot } from "../tiny-checkpoint.js";
-import { apiCampaign, type ApiSeeds, type CampaignResult, type Finding } from "./api.js";
+import { apiCampaign, type ApiSeeds, type CampaignResult, type CaseTrace, type Finding } from "./api.js";
 import { checkpointCampaign } from "./checkpoints.js";
 import { request } from "./http-check.js";
 import { makeMediaSeeds, makeSecret, mediaCampaign } from "./media.js";
@@ -52,7 +53,7 @@ export interface FuzzReport {
   api?: CampaignResult;
   media?: CampaignResult & { secretRead: boolean };
   checkpoints?: CampaignResult & { maxCaseMs: number; maxRssBytes: number };
-  health: { polls: number; maxMs: number; failures: number };
+  health: { polls: number; maxMs: number; failures: number; stalls: { ms: number; during: string[] }[] };
   leaks: { children: number[]; descriptorsBefore: number; descriptorsAfter: number; tmpWhileRunning: string[]; tmpAfterStop: string[] };
   greedy: { before: string; after: string; same: boolean };
   serverAlive: boolean;
@@ -86,6 +87,48 @@ async function waitIdle(base: string, timeoutMs = 60_000): Promise<void> {
   }
 }
 
+/** Code of the /health poller thread (plain JavaScript: it runs the same under tsx and from dist). */
+const HEALTH_POLLER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const http = require("node:http");
+const { url, limitMs } = workerData;
+const stats = { polls: 0, maxMs: 0, failures: 0, slow: [] };
+let stopping = false;
+parentPort.on("message", () => { stopping = true; });
+function poll() {
+  if (stopping) return parentPort.postMessage(stats);
+  const t0 = performance.timeOrigin + performance.now();
+  const done = (ok) => {
+    const t1 = performance.timeOrigin + performance.now();
+    stats.polls++;
+    stats.maxMs = Math.max(stats.maxMs, t1 - t0);
+    if (!ok) stats.failures++;
+    if (t1 - t0 > limitMs) stats.slow.push([t0, t1]);
+    setTimeout(poll, 250);
+  };
+  const req = http.get(url + "/health", { agent: false, timeout: 10000 }, (res) => { res.resume(); res.on("end", () => done(res.statusCode === 200)); });
+  req.on("timeout", () => req.destroy(new Error("timeout")));
+  req.on("error", () => done(false));
+}
+poll();
+`;
+
+function startHealthPoller(base: string, limitMs: number): { stop(): Promise<{ polls: number; maxMs: number; failures: number; slow: [number, number][] }> } {
+  const worker = new Worker(HEALTH_POLLER, { eval: true, workerData: { url: base, limitMs } });
+  const result = new Promise<{ polls: number; maxMs: number; failures: number; slow: [number, number][] }>((resolve, reject) => {
+    worker.once("message", resolve);
+    worker.once("error", reject);
+  });
+  return {
+    stop: async () => {
+      worker.postMessage("stop");
+      const r = await result;
+      await worker.terminate();
+      return r;
+    },
+  };
+}
+
 export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzReport> {
   const o: FuzzOptions = { ...DEFAULT_FUZZ_OPTIONS, ...partial };
   const log = o.log ?? (() => {});
@@ -96,7 +139,9 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   const serverTmp = path.join(work, "server-tmp");
   for (const d of [allowed, outside, serverTmp]) fs.mkdirSync(d);
   const findings: Finding[] = [];
-  const health = { polls: 0, maxMs: 0, failures: 0 };
+  const health = { polls: 0, maxMs: 0, failures: 0, stalls: [] as { ms: number; during: string[] }[] };
+  const trace: CaseTrace[] = [];
+  const stallWindows: [number, number][] = [];
   let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
   try {
     const model = await materializeTinyCheckpoint(path.join(repoRoot(), "test/fixtures/qwen2-vl/qwen2-vl-tiny"));
@@ -125,24 +170,16 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
     await waitIdle(base);
     const descriptorsBefore = server.openDescriptors();
 
-    // /health, polled throughout: the event loop must stay free whatever the campaigns send.
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const e = await request(base, { method: "GET", path: "/health", timeoutMs: 10_000 });
-        health.polls++;
-        health.maxMs = Math.max(health.maxMs, e.ms);
-        if (e.status !== 200) health.failures++;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
+    // /health, polled throughout: the event loop must stay free whatever the campaigns send. The poller runs on its
+    // own thread: building a hostile body here (deep values) blocks this thread and would show up as a slow /health.
+    const poller = startHealthPoller(base, o.healthLimitMs);
 
     const progress = (name: string, total: number) => (i: number) => {
       if ((i + 1) % Math.max(1, Math.floor(total / 10)) === 0) log(`${name}: ${i + 1}/${total}`);
     };
     const report: Partial<FuzzReport> = {};
     if (o.requests > 0) {
-      report.api = await apiCampaign(base, apiSeeds, rngFor(o.seed, 1), { count: o.requests, concurrency: o.concurrency, timeoutMs: o.requestTimeoutMs, firstSeed: 0, onCase: progress("api", o.requests) });
+      report.api = await apiCampaign(base, apiSeeds, rngFor(o.seed, 1), { count: o.requests, concurrency: o.concurrency, timeoutMs: o.requestTimeoutMs, firstSeed: 0, onCase: progress("api", o.requests), trace });
       findings.push(...report.api.findings);
     }
     if (o.media > 0) {
@@ -151,9 +188,15 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
       findings.push(...media.findings);
       if (report.media.secretRead) findings.push({ campaign: "media", seed: -1, problem: "file-read", what: `${secret.file} (outside every allowed folder) was read` });
     }
-    polling = false;
-    await poller;
-    if (health.maxMs > o.healthLimitMs || health.failures > 0) findings.push({ campaign: "server", seed: -1, problem: "health", what: `/health max ${Math.round(health.maxMs)} ms, ${health.failures} failures` });
+    const polled = await poller.stop();
+    Object.assign(health, { polls: polled.polls, maxMs: polled.maxMs, failures: polled.failures });
+    stallWindows.push(...polled.slow);
+    // Name the cases that were in flight during each slow /health (the API campaign's trace), to find the culprit.
+    for (const [t0, t1] of stallWindows) {
+      const during = trace.filter((c) => c.t0 < t1 && c.t1 > t0).map((c) => `#${c.seed} ${c.what.slice(0, 160)} (${Math.round(c.t1 - c.t0)} ms)`);
+      health.stalls.push({ ms: Math.round(t1 - t0), during: during.slice(0, 6) });
+    }
+    if (health.maxMs > o.healthLimitMs || health.failures > 0) findings.push({ campaign: "server", seed: -1, problem: "health", what: `/health max ${Math.round(health.maxMs)} ms, ${health.failures} failures`, detail: JSON.stringify(health.stalls.slice(0, 3)) });
 
     await waitIdle(base);
     const after = await greedyAnswer(base, imageDataUrl);
