@@ -8,7 +8,7 @@
  *   {"type": "text", "text": "…"}
  *   {"type": "image_url", "image_url": {"url": "https://… | data:image/…;base64,… | file://… | upload://id", "min_pixels"?, "max_pixels"?}}
  *   {"type": "video_url", "video_url": {"url": "…", "fps"?, "nframes"?, "min_frames"?, "max_frames"?, "min_pixels"?,
- *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?}}
+ *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?, "frame_times"?}}
  * (start / end: seconds, as a number or as a string "75.5" / "1:15.5" / "0:01:15.5")
  * (video options may also sit beside "video_url" in the part, as in vLLM's qwen-vl-utils style.)
  */
@@ -106,6 +106,8 @@ const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes">, 
   end: ["end", { exclusiveMin: 0 }],
   video_end: ["end", { exclusiveMin: 0 }],
 };
+/** Every video option: the numeric ones above, and `frame_times` ("presentation" | "reference", as --frame-times). */
+const VIDEO_OPTION_NAMES = [...Object.keys(VIDEO_OPTIONS), "frame_times"];
 const IMAGE_OPTIONS = ["min_pixels", "max_pixels"];
 
 function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ignore: string[], param: string, limits: RequestLimits): MediaOptions {
@@ -113,19 +115,24 @@ function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ig
   for (const [key, value] of Object.entries(fields)) {
     if (ignore.includes(key) || value === undefined || value === null) continue;
     if (!allowed.includes(key)) throw badRequest(`${param}.${key}: unknown option (known: ${allowed.join(", ")})`, `${param}.${key}`, "unknown_option");
+    if (key === "frame_times") {
+      if (value !== "presentation" && value !== "reference") throw badRequest(`${param}.frame_times must be "presentation" or "reference", got ${describe(value)}`, `${param}.frame_times`);
+      out.frameTimes = value;
+      continue;
+    }
     const [name, rule] = VIDEO_OPTIONS[key];
     out[name] = num(name === "start" || name === "end" ? timeValue(value, `${param}.${key}`) : value, `${param}.${key}`, rule);
   }
   if (out.fps !== undefined && out.nframes !== undefined) throw badRequest(`${param}: give fps or nframes, not both`, `${param}.nframes`);
   if (out.start !== undefined && out.end !== undefined && out.end <= out.start) throw badRequest(`${param}: end (${out.end}) must be after start (${out.start})`, `${param}.end`);
   for (const key of ["nframes", "minFrames", "maxFrames"] as const) {
-    if ((out[key] ?? 0) > limits.maxFrames) throw badRequest(`${param}: ${key} = ${out[key]} is more than the server's limit of ${limits.maxFrames} frames per request (--max-frames)`, param, "limit_exceeded");
+    if ((out[key] ?? 0) > limits.maxFrames) throw badRequest(`${param}: ${API_SPELLING(key)} = ${out[key]} is more than the server's limit of ${limits.maxFrames} frames per request (--max-frames)`, param, "limit_exceeded");
   }
   for (const key of ["minPixels", "maxPixels"] as const) {
-    if ((out[key] ?? 0) > limits.maxFramePixels) throw badRequest(`${param}: ${key} = ${out[key]} is more than the server's limit of ${limits.maxFramePixels} pixels per frame (--max-frame-pixels)`, param, "limit_exceeded");
+    if ((out[key] ?? 0) > limits.maxFramePixels) throw badRequest(`${param}: ${API_SPELLING(key)} = ${out[key]} is more than the server's limit of ${limits.maxFramePixels} pixels per frame (--max-frame-pixels)`, param, "limit_exceeded");
   }
   if ((out.totalPixels ?? 0) > limits.maxFramePixels * limits.maxFrames) {
-    throw badRequest(`${param}: totalPixels = ${out.totalPixels} is more than the server allows (--max-frames × --max-frame-pixels = ${limits.maxFramePixels * limits.maxFrames})`, param, "limit_exceeded");
+    throw badRequest(`${param}: total_pixels = ${out.totalPixels} is more than the server allows (--max-frames × --max-frame-pixels = ${limits.maxFramePixels * limits.maxFrames})`, param, "limit_exceeded");
   }
   return out;
 }
@@ -165,8 +172,8 @@ function readPart(part: unknown, param: string, limits: RequestLimits): WirePart
     }
     case "video_url": {
       const { url, fields } = readUrlField(part.video_url, `${param}.video_url`);
-      const inner = readMediaOptions(fields, Object.keys(VIDEO_OPTIONS), ["url", "detail"], `${param}.video_url`, limits);
-      const outer = readMediaOptions(part, Object.keys(VIDEO_OPTIONS), ["type", "video_url"], param, limits);
+      const inner = readMediaOptions(fields, VIDEO_OPTION_NAMES, ["url", "detail"], `${param}.video_url`, limits);
+      const outer = readMediaOptions(part, VIDEO_OPTION_NAMES, ["type", "video_url"], param, limits);
       const options = { ...outer, ...inner };
       checkOptionRules(options, `${param}.video_url`);
       return { kind: "video", url, options, param: `${param}.video_url.url` };
