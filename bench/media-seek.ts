@@ -68,13 +68,13 @@ async function load(file: string, options: Partial<LoadVideoOptions>, strategy: 
   return { ms, md5: h.digest("hex"), report, timestamps: v.timestamps };
 }
 
-const rows: string[][] = [["case", "before (stream)", "after (auto)", "speed-up", "identical", "after: ffmpeg runs (seeking)"]];
+const rows: string[][] = [["case", "before (stream)", "after (auto)", "speed-up", "identical", "after: ffmpeg runs (seeking) / processes"]];
 const s = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
 async function compare(name: string, file: string, options: Partial<LoadVideoOptions>): Promise<{ before: Timed; after: Timed }> {
   const before = await load(file, options, "stream");
   const after = await load(file, options, "auto");
-  rows.push([name, s(before.ms), s(after.ms), `${(before.ms / after.ms).toFixed(1)}×`, before.md5 === after.md5 ? "yes" : "NO", `${after.report.runs} (${after.report.seekingRuns})`]);
+  rows.push([name, s(before.ms), s(after.ms), `${(before.ms / after.ms).toFixed(1)}×`, before.md5 === after.md5 ? "yes" : "NO", `${after.report.runs} (${after.report.seekingRuns}) / ${after.report.processes ?? "?"}`]);
   console.error(`${name}: before ${s(before.ms)}, after ${s(after.ms)}`);
   return { before, after };
 }

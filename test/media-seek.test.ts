@@ -6,7 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { decodeFrames, MAX_RUN_FRAMES, planDecodeRuns, seekSeconds, type DecodeReport, type DecodeStrategy } from "../src/media/decode-frames.js";
+import { batchRuns, decodeFrames, inputsPerProcess, MAX_RUN_FRAMES, planDecodeRuns, seekSeconds, type DecodeReport, type DecodeStrategy } from "../src/media/decode-frames.js";
 import { liveChildCount, locateFfmpeg } from "../src/media/ffmpeg.js";
 import { mp4FrameTable, scanFrameTable, type FrameTable } from "../src/media/frame-table.js";
 import { probeVideo, type VideoProbe } from "../src/media/probe.js";
@@ -32,9 +32,9 @@ async function tableOf(file: string, probe: VideoProbe): Promise<FrameTable | un
   return probe.demuxer === "mov" ? mp4FrameTable(file, probe.frameCount) : scanFrameTable(file, probe);
 }
 
-async function decodeWith(file: string, probe: VideoProbe, table: FrameTable | undefined, indices: number[], strategy: DecodeStrategy, rotation = 0 as VideoProbe["rotation"]) {
+async function decodeWith(file: string, probe: VideoProbe, table: FrameTable | undefined, indices: number[], strategy: DecodeStrategy, rotation = 0 as VideoProbe["rotation"], concurrency?: number) {
   const report: DecodeReport = { runs: 0, seekingRuns: 0, fallbackFrames: 0 };
-  const frames = await decodeFrames(file, { indices, width: probe.width, height: probe.height, rotation, demuxer: probe.demuxer, label: file, strategy, table, report });
+  const frames = await decodeFrames(file, { indices, width: probe.width, height: probe.height, rotation, demuxer: probe.demuxer, label: file, strategy, table, report, concurrency });
   return { frames, report };
 }
 
@@ -92,6 +92,49 @@ describe("seek-decoded frames are the stream-decoded frames, byte for byte", () 
     expect(seek.frames.map((f) => readFrameCode(rotateCcw(f, 4 - probe.rotation / 90)))).toEqual(indices);
   });
 
+  it("several seeking runs in one ffmpeg process (one input each, one output pipe each): same frames, in order", async () => {
+    for (const name of ["bframes.mp4", "open-gop.mkv", "vp9.webm"]) {
+      const file = p(name);
+      const probe = await probeVideo(file);
+      const table = await tableOf(file, probe);
+      const last = table!.pts.length - 1;
+      const indices = [last, 13, 50, 30, 100, 75, last - 1, 14, 61];
+      const one = await decodeWith(file, probe, table, indices, "seek", 0, 1);
+      const stream = await decodeWith(file, probe, table, indices, "stream");
+      expect(one.report.seekingRuns).toBeGreaterThan(2);
+      expect(one.report.processes).toBeLessThan(one.report.runs);
+      expect(one.report.fallbackFrames).toBe(0);
+      expect(one.frames.map((f) => readFrameCode(f))).toEqual(indices);
+      expect(sameBytes(one.frames, stream.frames)).toBe(true);
+    }
+    // rotation applies in every input's chain
+    const rot = p("rot90.mp4");
+    const probe = await probeVideo(rot);
+    const table = await tableOf(rot, probe);
+    const indices = [100, 7, 50, 119, 31];
+    const one = await decodeWith(rot, probe, table, indices, "seek", probe.rotation, 1);
+    const stream = await decodeWith(rot, probe, table, indices, "stream", probe.rotation);
+    expect(one.report.processes).toBeLessThan(one.report.runs);
+    expect(sameBytes(one.frames, stream.frames)).toBe(true);
+    expect(liveChildCount()).toBe(0);
+  });
+
+  it("a multi-input run whose middle input misses its frame: the others keep theirs, the miss is decoded from the start", async () => {
+    const file = p("bframes.mkv");
+    const probe = await probeVideo(file);
+    const table = (await tableOf(file, probe))!;
+    // frame 50's pts moved between two frames: its run's select never matches
+    const pts = Float64Array.from(table.pts);
+    pts[50] += 1;
+    const indices = [13, 50, 100, 150];
+    const one = await decodeWith(file, probe, { ...table, pts }, indices, "seek", 0, 1);
+    expect(one.report.processes).toBe(2); // one multi-input run, then the pass from the start
+    expect(one.report.fallbackFrames).toBe(1);
+    expect(one.frames.map((f) => readFrameCode(f))).toEqual(indices);
+    const stream = await decodeWith(file, probe, table, indices, "stream");
+    expect(sameBytes(one.frames, stream.frames)).toBe(true);
+  });
+
   it("more than 100 frames: runs of at most 64 flat terms, identical to the stream pass", async () => {
     const file = makeVideo(p("many.mkv"), { width: 80, height: 16, rate: "25", frames: 400, codec: ["-c:v", "ffv1", "-g", "50"] });
     const probe = await probeVideo(file);
@@ -145,6 +188,21 @@ describe("frame table", () => {
     // "seek" starts a run whenever the next frame is past another keyframe
     expect(planDecodeRuns([10, 400, 500], table, "seek", 30000, 160 * 96)).toEqual([{ frames: [10] }, { seekKey: 300, frames: [400, 500] }]);
     expect(planDecodeRuns([10, 400], table, "auto", 30000, 160 * 96)).toEqual([{ frames: [10, 400] }]);
+  });
+
+  it("seeking runs per process: fewer inputs for larger frames, balanced over the processes in flight", () => {
+    expect(inputsPerProcess(160 * 96)).toBe(8);
+    expect(inputsPerProcess(1280 * 720)).toBe(4);
+    expect(inputsPerProcess(1920 * 1080)).toBe(1);
+    expect(inputsPerProcess(7680 * 4320)).toBe(1);
+    const runs = [...Array(64).keys()];
+    expect(batchRuns(runs, 8, 4).map((b) => b.length)).toEqual([8, 8, 8, 8, 8, 8, 8, 8]);
+    expect(batchRuns(runs, 8, 4).flat()).toEqual(runs);
+    expect(batchRuns(runs.slice(0, 10), 8, 4).map((b) => b.length)).toEqual([3, 2, 3, 2]);
+    expect(batchRuns(runs.slice(0, 3), 8, 4).map((b) => b.length)).toEqual([1, 1, 1]);
+    expect(batchRuns(runs.slice(0, 9), 8, 1).map((b) => b.length)).toEqual([5, 4]);
+    expect(batchRuns(runs.slice(0, 5), 1, 4)).toHaveLength(5);
+    expect(batchRuns([], 8, 4)).toEqual([]);
   });
 
   it("-ss values round up to the microsecond", () => {

@@ -27,7 +27,13 @@
  * decoding on to it is cheaper than a new ffmpeg run (process start, container open — for mp4 the whole sample table —
  * plus decoding from its keyframe); a dense request becomes one run, a sparse one a run per frame. A run selects at
  * most MAX_RUN_FRAMES frames, so its `select` is a short flat sum whatever the request (FFmpeg 5.1 refuses a flat sum
- * of more than 100 terms); runs go `concurrency` at a time (default 4). When the runs would not cost clearly less
+ * of more than 100 terms). Seeking runs share ffmpeg processes (`batchRuns`): one process takes up to
+ * `inputsPerProcess` runs (8 for small frames, 1 from 1080p), each as its own input (`-ss` + the same untrusted-input
+ * options and forced demuxer) with its own filter chain (`trim` at its last wanted pts, so its decoding stops there,
+ * then its `select`) and its own raw output pipe (`pipe:3`, `pipe:4`, …), so frames are attributed to their run by the
+ * pipe they arrive on and a run that returns fewer frames is seen as such (then the stream pass decodes the rest). This
+ * saves process starts (64 runs on the 2-hour bench file: 64 processes → 8). Processes go `concurrency` at a time
+ * (default 4). When the runs would not cost clearly less
  * than one pass from the start (dense sampling of a short clip), auto keeps the single pass. `seek` makes a run per GOP touched; `stream`
  * is the single pass from the start (what videolm did before; the bench's "before").
  *
@@ -91,6 +97,8 @@ export interface DecodeReport {
   /** ffmpeg runs that decoded frames, and how many of them started with a seek */
   runs: number;
   seekingRuns: number;
+  /** ffmpeg processes started for them (several seeking runs share one process: one input each) */
+  processes?: number;
   /** false when a frame table was given but did not match FFmpeg's timestamps (then nothing seeks) */
   tableTrusted?: boolean;
   /** frames decoded by a pass from the start after seeking did not return them */
@@ -103,11 +111,44 @@ export type DecodeStrategy = "auto" | "seek" | "stream";
 export const SEEKABLE_DEMUXERS: readonly string[] = ["mov", "matroska"];
 
 /**
- * Seeking runs at a time: a run is mostly process start and container open (I/O, page faults) plus a short decode,
+ * ffmpeg processes at a time (each carrying up to `inputsPerProcess` seeking runs). Measured with one run per process: a run is mostly process start and container open (I/O, page faults) plus a short decode,
  * so a few in flight beat one even on 2 cores (64 runs on the 2-hour bench file: 8.0 s one at a time, 5.6 s two,
  * 4.3 s four, on the busy 2-core machine); memory stays one native frame per run in flight.
  */
 export const DEFAULT_CONCURRENCY = 4;
+
+/**
+ * Most seeking runs one ffmpeg process carries, one input each (see `batchRuns`). Each input holds its own demuxer
+ * index and decoder, so the number shrinks with the frame size (`inputsPerProcess`): 8 for small video, 1 from 1080p.
+ */
+export const MAX_INPUTS_PER_PROCESS = 8;
+
+/**
+ * Most inputs alive at once over the processes in flight (each holds a decoder and the container's index): 8-input
+ * processes go 2 at a time (as fast as 4 at a time on the 2-core machine, half the memory).
+ */
+export const MAX_INPUTS_IN_FLIGHT = 16;
+
+/** Seeking runs per ffmpeg process for frames of `pixels` (stored width × height): decoders of ≤ ~4 Mpx together. */
+export function inputsPerProcess(pixels: number): number {
+  return Math.max(1, Math.min(MAX_INPUTS_PER_PROCESS, Math.floor(4_000_000 / Math.max(1, pixels))));
+}
+
+/**
+ * Splits seeking runs, in order, into ffmpeg processes of at most `perProcess` runs, balanced, and at least
+ * `concurrency` processes when there are that many runs (so the processes in flight share the work).
+ */
+export function batchRuns<T>(runs: T[], perProcess: number, concurrency: number): T[][] {
+  if (runs.length === 0) return [];
+  const count = Math.min(runs.length, Math.max(Math.ceil(runs.length / Math.max(1, perProcess)), concurrency));
+  const batches: T[][] = [];
+  for (let b = 0, start = 0; b < count; b++) {
+    const end = Math.round(((b + 1) * runs.length) / count);
+    batches.push(runs.slice(start, end));
+    start = end;
+  }
+  return batches;
+}
 
 /** Most frames one seeking run selects (its `select` stays a flat sum of at most this many terms). */
 export const MAX_RUN_FRAMES = 64;
@@ -225,60 +266,99 @@ function geometry(opts: DecodeFramesOptions): Geometry {
 }
 
 /**
- * Runs ffmpeg once and hands each raw frame to `onFrame` (k-th frame, data); resolves with the number of frames read.
- * `seek`: the `-ss` value (with -copyts -seek_timestamp 1 -noaccurate_seek); `select`: the select filter.
+ * One part of an ffmpeg run: its input's `-ss` (undefined: from the start), select filter, last pts, frame count. In a
+ * multi-input run every segment selects by pts (`ptsSelectFilter`, with `lastPts`): -copyts is on for all inputs.
+ */
+interface Segment {
+  /** the `-ss` value (with -copyts -seek_timestamp 1 -noaccurate_seek); undefined: from the start */
+  seek?: string;
+  select: string;
+  /** the pts of the last selected frame (seeking segments of a multi-input run end there with `trim`) */
+  lastPts?: number;
+  count: number;
+}
+
+/**
+ * Runs ffmpeg once and hands each raw frame to `onFrame` (segment, k-th frame of it, data); resolves with the number
+ * of frames read per segment. One segment: one input, frames on stdout. Several (seeking) segments: one input per
+ * segment, each opened with its own `-ss` and the same untrusted-input options, each with its own filter chain
+ * (`trim` to its last wanted pts, then its `select`) and its own raw output on its own pipe (`pipe:3`, `pipe:4`, …),
+ * so every frame is known to be its segment's, and a segment that returns fewer frames is seen as such.
  */
 async function ffmpegFrames(
   file: string,
   opts: DecodeFramesOptions,
   g: Geometry,
-  run: { seek?: string; select: string; count: number },
-  onFrame: (k: number, data: Uint8Array) => void,
+  segments: Segment[],
+  onFrame: (segment: number, k: number, data: Uint8Array) => void,
   signal: AbortSignal | undefined,
-): Promise<number> {
+): Promise<number[]> {
   const { ffmpeg } = locateFfmpeg();
-  const args = [
-    "-nostdin", "-hide_banner", "-loglevel", "error",
-    "-noautorotate",
-    ...(run.seek !== undefined ? ["-copyts", "-seek_timestamp", "1", "-noaccurate_seek", "-ss", run.seek] : []),
-    ...untrustedInputArgs(file, { demuxer: opts.demuxer, maxInputPixels: g.maxInputPixels }),
-    "-map", "0:v:0", "-an", "-sn", "-dn",
-    "-vf", [run.select, ...rotationFilter(opts.rotation)].join(","),
-    "-vsync", "0",
-    "-frames:v", String(run.count),
-    "-f", "rawvideo", "-pix_fmt", "rgb24",
-    "pipe:1",
-  ];
+  const input = () => untrustedInputArgs(file, { demuxer: opts.demuxer, maxInputPixels: g.maxInputPixels });
+  const seekArgs = (seek: string) => ["-seek_timestamp", "1", "-noaccurate_seek", "-ss", seek];
+  const raw = ["-f", "rawvideo", "-pix_fmt", "rgb24"];
+  let args: string[];
+  const multi = segments.length > 1;
+  if (!multi) {
+    const run = segments[0];
+    args = [
+      "-nostdin", "-hide_banner", "-loglevel", "error",
+      "-noautorotate",
+      ...(run.seek !== undefined ? ["-copyts", ...seekArgs(run.seek)] : []),
+      ...input(),
+      "-map", "0:v:0", "-an", "-sn", "-dn",
+      "-vf", [run.select, ...rotationFilter(opts.rotation)].join(","),
+      "-vsync", "0",
+      "-frames:v", String(run.count),
+      ...raw,
+      "pipe:1",
+    ];
+  } else {
+    args = ["-nostdin", "-hide_banner", "-loglevel", "error", "-copyts"];
+    const chains: string[] = [];
+    segments.forEach((seg, j) => {
+      if (seg.lastPts === undefined) throw new Error("multi-input runs select by pts");
+      args.push("-noautorotate", ...(seg.seek !== undefined ? seekArgs(seg.seek) : []), ...input());
+      chains.push(`[${j}:v:0]${[`trim=end_pts=${seg.lastPts + 1}`, seg.select, ...rotationFilter(opts.rotation)].join(",")}[v${j}]`);
+    });
+    args.push("-filter_complex", chains.join(";"), "-vsync", "0");
+    segments.forEach((seg, j) => args.push("-map", `[v${j}]`, "-frames:v", String(seg.count), ...raw, `pipe:${3 + j}`));
+  }
   const proc = spawnTool(ffmpeg, args, {
     label: opts.label,
     timeoutMs: opts.timeoutMs ?? 600_000,
     signal,
     explain: explainUntrustedFailure(g.maxInputPixels),
+    extraPipes: multi ? segments.length : 0,
   });
-  let received = 0;
-  let current = new Uint8Array(g.frameBytes);
-  let filled = 0;
   let failure: unknown;
-  proc.stdout.on("data", (chunk: Buffer) => {
-    if (failure) return;
-    try {
-      let offset = 0;
-      while (offset < chunk.length && received < run.count) {
-        const take = Math.min(g.frameBytes - filled, chunk.length - offset);
-        current.set(chunk.subarray(offset, offset + take), filled);
-        filled += take;
-        offset += take;
-        if (filled === g.frameBytes) {
-          const data = current;
-          current = new Uint8Array(g.frameBytes);
-          filled = 0;
-          onFrame(received++, data);
+  const received = segments.map(() => 0);
+  const outputs = multi ? proc.pipes : [proc.stdout];
+  outputs.forEach((out, j) => {
+    let current = new Uint8Array(g.frameBytes);
+    let filled = 0;
+    const count = segments[j].count;
+    out.on("data", (chunk: Buffer) => {
+      if (failure) return;
+      try {
+        let offset = 0;
+        while (offset < chunk.length && received[j] < count) {
+          const take = Math.min(g.frameBytes - filled, chunk.length - offset);
+          current.set(chunk.subarray(offset, offset + take), filled);
+          filled += take;
+          offset += take;
+          if (filled === g.frameBytes) {
+            const data = current;
+            current = new Uint8Array(g.frameBytes);
+            filled = 0;
+            onFrame(j, received[j]++, data);
+          }
         }
+      } catch (err) {
+        failure = err;
+        proc.kill("frame processing failed");
       }
-    } catch (err) {
-      failure = err;
-      proc.kill("frame processing failed");
-    }
+    });
   });
   try {
     await proc.done;
@@ -336,7 +416,7 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
   const strategy = opts.strategy ?? "auto";
   const table = opts.table;
   const report = opts.report;
-  if (report) Object.assign(report, { runs: 0, seekingRuns: 0, fallbackFrames: 0, tableTrusted: undefined });
+  if (report) Object.assign(report, { runs: 0, seekingRuns: 0, processes: 0, fallbackFrames: 0, tableTrusted: undefined });
   let missing = wanted;
   if (strategy !== "stream" && table && opts.demuxer && SEEKABLE_DEMUXERS.includes(opts.demuxer) && wanted[wanted.length - 1] < table.pts.length) {
     const runs = planDecodeRuns(wanted, table, strategy, opts.frameCount ?? table.pts.length, opts.width * opts.height);
@@ -349,14 +429,24 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
         if (report) report.tableTrusted = trusted;
       }
       if (trusted) {
-        await runPool(runs, opts.concurrency ?? DEFAULT_CONCURRENCY, opts.signal, async (run, signal) => {
-          const shifted = run.frames.map((i) => table.pts[i] + table.ffmpegOffset);
-          const select = run.seekKey === undefined ? selectFilter(run.frames) : ptsSelectFilter(shifted);
-          const seek = run.seekKey === undefined ? undefined : seekSeconds(table.pts[run.seekKey] + table.ffmpegOffset, table.timeBase);
-          await ffmpegFrames(file, opts, g, { seek, select, count: run.frames.length }, (k, data) => store(run.frames[k], data), signal);
+        const perProcess = inputsPerProcess(opts.width * opts.height);
+        // processes at a time: `concurrency`, and at most MAX_INPUTS_IN_FLIGHT inputs (decoders, demuxer indexes) alive
+        const concurrency = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, Math.floor(MAX_INPUTS_IN_FLIGHT / perProcess)));
+        // once the table is checked (seeking), a run from the start can share a process too (selected by pts like the others)
+        const shared = seeking ? runs : runs.filter((r) => r.seekKey !== undefined);
+        const batches = [...runs.filter((r) => !shared.includes(r)).map((r) => [r]), ...batchRuns(shared, perProcess, concurrency)];
+        await runPool(batches, concurrency, opts.signal, async (batch, signal) => {
+          const segments = batch.map((run): Segment => {
+            if (run.seekKey === undefined && batch.length === 1) return { select: selectFilter(run.frames), count: run.frames.length };
+            const shifted = run.frames.map((i) => table.pts[i] + table.ffmpegOffset);
+            const seek = run.seekKey === undefined ? undefined : seekSeconds(table.pts[run.seekKey] + table.ffmpegOffset, table.timeBase);
+            return { seek, select: ptsSelectFilter(shifted), lastPts: shifted[shifted.length - 1], count: run.frames.length };
+          });
+          await ffmpegFrames(file, opts, g, segments, (j, k, data) => store(batch[j].frames[k], data), signal);
           if (report) {
-            report.runs++;
-            if (seek !== undefined) report.seekingRuns++;
+            report.runs += batch.length;
+            report.seekingRuns += segments.filter((seg) => seg.seek !== undefined).length;
+            report.processes = (report.processes ?? 0) + 1;
           }
         });
         missing = wanted.filter((i) => !byIndex.has(i));
@@ -367,8 +457,11 @@ export async function decodeFrames(file: string, opts: DecodeFramesOptions): Pro
 
   if (missing.length > 0) {
     // One pass from the start; `n` counts decoded frames from 0 (see the file comment).
-    const received = await ffmpegFrames(file, opts, g, { select: selectFilter(missing), count: missing.length }, (k, data) => store(missing[k], data), opts.signal);
-    if (report) report.runs++;
+    const [received] = await ffmpegFrames(file, opts, g, [{ select: selectFilter(missing), count: missing.length }], (_, k, data) => store(missing[k], data), opts.signal);
+    if (report) {
+      report.runs++;
+      report.processes = (report.processes ?? 0) + 1;
+    }
     if (received < missing.length) {
       throw new VideolmError(
         `${label}: the video ended after ${wanted.length - missing.length + received} of ${wanted.length} selected frames (frame ${missing[received]} not found); ` +

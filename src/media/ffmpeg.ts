@@ -129,11 +129,15 @@ export interface SpawnOptions {
    * default message (the tool's last line).
    */
   explain?: (stderr: string) => string | undefined;
+  /** Extra output pipes the child writes to as file descriptors 3, 4, … (ffmpeg's `pipe:3`, …); see ToolProcess.pipes. */
+  extraPipes?: number;
 }
 
 export interface ToolProcess {
   /** The child's stdout; read it incrementally. */
   stdout: Readable;
+  /** The extra output pipes (`SpawnOptions.extraPipes`): pipes[j] is the child's file descriptor 3 + j. */
+  pipes: Readable[];
   /**
    * Settles when the child has exited: resolves when it exited 0, rejects with a VideolmError when it failed, timed out
    * or was aborted (the child is killed in those cases before the promise settles).
@@ -152,7 +156,8 @@ export function spawnTool(bin: string, args: string[], opts: SpawnOptions): Tool
   if (opts.signal?.aborted) {
     throw new VideolmError(`${opts.label}: aborted before ${tool} started`);
   }
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const extra = opts.extraPipes ?? 0;
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe", ...Array.from({ length: extra }, () => "pipe" as const)] });
   track(child);
   let stderrText = "";
   child.stderr!.setEncoding("utf8");
@@ -202,7 +207,8 @@ export function spawnTool(bin: string, args: string[], opts: SpawnOptions): Tool
   });
   // Avoid an unhandled rejection if the caller only consumes stdout and then awaits `done` later.
   done.catch(() => {});
-  return { stdout: child.stdout!, done, kill, stderr: () => stderrText };
+  const pipes = Array.from({ length: extra }, (_, j) => child.stdio[3 + j] as Readable);
+  return { stdout: child.stdout!, pipes, done, kill, stderr: () => stderrText };
 }
 
 /** "250 ms", "12 s" */
