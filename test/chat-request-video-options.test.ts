@@ -5,7 +5,7 @@ import { HttpError } from "../src/server/errors.js";
 
 const LIMITS = { maxTokens: 4096, maxFrames: 256, maxFramePixels: 1_000_000, maxMediaParts: 8 };
 const body = (video: Record<string, unknown>) => ({ messages: [{ role: "user", content: [{ type: "video_url", video_url: { url: "upload://x", ...video } }, { type: "text", text: "?" }] }] });
-const mediaOf = (r: ReturnType<typeof parseChatRequest>) => (r.messages[0].content as { kind: string; options: Record<string, unknown> }[])[0].options;
+const mediaOf = (r: ReturnType<typeof parseChatRequest>) => (r.messages[0].content as unknown as { kind: string; options: Record<string, unknown> }[])[0].options;
 
 function errorOf(fn: () => unknown): HttpError {
   try {

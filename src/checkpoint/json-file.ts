@@ -112,7 +112,9 @@ export function parseBoundedJson(text: string, file: string, mustBeObject = true
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new VideolmError(`${name}: ${file} is not valid JSON (${(e as Error).message}); re-download it`);
+    // V8's message quotes the text around the fault, newlines included: keep the error on one line.
+    const reason = text.charCodeAt(0) === 0xfeff ? "it starts with a byte-order mark" : (e as Error).message.replace(/\r?\n/g, "\\n").replace(/\ufeff/g, "\\uFEFF");
+    throw new VideolmError(`${name}: ${file} is not valid JSON (${reason}); re-download it`);
   }
   if (mustBeObject && (value === null || typeof value !== "object" || Array.isArray(value))) {
     throw new VideolmError(`${name}: expected a JSON object at the top level of ${file} (got ${describeJson(value)})`);

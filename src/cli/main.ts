@@ -63,7 +63,8 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof VideolmError) {
-      process.stderr.write(`videolm: ${messageFor(error, CLI_SPELLING)}\n`); // options named as flags (OptionError)
+      // One line, always: options named as flags (OptionError); a message that quotes input may hold line breaks.
+      process.stderr.write(`videolm: ${messageFor(error, CLI_SPELLING).replace(/\s*[\r\n]+\s*/g, " ")}\n`);
     } else {
       process.stderr.write(`videolm: internal error: ${(error as Error)?.message ?? String(error)} (run with --debug for details, and please report it)\n`);
     }
