@@ -163,7 +163,7 @@ describe.skipIf(missing !== undefined)("web app in Chromium", () => {
     // An error from the server is shown as its message.
     await page.locator("#max-frames").fill("1000");
     await page.waitForFunction(() => !document.getElementById('error')!.hidden, undefined, { timeout: 10_000 });
-    expect(await page.locator("#error").textContent()).toMatch(/maxFrames = 1000 is more than the server's limit of 256 frames per request/);
+    expect(await page.locator("#error").textContent()).toMatch(/max_frames = 1000 is more than the server's limit of 256 frames per request/);
     expect(await page.locator("#plan-summary").textContent()).toBe("No plan for these settings.");
     expect(pageErrors).toEqual([]);
   });
