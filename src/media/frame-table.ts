@@ -96,6 +96,8 @@ export function tableFromPackets(
 const MAX_MOOV_BYTES = 256 * 1024 * 1024;
 /** Top-level boxes looked at before giving up on finding moov. */
 const MAX_TOP_LEVEL_BOXES = 4096;
+/** Most frames a table is built for (2^24: 77 hours at 60 fps; ~0.3 GB of tables); beyond it decoding streams. */
+export const MAX_TABLE_FRAMES = 1 << 24;
 
 interface Box {
   type: string;
@@ -229,7 +231,8 @@ function trackTable(moov: Buffer, trak: Box, mdia: Box, movieTimescale: number, 
   const stsz = find("stsz") ?? find("stz2");
   if (!stsz || stsz.end - stsz.start < 12) return undefined;
   const n = moov.readUInt32BE(stsz.start + 4);
-  if (n !== frameCount || n === 0) return undefined;
+  // The count comes from the file (a 1 KB file may claim 4 billion samples): bound it before allocating the tables.
+  if (n !== frameCount || n === 0 || n > MAX_TABLE_FRAMES) return undefined;
 
   // decode times
   const stts = find("stts");
