@@ -100,8 +100,28 @@ export function locateFfmpeg(env: NodeJS.ProcessEnv = process.env): FfmpegBinari
 const liveChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
+/** Listeners told of every child started here and of its exit (the server's preparation thread reports them). */
+const childListeners = new Set<(pid: number, alive: boolean) => void>();
+
+/**
+ * Calls `listener(pid, true)` when an ffmpeg/ffprobe child starts and `listener(pid, false)` when it exits. The
+ * server's preparation worker uses it so that, if the thread must be terminated mid-decode, its children can be
+ * killed from the main thread. Returns the function that removes the listener.
+ */
+export function onChildProcess(listener: (pid: number, alive: boolean) => void): () => void {
+  childListeners.add(listener);
+  return () => childListeners.delete(listener);
+}
+
 function track(child: ChildProcess): void {
   liveChildren.add(child);
+  const pid = child.pid;
+  if (pid !== undefined) {
+    for (const l of childListeners) l(pid, true);
+    child.once("exit", () => {
+      for (const l of childListeners) l(pid, false);
+    });
+  }
   child.once("close", () => liveChildren.delete(child));
   if (!exitHookInstalled) {
     exitHookInstalled = true;

@@ -15,11 +15,10 @@
  * ffmpeg/ffprobe children are reported ("child") so that the pool can kill them if it has to terminate the thread
  * (an abort reaches them through the AbortSignal first; terminating a thread does not end its child processes).
  */
-import childProcess, { type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { syncBuiltinESMExports } from "node:module";
 import path from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
+import { onChildProcess } from "../media/ffmpeg.js";
 import { RequestPreparer, type RequestPlan } from "../engine/preparer.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions, PlanLimit } from "../engine/request.js";
 import { costJson, planCost } from "../engine/plan-cost.js";
@@ -84,18 +83,8 @@ export interface WorkerError {
 const port = parentPort!;
 const { dir } = workerData as PrepWorkerData;
 
-// Report every child process this thread starts (the media code spawns ffmpeg / ffprobe through node:child_process).
-const originalSpawn = childProcess.spawn;
-(childProcess as { spawn: unknown }).spawn = function (this: unknown, ...args: unknown[]) {
-  const child = (originalSpawn as (...a: unknown[]) => ChildProcess).apply(this, args);
-  if (child.pid !== undefined) {
-    const pid = child.pid;
-    port.postMessage({ type: "child", pid, alive: true });
-    child.once("exit", () => port.postMessage({ type: "child", pid, alive: false }));
-  }
-  return child;
-};
-syncBuiltinESMExports();
+// Report every ffmpeg / ffprobe child this thread starts, so the pool can kill them if it must terminate the thread.
+onChildProcess((pid, alive) => port.postMessage({ type: "child", pid, alive }));
 
 /** Buffers arrive as plain Uint8Arrays; the processors check Buffer.isBuffer. */
 function rewrap(messages: ChatRequestMessage[]): ChatRequestMessage[] {
