@@ -242,6 +242,52 @@ export class GraphBuilder {
     return this.opN("If", [cond], { then_branch: thenGraph, else_branch: elseGraph }, outputs.length);
   }
 
+  /**
+   * ONNX `Loop` run `tripCount` times (int64 scalar value), no condition. `body(iter, carried)` builds the body with
+   * this builder (it may read any value of the enclosing graph, e.g. Gather one chunk by `iter`) and returns the new
+   * carried values followed by the per-iteration scan outputs. Returns the final carried values, then each scan
+   * output stacked along a new leading axis: [tripCount, ...shape].
+   *
+   *   carried₀ ──▶ body(0) ──▶ carried₁ ──▶ body(1) ──▶ … ──▶ final carried
+   *                  └─ scan₀        └─ scan₁          ──▶ stacked scans
+   */
+  loop(
+    tripCount: string,
+    carried: { init: string; dtype: DType; shape: Dim[] }[],
+    scanOutputs: { dtype: DType; shape: Dim[] }[],
+    body: (iter: string, carried: string[]) => string[],
+  ): string[] {
+    const outer = { nodes: this.nodes, values: this.branchValues };
+    this.nodes = [];
+    this.branchValues = new Set();
+    let graph: ProtoWriter;
+    try {
+      const iter = this.uniqueName(this.scoped("loop/iter"));
+      const cond = this.uniqueName(this.scoped("loop/cond"));
+      const carriedIn = carried.map((_, i) => this.uniqueName(this.scoped(`loop/carried_${i}`)));
+      const results = body(iter, carriedIn);
+      if (results.length !== carried.length + scanOutputs.length) {
+        throw new Error(`Loop body returned ${results.length} values, expected ${carried.length} carried + ${scanOutputs.length} scan`);
+      }
+      // Body outputs must be produced inside the body: anything else passes through an Identity.
+      const names = results.map((r) => (this.branchValues!.has(r) ? r : this.op("Identity", [r], {}, { name: "loop/Identity" })));
+      const condOut = this.op("Identity", [cond], {}, { name: "loop/cond_Identity" });
+      graph = new ProtoWriter();
+      for (const n of this.nodes) graph.message(1, n);
+      graph.string(2, this.uniqueName(this.scoped("loop_body")));
+      graph.message(11, valueInfo(iter, "int64", []));
+      graph.message(11, valueInfo(cond, "bool", []));
+      carriedIn.forEach((n, i) => graph.message(11, valueInfo(n, carried[i].dtype, carried[i].shape)));
+      graph.message(12, valueInfo(condOut, "bool", []));
+      const types = [...carried, ...scanOutputs];
+      names.forEach((n, i) => graph.message(12, valueInfo(n, types[i].dtype, types[i].shape)));
+    } finally {
+      this.nodes = outer.nodes;
+      this.branchValues = outer.values;
+    }
+    return this.opN("Loop", [tripCount, "", ...carried.map((c) => c.init)], { body: new GraphAttr(graph) }, carried.length + scanOutputs.length);
+  }
+
   /** Serialises the model; closes the external-data file. */
   toBytes(opsetVersion = 21): Uint8Array {
     this.external?.close();
