@@ -475,6 +475,137 @@ export function qwen3VlWeightSpec(cfg: Qwen3VlShapeConfig, seed: number): Weight
 }
 
 // ------------------------------------------------------------------------------------------------------------------
+// Weight spec for a dense Qwen3.5 config: port of qwen3_5_weight_spec() in tools/oracle/record_qwen3_5.py (hub names;
+// docs/qwen3_5-reference.md §2). Hybrid text layers by `layer_types`: Gated DeltaNet (`linear_attn.*`) or gated full
+// attention (`self_attn.*`, q_proj emits query + gate). Qwen3_5RMSNorm multiplies by (1 + w), so its weights are
+// centred on 0; the gated norm (`linear_attn.norm`) multiplies by w (centred on 1). `mtp.*` tensors are included
+// (the reference ignores them on load). Vision as Qwen3-VL without DeepStack mergers.
+// ------------------------------------------------------------------------------------------------------------------
+const GDN_GAIN: Record<string, number> = {
+  in_proj_qkv: 2.0, in_proj_z: 1.0, in_proj_b: 1.0, in_proj_a: 1.0, out_proj: 1.5, conv1d: 1.0, q_proj_gated: 2.0, mtp_fc: 1.0,
+};
+const GDN_A_LOG = { offset: 0.0, scale: 1.0 };
+const GDN_DT_BIAS = { offset: 0.5, scale: 0.5 };
+
+/** The hub config.json keys the Qwen3.5 spec needs (nested layout). */
+export interface Qwen3_5ShapeConfig {
+  tie_word_embeddings: boolean;
+  text_config: {
+    hidden_size: number;
+    intermediate_size: number;
+    num_attention_heads: number;
+    num_key_value_heads: number;
+    head_dim: number;
+    vocab_size: number;
+    layer_types: string[];
+    linear_num_key_heads: number;
+    linear_num_value_heads: number;
+    linear_key_head_dim: number;
+    linear_value_head_dim: number;
+    linear_conv_kernel_dim: number;
+  };
+  vision_config: {
+    depth: number;
+    hidden_size: number;
+    intermediate_size: number;
+    out_hidden_size: number;
+    num_position_embeddings: number;
+    spatial_merge_size: number;
+    patch_size: number;
+    temporal_patch_size: number;
+    in_channels: number;
+  };
+}
+
+export function qwen3_5WeightSpec(cfg: Qwen3_5ShapeConfig, seed: number): WeightSpec {
+  const tc = cfg.text_config;
+  const vc = cfg.vision_config;
+  const { hidden_size: h, intermediate_size: inter, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd, vocab_size: vocab } = tc;
+  const nv = tc.linear_num_value_heads;
+  const dv = tc.linear_value_head_dim;
+  const keyDim = tc.linear_num_key_heads * tc.linear_key_head_dim;
+  const valueDim = nv * dv;
+  const convDim = 2 * keyDim + valueDim;
+  const ks = tc.linear_conv_kernel_dim;
+  const e = vc.hidden_size;
+  const merged = e * vc.spatial_merge_size ** 2;
+  const out: TensorSpec[] = [];
+  const scale = (kind: string, fanIn: number) =>
+    (kind in GDN_GAIN ? GDN_GAIN[kind] : kind in QWEN3_GAIN ? QWEN3_GAIN[kind] : LINEAR_GAIN[kind]) * Math.sqrt(3 / fanIn);
+  const lin = (name: string, kind: string, shape: number[], bias = true) => {
+    out.push({ name: `${name}.weight`, shape, offset: 0, scale: scale(kind, shape[1]) });
+    if (bias) out.push({ name: `${name}.bias`, shape: [shape[0]], offset: 0, scale: kind in QWEN3_BIAS ? QWEN3_BIAS[kind] : BIAS_SCALE[kind] });
+  };
+  const norm = (name: string, n: number, bias: boolean, offset = 1) => {
+    out.push({ name: `${name}.weight`, shape: [n], offset, scale: NORM_SCALE });
+    if (bias) out.push({ name: `${name}.bias`, shape: [n], offset: 0, scale: BIAS_SCALE.norm });
+  };
+  const zcNorm = (name: string, n: number) => norm(name, n, false, 0);
+  const attention = (pre: string) => {
+    lin(`${pre}.self_attn.q_proj`, "q_proj_gated", [heads * hd * 2, h], false);
+    lin(`${pre}.self_attn.k_proj`, "k_proj", [kv * hd, h], false);
+    lin(`${pre}.self_attn.v_proj`, "v_proj", [kv * hd, h], false);
+    lin(`${pre}.self_attn.o_proj`, "o_proj", [h, heads * hd], false);
+    zcNorm(`${pre}.self_attn.q_norm`, hd);
+    zcNorm(`${pre}.self_attn.k_norm`, hd);
+  };
+  const mlpAndNorms = (pre: string) => {
+    lin(`${pre}.mlp.gate_proj`, "gate_proj", [inter, h], false);
+    lin(`${pre}.mlp.up_proj`, "up_proj", [inter, h], false);
+    lin(`${pre}.mlp.down_proj`, "down_proj", [h, inter], false);
+    zcNorm(`${pre}.input_layernorm`, h);
+    zcNorm(`${pre}.post_attention_layernorm`, h);
+  };
+  const lm = "model.language_model";
+  out.push({ name: `${lm}.embed_tokens.weight`, shape: [vocab, h], offset: 0, scale: EMBED_SCALE });
+  tc.layer_types.forEach((kind, i) => {
+    const pre = `${lm}.layers.${i}`;
+    if (kind === "linear_attention") {
+      const la = `${pre}.linear_attn`;
+      lin(`${la}.in_proj_qkv`, "in_proj_qkv", [convDim, h], false);
+      lin(`${la}.in_proj_z`, "in_proj_z", [valueDim, h], false);
+      lin(`${la}.in_proj_b`, "in_proj_b", [nv, h], false);
+      lin(`${la}.in_proj_a`, "in_proj_a", [nv, h], false);
+      out.push({ name: `${la}.conv1d.weight`, shape: [convDim, 1, ks], offset: 0, scale: scale("conv1d", ks) });
+      out.push({ name: `${la}.A_log`, shape: [nv], ...GDN_A_LOG });
+      out.push({ name: `${la}.dt_bias`, shape: [nv], ...GDN_DT_BIAS });
+      norm(`${la}.norm`, dv, false, 1);
+      lin(`${la}.out_proj`, "out_proj", [h, valueDim], false);
+    } else {
+      attention(pre);
+    }
+    mlpAndNorms(pre);
+  });
+  zcNorm(`${lm}.norm`, h);
+  if (!cfg.tie_word_embeddings) lin("lm_head", "lm_head", [vocab, h], false);
+  lin("mtp.fc", "mtp_fc", [h, 2 * h], false);
+  zcNorm("mtp.pre_fc_norm_embedding", h);
+  zcNorm("mtp.pre_fc_norm_hidden", h);
+  attention("mtp.layers.0");
+  mlpAndNorms("mtp.layers.0");
+  zcNorm("mtp.norm", h);
+  const vis = "model.visual";
+  const { in_channels: cin, temporal_patch_size: tp, patch_size: p } = vc;
+  out.push({ name: `${vis}.patch_embed.proj.weight`, shape: [e, cin, tp, p, p], offset: 0, scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)) });
+  out.push({ name: `${vis}.patch_embed.proj.bias`, shape: [e], offset: 0, scale: QWEN3_BIAS.patch_embed });
+  out.push({ name: `${vis}.pos_embed.weight`, shape: [vc.num_position_embeddings, e], offset: 0, scale: QWEN3_POS_EMBED_SCALE });
+  for (let i = 0; i < vc.depth; i++) {
+    const pre = `${vis}.blocks.${i}`;
+    norm(`${pre}.norm1`, e, true);
+    norm(`${pre}.norm2`, e, true);
+    lin(`${pre}.attn.qkv`, "qkv", [3 * e, e]);
+    lin(`${pre}.attn.proj`, "proj", [e, e]);
+    lin(`${pre}.mlp.linear_fc1`, "linear_fc1", [vc.intermediate_size, e]);
+    lin(`${pre}.mlp.linear_fc2`, "linear_fc2", [e, vc.intermediate_size]);
+  }
+  norm(`${vis}.merger.norm`, e, true);
+  lin(`${vis}.merger.linear_fc1`, "merger_fc1", [merged, merged]);
+  lin(`${vis}.merger.linear_fc2`, "merger_fc2", [vc.out_hidden_size, merged]);
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { seed, dtype: "BF16", tensors: out };
+}
+
+// ------------------------------------------------------------------------------------------------------------------
 // Materializing a fixture folder into a checkpoint folder
 // ------------------------------------------------------------------------------------------------------------------
 
