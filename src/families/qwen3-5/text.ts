@@ -1,0 +1,271 @@
+/**
+ * Qwen3.5 text decoder as an ONNX graph: the *prefill* graph of a fresh sequence (no past state in), over all layers.
+ * Reference: docs/qwen3_5-reference.md (transformers 5.18.0 models/qwen3_5/modeling_qwen3_5.py, "M:line").
+ *
+ *   input_ids [1, S] ── Gather(embed_tokens) ── ScatterND(visual_embeds at visual_positions) ──▶ x [1, S, D]
+ *   position_ids [3, 1, S] ──▶ cos/sin [1, S, 1, rotary_dim]  (interleaved M-RoPE over the first rotary_dim dims)
+ *   layers × { x += mixer(RMSNorm₁₊w(x)) ; x += down(silu(gate(·)) · up(·))(RMSNorm₁₊w(x)) }
+ *      mixer = Gated DeltaNet (linear_attention) or gated full attention (full_attention), by layer_types
+ *   RMSNorm₁₊w ── Gather(logits_indices) ── lm_head ──▶ logits [1, K, V]
+ *
+ * Outputs besides the logits: each layer's decoder state after the chunk (§7 of the reference), for the engine to
+ * keep — linear layers `present_state.{i}.conv_state` [1, conv_dim, K] (the last K pre-conv in_proj_qkv rows, left zero-padded,
+ * the reference cache's layout) and `present_state.{i}.recurrent_state` [1, Hv, dk, dv]; attention layers the chunk's keys
+ * (post-norm, post-rotary) and values as `new.{i}.key` / `new.{i}.value` [1, S, KV·hd] (graph-io.ts's layout).
+ * Attention runs on plain ops (any head size; no past to read), the delta rule on src/onnx/gated-delta.ts.
+ */
+import type { WeightMap } from "../../checkpoint/weight-map.js";
+import { causalConv1d, gatedDeltaChunked, gatedRmsNorm } from "../../onnx/gated-delta.js";
+import { f32bytes, isFloatPrecision, type Layers } from "../../onnx/layers.js";
+import { DECODER_INPUTS, DECODER_LOGITS, newKey, newValue } from "../graph-io.js";
+import { interleavedMrope } from "../qwen3-vl/text.js";
+import type { Qwen3_5TextConfig } from "./config.js";
+
+/**
+ * Decoder-state outputs of a linear (Gated DeltaNet) layer: whole fixed-size tensors that replace the layer's state,
+ * named as the recurrent-state convention being added to graph-io.ts (`present_state.i.<name>`).
+ */
+export const newConvState = (i: number) => `present_state.${i}.conv_state`;
+export const newRecurrentState = (i: number) => `present_state.${i}.recurrent_state`;
+
+/** Hub tensor prefix of the language model (`Qwen3_5ForConditionalGeneration.model.language_model`). */
+const LM = "model.language_model";
+
+export interface Qwen3_5DecoderOptions {
+  /** Chunk size of the chunk-parallel delta rule (the reference's 64; a power of two). */
+  deltaChunkSize?: number;
+}
+
+export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}): void {
+  const g = layers.g;
+  const D = cfg.hiddenSize;
+  const eps = cfg.rmsNormEps;
+
+  const inputIds = g.input(DECODER_INPUTS.inputIds, "int64", [1, "seq"]);
+  const visualEmbeds = g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]);
+  const visualPositions = g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]);
+  const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, "seq"]);
+  const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
+
+  // Qwen3_5RMSNorm (M:840): x · rsqrt(mean(x²) + eps) · (1 + w) — zero-centred weights; 1 + w rounds once to float32,
+  // as the reference's float32 `1.0 + self.weight.float()` does.
+  const rmsNorm1p = (x: string, name: string, tensor: string, n: number) =>
+    layers.rmsNorm(
+      x,
+      name,
+      Float32Array.from(weights.take(tensor, [n]), (w) => 1 + w),
+      eps,
+    );
+
+  // Qwen3_5TextModel.forward (M:1239): inputs_embeds = embed_tokens(input_ids); visual rows are placed by the caller.
+  const embedTable = weights.take(`${LM}.embed_tokens.weight`, [cfg.vocabSize, D]);
+  const embedName = layers.floatWeight(`${LM}.embed_tokens.weight`, [cfg.vocabSize, D], embedTable);
+  let x = g.scope("embed_tokens", () => {
+    const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S] → [S, D]
+    const merged = g.op("ScatterND", [tokens, visualPositions, visualEmbeds]); // visual rows replace their placeholders
+    return g.op("Unsqueeze", [merged, g.ints([0])]); // [S, D] → [1, S, D]
+  });
+
+  // Qwen3_5TextRotaryEmbedding (M:142-212): inv_freq[j] = θ^(−2j/rd), j < rd/2; freqs per axis T/H/W recomposed
+  // interleaved (apply_interleaved: H at j ≡ 1 mod 3, j < 3·s1; W at j ≡ 2 mod 3, j < 3·s2; else T); emb = cat(f, f).
+  const rd = cfg.rotaryDim;
+  const { cos, sin } = g.scope("rotary", () => {
+    const half = rd / 2;
+    const axes = interleavedMrope(half)(cfg.mropeSection);
+    const masked = new Float32Array(3 * half); // [3, half]: inv_freq where axis(j) == a, else 0
+    for (let j = 0; j < half; j++) masked[axes[j] * half + j] = 1 / cfg.ropeTheta ** ((2 * j) / rd);
+    const pos = g.op("Unsqueeze", [g.op("Cast", [positionIds], { to: 1 }), g.ints([3])]); // [3, 1, S] → [3, 1, S, 1]
+    const perAxis = g.op("Mul", [pos, g.constant("float32", [3, 1, 1, half], masked)]); // [3, 1, S, half]
+    const freqs = g.op("ReduceSum", [perAxis, g.ints([0])], { keepdims: 0 }); // [1, S, half]: one non-zero term per j
+    const emb = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], { axis: -1 }), g.ints([2])]); // [1, S, rd] → [1, S, 1, rd]
+    return { cos: g.op("Cos", [emb]), sin: g.op("Sin", [emb]) };
+  });
+
+  // Causal mask for the chunk (no past): scores[.., i, j] += −∞ for j > i.
+  const causalBias = g.scope("causal_mask", () => {
+    const S = g.op("Squeeze", [g.op("Shape", [inputIds], { start: 1, end: 2 }), g.ints([0])]); // int64 scalar
+    const idx = g.op("Range", [g.constant("int64", [], [0n]), S, g.constant("int64", [], [1n])]); // [S]
+    const future = g.op("Greater", [g.op("Unsqueeze", [idx, g.ints([0])]), g.op("Unsqueeze", [idx, g.ints([1])])]); // [1, S] > [S, 1] → [S, S]
+    return g.op("Where", [future, g.scalar(-Infinity), g.scalar(0)]); // [S, S]
+  });
+
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `${LM}.layers.${i}`;
+    x = g.scope(`layers.${i}`, () => {
+      // Qwen3_5DecoderLayer.forward (M:873): x += mixer(input_layernorm(x)); x += mlp(post_attention_layernorm(x)).
+      const h = rmsNorm1p(x, "input_layernorm", `${p}.input_layernorm.weight`, D);
+      const mixer =
+        cfg.layerTypes[i] === "linear_attention"
+          ? g.scope("linear_attn", () => gatedDeltaNet(layers, weights, cfg, h, i, options.deltaChunkSize ?? 64))
+          : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias }));
+      const x1 = g.op("Add", [x, mixer]);
+      const h2 = rmsNorm1p(x1, "post_attention_layernorm", `${p}.post_attention_layernorm.weight`, D);
+      // Qwen3_5MLP (M:823): down(silu(gate(x)) · up(x)).
+      const F = cfg.intermediateSize;
+      const mlp = g.scope("mlp", () => {
+        const [gate, up] = layers.linearFused(
+          h2,
+          "gate_up_proj",
+          [
+            { weight: weights.take(`${p}.mlp.gate_proj.weight`, [F, D]), outFeatures: F },
+            { weight: weights.take(`${p}.mlp.up_proj.weight`, [F, D]), outFeatures: F },
+          ],
+          D,
+        );
+        return layers.linear(g.op("Mul", [layers.activation(gate, cfg.hiddenAct), up]), "down_proj", weights.take(`${p}.mlp.down_proj.weight`, [D, F]), D, F);
+      });
+      return g.op("Add", [x1, mlp]);
+    });
+  }
+
+  // Final norm (Qwen3_5TextModel.norm, M:1239+) and lm_head (untied unless tie_word_embeddings, M:1766).
+  const logits = g.scope("lm_head", () => {
+    const normed = rmsNorm1p(x, "norm", `${LM}.norm.weight`, D);
+    const picked = g.op("Gather", [normed, logitsIndices], { axis: 1 }); // [1, S, D] → [1, K, D]
+    const headPrecision = isFloatPrecision(layers.precision) ? layers.precision : "int8";
+    if (cfg.tieWordEmbeddings && isFloatPrecision(headPrecision)) {
+      const rows = g.op("Reshape", [picked, g.ints([-1, D])]); // [1, K, D] → [K, D]
+      return g.op("Unsqueeze", [g.op("Gemm", [rows, embedName], { transB: 1 }), g.ints([0])]); // [K, V] → [1, K, V]
+    }
+    const head = cfg.tieWordEmbeddings ? embedTable : weights.take("lm_head.weight", [cfg.vocabSize, D]);
+    return layers.linear(picked, "lm_head", head, cfg.vocabSize, D, undefined, headPrecision);
+  });
+  g.output(logits, DECODER_LOGITS, "float32", [1, "num_logits", cfg.vocabSize]);
+}
+
+/**
+ * One Gated DeltaNet mixer over the chunk, from a zero state (Qwen3_5GatedDeltaNet.forward, M:549-662; reference §4).
+ * h [1, S, D] → [1, S, D]; declares the layer's conv and recurrent state outputs.
+ */
+function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, h: string, i: number, chunkSize: number): string {
+  const g = layers.g;
+  const D = cfg.hiddenSize;
+  const { convKernel: K, numKeyHeads: Hk, keyHeadDim: dk, numValueHeads: Hv, valueHeadDim: dv } = cfg.linear;
+  const keyDim = Hk * dk;
+  const valueDim = Hv * dv;
+  const convDim = 2 * keyDim + valueDim;
+  const p = `${LM}.layers.${i}.linear_attn`;
+
+  // M:571-579: in_proj_qkv → mixed [1, S, conv_dim]; in_proj_z → z; in_proj_b → b; in_proj_a → a (separate
+  // projections in Qwen3.5, §2; fused here into one product and split back).
+  const [mixed, zFlat, b, a] = layers.linearFused(
+    h,
+    "in_proj_qkvzba",
+    [
+      { weight: weights.take(`${p}.in_proj_qkv.weight`, [convDim, D]), outFeatures: convDim },
+      { weight: weights.take(`${p}.in_proj_z.weight`, [valueDim, D]), outFeatures: valueDim },
+      { weight: weights.take(`${p}.in_proj_b.weight`, [Hv, D]), outFeatures: Hv },
+      { weight: weights.take(`${p}.in_proj_a.weight`, [Hv, D]), outFeatures: Hv },
+    ],
+    D,
+  );
+
+  // causal_conv1d_fn (M:269) from a zero state, then SiLU; conv1d.weight [conv_dim, 1, K], no bias.
+  const zeroConv = g.op("Expand", [g.scalar(0), g.ints([1, convDim, K - 1])]); // [1, conv_dim, K−1]
+  const conv = causalConv1d(g, mixed, zeroConv, "conv1d", weights.take(`${p}.conv1d.weight`, [convDim, 1, K]), convDim, K); // [1, S, conv_dim]
+  // The reference cache's conv state (§7): the last K pre-conv rows, left zero-padded when S < K.
+  const convState = g.scope("conv_state", () => {
+    const padded = g.op("Concat", [g.op("Expand", [g.scalar(0), g.ints([1, convDim, K])]), g.op("Transpose", [mixed], { perm: [0, 2, 1] })], { axis: 2 }); // [1, conv_dim, K + S]
+    return g.op("Slice", [padded, g.ints([-K]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([2])]); // [1, conv_dim, K]
+  });
+  g.output(convState, newConvState(i), "float32", [1, convDim, K]);
+
+  // M:600-621: split into q, k [1, S, Hk, dk], v [1, S, Hv, dv]; heads first for the kernel; q/k heads repeated
+  // (repeat_interleave: value head j reads key head ⌊j / (Hv/Hk)⌋) when Hv > Hk.
+  const [qFlat, kFlat, vFlat] = g.opN("Split", [conv.output, g.ints([keyDim, keyDim, valueDim])], { axis: -1 }, 3);
+  const r = Hv / Hk;
+  const keyHeads = (t: string) => {
+    let y = g.op("Reshape", [t, g.ints([0, 0, Hk, 1, dk])]); // [1, S, Hk·dk] → [1, S, Hk, 1, dk]
+    if (r > 1) y = g.op("Expand", [y, g.ints([1, 1, Hk, r, dk])]); // [1, S, Hk, r, dk]
+    y = g.op("Reshape", [y, g.ints([0, 0, Hv, dk])]); // [1, S, Hk, r, dk] → [1, S, Hv, dk]
+    return g.op("Transpose", [y], { perm: [0, 2, 1, 3] }); // [1, S, Hv, dk] → [1, Hv, S, dk]
+  };
+  const q = keyHeads(qFlat);
+  const k = keyHeads(kFlat);
+  const v = g.op("Transpose", [g.op("Reshape", [vFlat, g.ints([0, 0, Hv, dv])])], { perm: [0, 2, 1, 3] }); // [1, S, Hv·dv] → [1, S, Hv, dv] → [1, Hv, S, dv]
+
+  // M:616-618: β = sigmoid(b); g = −exp(A_log) · softplus(a + dt_bias), float32, [1, S, Hv] → [1, Hv, S].
+  const beta = g.op("Transpose", [g.op("Sigmoid", [b])], { perm: [0, 2, 1] });
+  const aLog = g.weight(`${p}.A_log`, "float32", [Hv], f32bytes(weights.take(`${p}.A_log`, [Hv])));
+  const dtBias = g.weight(`${p}.dt_bias`, "float32", [Hv], f32bytes(weights.take(`${p}.dt_bias`, [Hv])));
+  const decay = g.op("Transpose", [g.op("Mul", [g.op("Neg", [g.op("Exp", [aLog])]), g.op("Softplus", [g.op("Add", [a, dtBias])])])], { perm: [0, 2, 1] });
+
+  // torch_chunk_gated_delta_rule (M:300, §5) with use_qk_l2norm_in_kernel=True from a zero state.
+  const zeroState = g.op("Expand", [g.scalar(0), g.ints([1, Hv, dk, dv])]); // [1, Hv, dk, dv]
+  const core = gatedDeltaChunked(g, { q, k, v, g: decay, beta, state: zeroState }, { l2normQK: true, keyDim: dk, valueDim: dv, chunkSize });
+  g.output(core.state, newRecurrentState(i), "float32", [1, Hv, dk, dv]);
+
+  // M:656-661: Qwen3_5RMSNormGated per head over dv with z, then out_proj.
+  const coreRows = g.op("Transpose", [core.output], { perm: [0, 2, 1, 3] }); // [1, Hv, S, dv] → [1, S, Hv, dv]
+  const z = g.op("Reshape", [zFlat, g.ints([0, 0, Hv, dv])]); // [1, S, Hv·dv] → [1, S, Hv, dv]
+  const normed = gatedRmsNorm(g, coreRows, z, "norm", weights.take(`${p}.norm.weight`, [dv]), cfg.rmsNormEps); // [1, S, Hv, dv]
+  const flat = g.op("Reshape", [normed, g.ints([0, 0, valueDim])]); // [1, S, Hv, dv] → [1, S, Hv·dv]
+  return layers.linear(flat, "out_proj", weights.take(`${p}.out_proj.weight`, [D, valueDim]), D, valueDim);
+}
+
+/**
+ * One gated full-attention mixer over the chunk, no past (Qwen3_5Attention.forward, M:775-820; reference §6).
+ * h [1, S, D] → [1, S, D]; declares the chunk's keys and values as outputs.
+ */
+function gatedAttention(
+  layers: Layers,
+  weights: WeightMap,
+  cfg: Qwen3_5TextConfig,
+  h: string,
+  i: number,
+  rope: { cos: string; sin: string; causalBias: string },
+): string {
+  const g = layers.g;
+  const D = cfg.hiddenSize;
+  const { numHeads: H, numKvHeads: KV, headDim: hd, rotaryDim: rd } = cfg;
+  const G = H / KV;
+  const p = `${LM}.layers.${i}.self_attn`;
+  const part = (name: string, out: number) => ({
+    weight: weights.take(`${p}.${name}_proj.weight`, [out, D]),
+    outFeatures: out,
+    bias: cfg.attentionBias ? weights.take(`${p}.${name}_proj.bias`, [out]) : undefined,
+  });
+  const [qg, kFlat, vFlat] = layers.linearFused(h, "qkv_proj", [part("q", 2 * H * hd), part("k", KV * hd), part("v", KV * hd)], D);
+
+  // M:783-786: q_proj(x).view(S, H, 2·hd).chunk(2): per head [query (hd) ‖ gate (hd)].
+  const [qHeads, gateHeads] = g.opN("Split", [g.op("Reshape", [qg, g.ints([0, 0, H, 2 * hd])]), g.ints([hd, hd])], { axis: -1 }, 2); // [1, S, 2·H·hd] → [1, S, H, 2·hd] → 2 × [1, S, H, hd]
+  const gate = g.op("Reshape", [gateHeads, g.ints([0, 0, H * hd])]); // [1, S, H, hd] → [1, S, H·hd]
+
+  // M:788-789: q_norm / k_norm (Qwen3_5RMSNorm, 1 + w) over each head's hd.
+  const qkNorm = (t: string, name: string) =>
+    layers.rmsNorm(
+      t,
+      `${name}_norm`,
+      Float32Array.from(weights.take(`${p}.${name}_norm.weight`, [hd]), (w) => 1 + w),
+      cfg.rmsNormEps,
+    );
+  const qn = qkNorm(qHeads, "q"); // [1, S, H, hd]
+  const kn = qkNorm(g.op("Reshape", [kFlat, g.ints([0, 0, KV, hd])]), "k"); // [1, S, KV·hd] → [1, S, KV, hd]
+
+  // apply_rotary_pos_emb (M:697-707): rotate_half rotary on the first rotary_dim dims of each head, the rest passes.
+  const rotate = (t: string) => {
+    if (rd === hd) return layers.applyRotary(t, rope.cos, rope.sin, rd);
+    const [rot, pass] = g.opN("Split", [t, g.ints([rd, hd - rd])], { axis: -1 }, 2); // [1, S, n, hd] → [1, S, n, rd], [1, S, n, hd − rd]
+    return g.op("Concat", [layers.applyRotary(rot, rope.cos, rope.sin, rd), pass], { axis: -1 });
+  };
+  const q = rotate(qn); // [1, S, H, hd]
+  const k = rotate(kn); // [1, S, KV, hd]
+  g.output(g.op("Reshape", [k, g.ints([0, 0, KV * hd])]), newKey(i), "float32", [1, "seq", KV * hd]); // [1, S, KV, hd] → [1, S, KV·hd]
+  g.output(vFlat, newValue(i), "float32", [1, "seq", KV * hd]);
+
+  // eager_attention_forward: softmax(q kᵀ · hd^-½ + causal) v, query head j on KV head ⌊j / G⌋ (repeat_kv).
+  const ctx = g.scope("attention", () => {
+    const qT = g.op("Reshape", [g.op("Transpose", [q], { perm: [0, 2, 1, 3] }), g.ints([0, KV, G, -1, hd])]); // [1, S, H, hd] → [1, H, S, hd] → [1, KV, G, S, hd]
+    const kT = g.op("Unsqueeze", [g.op("Transpose", [k], { perm: [0, 2, 3, 1] }), g.ints([2])]); // [1, S, KV, hd] → [1, KV, hd, S] → [1, KV, 1, hd, S]
+    const vT = g.op("Unsqueeze", [g.op("Transpose", [g.op("Reshape", [vFlat, g.ints([0, 0, KV, hd])])], { perm: [0, 2, 1, 3] }), g.ints([2])]); // [1, S, KV·hd] → [1, S, KV, hd] → [1, KV, S, hd] → [1, KV, 1, S, hd]
+    const scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [qT, kT]), g.scalar(1 / Math.sqrt(hd))]), rope.causalBias]); // [1, KV, G, S, S]
+    const probs = g.op("Softmax", [scores], { axis: -1 });
+    const out = g.op("MatMul", [probs, vT]); // [1, KV, G, S, hd]
+    const heads = g.op("Reshape", [out, g.ints([0, H, -1, hd])]); // [1, KV, G, S, hd] → [1, H, S, hd]
+    return g.op("Reshape", [g.op("Transpose", [heads], { perm: [0, 2, 1, 3] }), g.ints([0, 0, H * hd])]); // [1, H, S, hd] → [1, S, H, hd] → [1, S, H·hd]
+  });
+
+  // M:815-818: attn · sigmoid(gate), then o_proj.
+  const gated = g.op("Mul", [ctx, g.op("Sigmoid", [gate])]);
+  return layers.linear(gated, "o_proj", weights.take(`${p}.o_proj.weight`, [D, H * hd]), D, H * hd);
+}
