@@ -2,9 +2,10 @@
  * Qwen3.5 text decoder graph (src/families/qwen3-5/text.ts) against transformers 5.18 on the tiny dense fixture
  * (test/fixtures/qwen3_5/qwen3_5-tiny/golden.json, recorded by tools/oracle/record_qwen3_5.py, float32, eager):
  * the `text` case's prompt ids at their recorded 3-D positions → logits at the recorded positions, and the decoder
- * state after prefill (conv + recurrent state of the linear layers, keys/values of the attention layer). The greedy
- * tokens are checked by re-running the prefill graph on prompt + tokens so far (no cached decode yet: that needs the
- * one-token graph and the engine's generalised decoder state). Also: the config parser's validation messages.
+ * state after prefill (conv + recurrent state of the linear layers, keys/values of the attention layer); the 12 greedy
+ * tokens through prefill + one-token decode steps carrying that state (the reference's cached path), and again by
+ * re-running the prefill graph over prompt + tokens so far; prefill with delta-rule chunks of 8 equal to chunks of 64.
+ * Graphs are run directly with onnxruntime (not yet through the engine). Also: the config parser's messages.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -15,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { WeightMap } from "../src/checkpoint/weight-map.js";
 import { defaultLayerTypes, parseQwen3_5Config, type Qwen3_5Config } from "../src/families/qwen3-5/config.js";
-import { buildQwen3_5PrefillDecoder, newConvState, newRecurrentState } from "../src/families/qwen3-5/text.js";
-import { newKey, newValue } from "../src/families/graph-io.js";
+import { buildQwen3_5DecodeStep, buildQwen3_5PrefillDecoder, newConvState, newRecurrentState, pastConvState, pastRecurrentState } from "../src/families/qwen3-5/text.js";
+import { newKey, newValue, pastKey, pastValue } from "../src/families/graph-io.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Layers } from "../src/onnx/layers.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
@@ -64,6 +65,8 @@ const tolerance = (maxAbs: number) => 1e-4 * Math.max(1, maxAbs);
 let session: ort.InferenceSession;
 /** The same decoder with delta-rule chunks of 8 tokens: the 34-token prompt runs as 5 chunks (the Loop's carry). */
 let session8: ort.InferenceSession;
+/** The one-token decode step over the decoder state. */
+let stepSession: ort.InferenceSession;
 let cfg: Qwen3_5Config;
 let unused: string[];
 
@@ -78,6 +81,10 @@ beforeAll(async () => {
   buildQwen3_5PrefillDecoder(new Layers(g8, "fp32"), new WeightMap(ckpt.tensors, dir), cfg.text, { deltaChunkSize: 8 });
   fs.writeFileSync(path.join(tmp, "decoder8.onnx"), g8.toBytes());
   session8 = await ort.InferenceSession.create(path.join(tmp, "decoder8.onnx"), { intraOpNumThreads: 1 });
+  const gs = new GraphBuilder("qwen3_5_step", path.join(tmp, "step.onnx.data"));
+  buildQwen3_5DecodeStep(new Layers(gs, "fp32"), new WeightMap(ckpt.tensors, dir), cfg.text);
+  fs.writeFileSync(path.join(tmp, "step.onnx"), gs.toBytes());
+  stepSession = await ort.InferenceSession.create(path.join(tmp, "step.onnx"), { intraOpNumThreads: 1 });
   // Claiming a tensor the builder already claimed throws ("mapped twice"); one it left succeeds.
   unused = [...ckpt.tensors].filter(([name, info]) => {
     try {
@@ -191,6 +198,64 @@ describe("Qwen3.5 text decoder graph vs transformers 5.18 (tiny dense, text case
       expect(maxDiff(one[newRecurrentState(layer.layer)], five[newRecurrentState(layer.layer)]), `layer ${layer.layer}, S = ${S}`).toBeLessThan(1e-5);
     }
   });
+
+  it("12 greedy tokens equal the reference's: prefill, then one-token steps over the carried state (cached decode)", async () => {
+    const S = c.input_ids.length;
+    const { numKvHeads: KV, headDim: hd, vocabSize: V } = cfg.text;
+    const pre = await prefill(c.input_ids, c.position_ids, [S - 1]);
+    // The state: linear layers' conv/recurrent tensors as returned; attention layers' keys/values grown per token.
+    const state: Record<string, ort.Tensor> = {};
+    const kv: Record<string, { data: Float32Array; len: number }> = {};
+    cfg.text.layerTypes.forEach((kind, i) => {
+      if (kind === "linear_attention") {
+        state[pastConvState(i)] = pre[newConvState(i)];
+        state[pastRecurrentState(i)] = pre[newRecurrentState(i)];
+      } else {
+        kv[pastKey(i)] = { data: headsFirst(pre[newKey(i)].data as Float32Array, S, KV, hd), len: S };
+        kv[pastValue(i)] = { data: headsFirst(pre[newValue(i)].data as Float32Array, S, KV, hd), len: S };
+      }
+    });
+    /** [1, KV, P, hd] + [1, 1, KV·hd] → [1, KV, P + 1, hd]. */
+    const append = (past: { data: Float32Array; len: number }, t: Float32Array) => {
+      const P = past.len;
+      const out = new Float32Array(KV * (P + 1) * hd);
+      for (let h = 0; h < KV; h++) {
+        out.set(past.data.subarray(h * P * hd, (h + 1) * P * hd), h * (P + 1) * hd);
+        out.set(t.subarray(h * hd, (h + 1) * hd), (h * (P + 1) + P) * hd);
+      }
+      return { data: out, len: P + 1 };
+    };
+    let row = pre.logits.data as Float32Array;
+    const tokens: number[] = [];
+    for (let step = 0; ; step++) {
+      const rec = c.greedy.steps.find((r) => r.step === step);
+      if (rec) expect(rowDiff(row, c.logit_ids, rec.at_ids, rec.top20), `step ${step}`).toBeLessThanOrEqual(tolerance(rec.max_abs));
+      tokens.push(argmax(row.subarray(0, V)));
+      if (tokens.length === c.greedy.new_tokens.length) break;
+      // Generated token k sits at S + k + rope_deltas on all three axes (M:1896-1932).
+      const pos = BigInt(S + step + c.rope_deltas);
+      const feeds: Record<string, ort.Tensor> = {
+        ...state,
+        input_ids: new ort.Tensor("int64", BigInt64Array.from([BigInt(tokens[step])]), [1, 1]),
+        position_ids: new ort.Tensor("int64", BigInt64Array.from([pos, pos, pos]), [3, 1, 1]),
+        logits_indices: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
+      };
+      for (const [name, t] of Object.entries(kv)) feeds[name] = new ort.Tensor("float32", t.data, [1, KV, t.len, hd]);
+      const out = await stepSession.run(feeds);
+      cfg.text.layerTypes.forEach((kind, i) => {
+        if (kind === "linear_attention") {
+          expect(out[newConvState(i)].dims).toEqual(state[pastConvState(i)].dims);
+          state[pastConvState(i)] = out[newConvState(i)];
+          state[pastRecurrentState(i)] = out[newRecurrentState(i)];
+        } else {
+          kv[pastKey(i)] = append(kv[pastKey(i)], out[newKey(i)].data as Float32Array);
+          kv[pastValue(i)] = append(kv[pastValue(i)], out[newValue(i)].data as Float32Array);
+        }
+      });
+      row = out.logits.data as Float32Array;
+    }
+    expect(tokens).toEqual(c.greedy.new_tokens);
+  }, 60_000);
 
   it("12 greedy tokens equal the reference's (prefill graph re-run over prompt + tokens so far)", async () => {
     const ids = [...c.input_ids];

@@ -1,5 +1,7 @@
 /**
- * Qwen3.5 text decoder as an ONNX graph: the *prefill* graph of a fresh sequence (no past state in), over all layers.
+ * Qwen3.5 text decoder as ONNX graphs over all layers: the prefill of a fresh sequence (no state in) and the one-token
+ * decode step over the decoder state (below). Not wired into the engine yet (src/engine's decoder state is being
+ * generalised to recurrent layers).
  * Reference: docs/qwen3_5-reference.md (transformers 5.18.0 models/qwen3_5/modeling_qwen3_5.py, "M:line").
  *
  *   input_ids [1, S] ── Gather(embed_tokens) ── ScatterND(visual_embeds at visual_positions) ──▶ x [1, S, D]
@@ -9,15 +11,21 @@
  *   RMSNorm₁₊w ── Gather(logits_indices) ── lm_head ──▶ logits [1, K, V]
  *
  * Outputs besides the logits: each layer's decoder state after the chunk (§7 of the reference), for the engine to
- * keep — linear layers `present_state.{i}.conv_state` [1, conv_dim, K] (the last K pre-conv in_proj_qkv rows, left zero-padded,
- * the reference cache's layout) and `present_state.{i}.recurrent_state` [1, Hv, dk, dv]; attention layers the chunk's keys
- * (post-norm, post-rotary) and values as `new.{i}.key` / `new.{i}.value` [1, S, KV·hd] (graph-io.ts's layout).
- * Attention runs on plain ops (any head size; no past to read), the delta rule on src/onnx/gated-delta.ts.
+ * keep — linear layers `present_state.{i}.conv_state` [1, conv_dim, K] (the last K pre-conv in_proj_qkv rows, left
+ * zero-padded: the reference cache's layout) and `present_state.{i}.recurrent_state` [1, Hv, dk, dv]; attention
+ * layers the chunk's keys (post-norm, post-rotary) and values as `new.{i}.key` / `new.{i}.value` [1, S, KV·hd]
+ * (graph-io.ts's layout).
+ * Attention runs on plain ops (any head size), the delta rule on src/onnx/gated-delta.ts.
+ *
+ * `buildQwen3_5DecodeStep` is the one-token graph over that state (the reference's cached path, §7): linear layers
+ * read `past_state.{i}.conv_state` / `past_state.{i}.recurrent_state` and run the recurrent form
+ * (torch_recurrent_gated_delta_rule); attention layers read `past_key_values.{i}.key/value` [1, KV, P, hd] (exactly
+ * the P tokens so far, no capacity padding) and attend over them plus the new token.
  */
 import type { WeightMap } from "../../checkpoint/weight-map.js";
-import { causalConv1d, gatedDeltaChunked, gatedRmsNorm } from "../../onnx/gated-delta.js";
+import { causalConv1d, gatedDeltaChunked, gatedDeltaStep, gatedRmsNorm } from "../../onnx/gated-delta.js";
 import { f32bytes, isFloatPrecision, type Layers } from "../../onnx/layers.js";
-import { DECODER_INPUTS, DECODER_LOGITS, newKey, newValue } from "../graph-io.js";
+import { DECODER_INPUTS, DECODER_LOGITS, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
 import { interleavedMrope } from "../qwen3-vl/text.js";
 import type { Qwen3_5TextConfig } from "./config.js";
 
@@ -27,6 +35,9 @@ import type { Qwen3_5TextConfig } from "./config.js";
  */
 export const newConvState = (i: number) => `present_state.${i}.conv_state`;
 export const newRecurrentState = (i: number) => `present_state.${i}.recurrent_state`;
+/** The same state fed back to a decode step. */
+export const pastConvState = (i: number) => `past_state.${i}.conv_state`;
+export const pastRecurrentState = (i: number) => `past_state.${i}.recurrent_state`;
 
 /** Hub tensor prefix of the language model (`Qwen3_5ForConditionalGeneration.model.language_model`). */
 const LM = "model.language_model";
@@ -36,15 +47,29 @@ export interface Qwen3_5DecoderOptions {
   deltaChunkSize?: number;
 }
 
+/** Prefill of a fresh sequence (no state in); S tokens, visual rows placed at visual_positions. */
 export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}): void {
+  buildDecoder(layers, weights, cfg, { kind: "prefill", chunkSize: options.deltaChunkSize ?? 64 });
+}
+
+/** One token over the decoder state (text token; positions [3, 1, 1]). */
+export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig): void {
+  buildDecoder(layers, weights, cfg, { kind: "step" });
+}
+
+type Mode = { kind: "prefill"; chunkSize: number } | { kind: "step" };
+
+function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, mode: Mode): void {
   const g = layers.g;
   const D = cfg.hiddenSize;
   const eps = cfg.rmsNormEps;
+  const step = mode.kind === "step";
 
-  const inputIds = g.input(DECODER_INPUTS.inputIds, "int64", [1, "seq"]);
-  const visualEmbeds = g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]);
-  const visualPositions = g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]);
-  const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, "seq"]);
+  const inputIds = g.input(DECODER_INPUTS.inputIds, "int64", [1, step ? 1 : "seq"]);
+  const visual = step
+    ? null
+    : { embeds: g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]), positions: g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) };
+  const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, step ? 1 : "seq"]);
   const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
 
   // Qwen3_5RMSNorm (M:840): x · rsqrt(mean(x²) + eps) · (1 + w) — zero-centred weights; 1 + w rounds once to float32,
@@ -62,7 +87,7 @@ export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, c
   const embedName = layers.floatWeight(`${LM}.embed_tokens.weight`, [cfg.vocabSize, D], embedTable);
   let x = g.scope("embed_tokens", () => {
     const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S] → [S, D]
-    const merged = g.op("ScatterND", [tokens, visualPositions, visualEmbeds]); // visual rows replace their placeholders
+    const merged = visual ? g.op("ScatterND", [tokens, visual.positions, visual.embeds]) : tokens; // visual rows replace their placeholders
     return g.op("Unsqueeze", [merged, g.ints([0])]); // [S, D] → [1, S, D]
   });
 
@@ -81,8 +106,8 @@ export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, c
     return { cos: g.op("Cos", [emb]), sin: g.op("Sin", [emb]) };
   });
 
-  // Causal mask for the chunk (no past): scores[.., i, j] += −∞ for j > i.
-  const causalBias = g.scope("causal_mask", () => {
+  // Causal mask for a prefill chunk (no past): scores[.., i, j] += −∞ for j > i. A step's one query sees everything.
+  const causalBias = step ? null : g.scope("causal_mask", () => {
     const S = g.op("Squeeze", [g.op("Shape", [inputIds], { start: 1, end: 2 }), g.ints([0])]); // int64 scalar
     const idx = g.op("Range", [g.constant("int64", [], [0n]), S, g.constant("int64", [], [1n])]); // [S]
     const future = g.op("Greater", [g.op("Unsqueeze", [idx, g.ints([0])]), g.op("Unsqueeze", [idx, g.ints([1])])]); // [1, S] > [S, 1] → [S, S]
@@ -96,7 +121,7 @@ export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, c
       const h = rmsNorm1p(x, "input_layernorm", `${p}.input_layernorm.weight`, D);
       const mixer =
         cfg.layerTypes[i] === "linear_attention"
-          ? g.scope("linear_attn", () => gatedDeltaNet(layers, weights, cfg, h, i, options.deltaChunkSize ?? 64))
+          ? g.scope("linear_attn", () => gatedDeltaNet(layers, weights, cfg, h, i, mode))
           : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias }));
       const x1 = g.op("Add", [x, mixer]);
       const h2 = rmsNorm1p(x1, "post_attention_layernorm", `${p}.post_attention_layernorm.weight`, D);
@@ -134,10 +159,11 @@ export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, c
 }
 
 /**
- * One Gated DeltaNet mixer over the chunk, from a zero state (Qwen3_5GatedDeltaNet.forward, M:549-662; reference §4).
- * h [1, S, D] → [1, S, D]; declares the layer's conv and recurrent state outputs.
+ * One Gated DeltaNet mixer (Qwen3_5GatedDeltaNet.forward, M:549-662; reference §4): over a prefill chunk from a zero
+ * state, or one step over the cached state. h [1, S, D] → [1, S, D]; declares the layer's state inputs (step) and
+ * outputs.
  */
-function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, h: string, i: number, chunkSize: number): string {
+function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, h: string, i: number, mode: Mode): string {
   const g = layers.g;
   const D = cfg.hiddenSize;
   const { convKernel: K, numKeyHeads: Hk, keyHeadDim: dk, numValueHeads: Hv, valueHeadDim: dv } = cfg.linear;
@@ -160,14 +186,13 @@ function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfi
     D,
   );
 
-  // causal_conv1d_fn (M:269) from a zero state, then SiLU; conv1d.weight [conv_dim, 1, K], no bias.
-  const zeroConv = g.op("Expand", [g.scalar(0), g.ints([1, convDim, K - 1])]); // [1, conv_dim, K−1]
-  const conv = causalConv1d(g, mixed, zeroConv, "conv1d", weights.take(`${p}.conv1d.weight`, [convDim, 1, K]), convDim, K); // [1, S, conv_dim]
-  // The reference cache's conv state (§7): the last K pre-conv rows, left zero-padded when S < K.
-  const convState = g.scope("conv_state", () => {
-    const padded = g.op("Concat", [g.op("Expand", [g.scalar(0), g.ints([1, convDim, K])]), g.op("Transpose", [mixed], { perm: [0, 2, 1] })], { axis: 2 }); // [1, conv_dim, K + S]
-    return g.op("Slice", [padded, g.ints([-K]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([2])]); // [1, conv_dim, K]
-  });
+  // causal_conv1d_fn (M:269) from a zero state, or causal_conv1d_update (M:249) over the cached one, then SiLU;
+  // conv1d.weight [conv_dim, 1, K], no bias. The cache holds K rows (§7), the conv reads the last K − 1.
+  const pastConv = mode.kind === "step" ? g.input(pastConvState(i), "float32", [1, convDim, K]) : g.op("Expand", [g.scalar(0), g.ints([1, convDim, K])]); // [1, conv_dim, K]
+  const lastRows = (t: string, n: number) => g.op("Slice", [t, g.ints([-n]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([2])]); // [1, conv_dim, ≥n] → [1, conv_dim, n]
+  const conv = causalConv1d(g, mixed, lastRows(pastConv, K - 1), "conv1d", weights.take(`${p}.conv1d.weight`, [convDim, 1, K]), convDim, K); // [1, S, conv_dim]
+  // The reference cache's conv state (§7): the last K pre-conv rows (left zero-padded when fewer were seen).
+  const convState = g.scope("conv_state", () => lastRows(g.op("Concat", [pastConv, g.op("Transpose", [mixed], { perm: [0, 2, 1] })], { axis: 2 }), K)); // [1, conv_dim, K + S] → [1, conv_dim, K]
   g.output(convState, newConvState(i), "float32", [1, convDim, K]);
 
   // M:600-621: split into q, k [1, S, Hk, dk], v [1, S, Hv, dv]; heads first for the kernel; q/k heads repeated
@@ -190,9 +215,13 @@ function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfi
   const dtBias = g.weight(`${p}.dt_bias`, "float32", [Hv], f32bytes(weights.take(`${p}.dt_bias`, [Hv])));
   const decay = g.op("Transpose", [g.op("Mul", [g.op("Neg", [g.op("Exp", [aLog])]), g.op("Softplus", [g.op("Add", [a, dtBias])])])], { perm: [0, 2, 1] });
 
-  // torch_chunk_gated_delta_rule (M:300, §5) with use_qk_l2norm_in_kernel=True from a zero state.
-  const zeroState = g.op("Expand", [g.scalar(0), g.ints([1, Hv, dk, dv])]); // [1, Hv, dk, dv]
-  const core = gatedDeltaChunked(g, { q, k, v, g: decay, beta, state: zeroState }, { l2normQK: true, keyDim: dk, valueDim: dv, chunkSize });
+  // use_qk_l2norm_in_kernel=True. Prefill: torch_chunk_gated_delta_rule (M:300, §5) from a zero state; a step:
+  // torch_recurrent_gated_delta_rule (M:437) from the cached state (M:624-649).
+  const gdOptions = { l2normQK: true, keyDim: dk, valueDim: dv };
+  const core =
+    mode.kind === "step"
+      ? gatedDeltaStep(g, { q, k, v, g: decay, beta, state: g.input(pastRecurrentState(i), "float32", [1, Hv, dk, dv]) }, gdOptions)
+      : gatedDeltaChunked(g, { q, k, v, g: decay, beta, state: g.op("Expand", [g.scalar(0), g.ints([1, Hv, dk, dv])]) }, { ...gdOptions, chunkSize: mode.chunkSize });
   g.output(core.state, newRecurrentState(i), "float32", [1, Hv, dk, dv]);
 
   // M:656-661: Qwen3_5RMSNormGated per head over dv with z, then out_proj.
@@ -204,8 +233,9 @@ function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfi
 }
 
 /**
- * One gated full-attention mixer over the chunk, no past (Qwen3_5Attention.forward, M:775-820; reference §6).
- * h [1, S, D] → [1, S, D]; declares the chunk's keys and values as outputs.
+ * One gated full-attention mixer (Qwen3_5Attention.forward, M:775-820; reference §6): a causal prefill chunk without
+ * past (causalBias given), or one step over the cached keys/values (causalBias null). h [1, S, D] → [1, S, D];
+ * declares the past inputs (step) and the new keys and values as outputs.
  */
 function gatedAttention(
   layers: Layers,
@@ -213,7 +243,7 @@ function gatedAttention(
   cfg: Qwen3_5TextConfig,
   h: string,
   i: number,
-  rope: { cos: string; sin: string; causalBias: string },
+  rope: { cos: string; sin: string; causalBias: string | null },
 ): string {
   const g = layers.g;
   const D = cfg.hiddenSize;
@@ -256,9 +286,17 @@ function gatedAttention(
   // eager_attention_forward: softmax(q kᵀ · hd^-½ + causal) v, query head j on KV head ⌊j / G⌋ (repeat_kv).
   const ctx = g.scope("attention", () => {
     const qT = g.op("Reshape", [g.op("Transpose", [q], { perm: [0, 2, 1, 3] }), g.ints([0, KV, G, -1, hd])]); // [1, S, H, hd] → [1, H, S, hd] → [1, KV, G, S, hd]
-    const kT = g.op("Unsqueeze", [g.op("Transpose", [k], { perm: [0, 2, 3, 1] }), g.ints([2])]); // [1, S, KV, hd] → [1, KV, hd, S] → [1, KV, 1, hd, S]
-    const vT = g.op("Unsqueeze", [g.op("Transpose", [g.op("Reshape", [vFlat, g.ints([0, 0, KV, hd])])], { perm: [0, 2, 1, 3] }), g.ints([2])]); // [1, S, KV·hd] → [1, S, KV, hd] → [1, KV, S, hd] → [1, KV, 1, S, hd]
-    const scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [qT, kT]), g.scalar(1 / Math.sqrt(hd))]), rope.causalBias]); // [1, KV, G, S, S]
+    let kH = g.op("Transpose", [k], { perm: [0, 2, 1, 3] }); // [1, S, KV, hd] → [1, KV, S, hd]
+    let vH = g.op("Transpose", [g.op("Reshape", [vFlat, g.ints([0, 0, KV, hd])])], { perm: [0, 2, 1, 3] }); // [1, S, KV·hd] → [1, S, KV, hd] → [1, KV, S, hd]
+    if (!rope.causalBias) {
+      // A step: the cached keys/values [1, KV, P, hd] (DynamicLayer.update, past_key_values.update M:796) then the new one.
+      kH = g.op("Concat", [g.input(pastKey(i), "float32", [1, KV, "past", hd]), kH], { axis: 2 }); // [1, KV, P + 1, hd]
+      vH = g.op("Concat", [g.input(pastValue(i), "float32", [1, KV, "past", hd]), vH], { axis: 2 }); // [1, KV, P + 1, hd]
+    }
+    const kT = g.op("Unsqueeze", [g.op("Transpose", [kH], { perm: [0, 1, 3, 2] }), g.ints([2])]); // [1, KV, T, hd] → [1, KV, hd, T] → [1, KV, 1, hd, T]
+    const vT = g.op("Unsqueeze", [vH, g.ints([2])]); // [1, KV, T, hd] → [1, KV, 1, T, hd]
+    const raw = g.op("Mul", [g.op("MatMul", [qT, kT]), g.scalar(1 / Math.sqrt(hd))]); // [1, KV, G, S, T]
+    const scores = rope.causalBias ? g.op("Add", [raw, rope.causalBias]) : raw;
     const probs = g.op("Softmax", [scores], { axis: -1 });
     const out = g.op("MatMul", [probs, vT]); // [1, KV, G, S, hd]
     const heads = g.op("Reshape", [out, g.ints([0, H, -1, hd])]); // [1, KV, G, S, hd] → [1, H, S, hd]
