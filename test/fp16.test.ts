@@ -49,7 +49,7 @@ for (const fixture of ["qwen2-vl/qwen2-vl-tiny", "qwen2-vl/qwen2-vl-tiny-tied", 
       const model = await VideoModel.load(dir, { cacheDir: testCacheDir(), threads: 1, dtype });
       const prepared = await model.prepare([{ role: "user", content: [{ type: "video", video: { frames, fps: 2 }, minPixels: 28 * 28 }, { type: "text", text: "What is shown?" }] }]);
       const prompt = await model.encodeVisuals(prepared);
-      const logits = await prefill(model.decoder, prompt, model.decoder.createCache(prompt.inputIds.length));
+      const logits = await prefill(model.decoder, prompt, model.decoder.createState(prompt.inputIds.length));
       const answer = await model.generate({ messages: [], prepared, temperature: 0, maxNewTokens: 12 });
       return { logits, tokens: answer.tokens };
     };

@@ -47,7 +47,7 @@ function cosine(a: Float32Array, b: Float32Array): number {
 /** fp32's greedy continuation, eos or not (STEPS tokens), and the logits at the last prompt position. */
 async function greedy(model: VideoModel, prompt: PreparedPrompt): Promise<{ tokens: number[]; first: Float32Array }> {
   const S = prompt.inputIds.length;
-  const cache = model.decoder.createCache(S + STEPS);
+  const cache = model.decoder.createState(S + STEPS);
   const first = await prefill(model.decoder, prompt, cache);
   let row = first;
   const tokens: number[] = [];

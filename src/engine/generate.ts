@@ -1,10 +1,12 @@
 /**
- * The generation loop: chunked prefill of the prompt (with visual embeddings merged in), then one decoder
- * call per token with the KV cache, sampling in JavaScript (the only per-token JS work), streaming text.
+ * The generation loop: chunked prefill of the prompt (with visual embeddings merged in), then one decoder call per
+ * token with the decoder state (KV cache and/or recurrent state), sampling in JavaScript (the only per-token JS
+ * work), streaming text.
  */
 import type { GenerationOptions } from "../generation/options.js";
 import { Sampler } from "../generation/sampler.js";
 import { StopStringMatcher } from "../generation/stop.js";
+import type { DecoderState } from "./decoder-state.js";
 import type { Decoder } from "./sessions.js";
 
 /** A prompt ready for the decoder. */
@@ -80,9 +82,13 @@ export interface GenerateArgs {
 
 const DEFAULT_PREFILL_CHUNK = 512;
 
-/** Prefills `prompt` in chunks; returns the logits of the last prompt position. */
-export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: ReturnType<Decoder["createCache"]>, chunkLen = DEFAULT_PREFILL_CHUNK): Promise<Float32Array> {
+/**
+ * Prefills `prompt` in chunks into `state` (empty); returns the logits of the last prompt position. The state's
+ * next position continues the prompt's (S + ropeDelta).
+ */
+export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: DecoderState, chunkLen = DEFAULT_PREFILL_CHUNK): Promise<Float32Array> {
   const S = prompt.inputIds.length;
+  state.positionDelta = prompt.ropeDelta;
   const D = decoder.config.text.hiddenSize;
   let visualRow = 0;
   let logits: Float32Array = new Float32Array(0);
@@ -110,7 +116,7 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: R
         deepstackEmbeds,
         logitsIndices: end === S ? [end - start - 1] : [],
       },
-      cache,
+      state,
     );
   }
   return logits;
@@ -119,8 +125,8 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, cache: R
 export async function generate(args: GenerateArgs): Promise<GenerationResult> {
   const { decoder, prompt, options } = args;
   const S = prompt.inputIds.length;
-  // The caller has checked the context (RequestPreparer.checkContext); the cache holds prompt + new tokens.
-  const cache = decoder.createCache(S + options.maxNewTokens);
+  // The caller has checked the context (RequestPreparer.checkContext); the state holds prompt + new tokens.
+  const state = decoder.createState(S + options.maxNewTokens);
   const sampler = new Sampler(options, args.vocabSize);
   const stopper = new StopStringMatcher(options.stop);
   const history = prompt.inputIds.slice();
@@ -128,7 +134,7 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
   const logprobs: GenerationResult["logprobs"] = [];
 
   const t0 = performance.now();
-  let logits = await prefill(decoder, prompt, cache, args.prefillChunk);
+  let logits = await prefill(decoder, prompt, state, args.prefillChunk);
   const prefillMs = performance.now() - t0;
   let firstTokenMs = 0;
   let finishReason: GenerationResult["finishReason"] = "length";
@@ -167,8 +173,8 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
       break;
     }
     if (tokens.length >= options.maxNewTokens) break;
-    const pos = S + tokens.length - 1 + prompt.ropeDelta;
-    logits = await decoder.forward({ inputIds: [step.token], positionIds: [pos, pos, pos], logitsIndices: [0] }, cache);
+    const pos = state.nextPosition(); // = S + tokens.length − 1 + ropeDelta
+    logits = await decoder.forward({ inputIds: [step.token], positionIds: [pos, pos, pos], logitsIndices: [0] }, state);
   }
   if (finishReason !== "stop") {
     const tail = finalText(args.streamer, stopper);

@@ -123,7 +123,14 @@ export class VideoModel {
     const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
     const chunkPatches = options.visionChunkPatches ?? DEFAULT_VISION_CHUNK_PATCHES;
-    const model = new VideoModel(preparer, new VisionEncoder(visionSession), new Decoder(decoderSession, config), performance.now() - t0, visionCache, chunkPatches);
+    let decoder: Decoder;
+    try {
+      decoder = new Decoder(decoderSession, config, family.decoderState(config));
+    } catch (e) {
+      await Promise.all([visionSession.release(), decoderSession.release()]);
+      throw e;
+    }
+    const model = new VideoModel(preparer, new VisionEncoder(visionSession), decoder, performance.now() - t0, visionCache, chunkPatches);
     model.dtype = options.dtype ?? "fp32";
     model.cacheDir = options.cacheDir;
     return model;

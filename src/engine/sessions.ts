@@ -1,12 +1,13 @@
 /**
  * onnxruntime sessions for the converted graphs: the vision encoder (one grid per call) and the decoder
- * (a chunk of tokens per call, KV cache updated in place).
+ * (a chunk of tokens per call, its per-layer state — KV cache and/or recurrent state — in a DecoderState).
  */
 import "../onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig } from "../families/family.js";
-import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, VISION_INPUTS, VISION_OUTPUT, newKey, newValue, pastKey, pastValue } from "../families/graph-io.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, VISION_INPUTS, VISION_OUTPUT } from "../families/graph-io.js";
+import { DecoderState, stateInputNames, stateOutputNames, type LayerStateSpec } from "./decoder-state.js";
 
 export interface SessionOptions {
   /** Intra-op threads; default: onnxruntime's choice (all physical cores). */
@@ -83,47 +84,6 @@ export class VisionEncoder {
   }
 }
 
-/**
- * The per-layer KV buffers of one sequence, preallocated to `capacity` positions ([1, kv_heads, capacity,
- * head_dim], the layout GroupQueryAttention reads), fed to the decoder as its past inputs without copying.
- */
-export class KvCache {
-  readonly keys: ort.Tensor[] = [];
-  readonly values: ort.Tensor[] = [];
-  /** Number of positions filled. */
-  length = 0;
-  constructor(
-    readonly capacity: number,
-    config: FamilyConfig,
-  ) {
-    const { numLayers, numKvHeads, headDim } = config.text;
-    for (let i = 0; i < numLayers; i++) {
-      this.keys.push(new ort.Tensor("float32", new Float32Array(numKvHeads * capacity * headDim), [1, numKvHeads, capacity, headDim]));
-      this.values.push(new ort.Tensor("float32", new Float32Array(numKvHeads * capacity * headDim), [1, numKvHeads, capacity, headDim]));
-    }
-    this.kvHeads = numKvHeads;
-    this.headDim = headDim;
-  }
-
-  private readonly kvHeads: number;
-  private readonly headDim: number;
-
-  /** Writes a chunk's keys/values ([S, kv_heads, head_dim] row-major) at positions length … length+S−1 of layer `layer`. */
-  append(layer: number, keys: Float32Array, values: Float32Array, S: number): void {
-    const { kvHeads, headDim, capacity, length } = this;
-    const K = this.keys[layer].data as Float32Array;
-    const V = this.values[layer].data as Float32Array;
-    for (let s = 0; s < S; s++) {
-      for (let h = 0; h < kvHeads; h++) {
-        const from = (s * kvHeads + h) * headDim;
-        const to = (h * capacity + length + s) * headDim;
-        K.set(keys.subarray(from, from + headDim), to);
-        V.set(values.subarray(from, from + headDim), to);
-      }
-    }
-  }
-}
-
 /** A chunk of tokens for one decoder call. */
 export interface DecoderChunk {
   inputIds: ArrayLike<number>;
@@ -145,7 +105,11 @@ export class Decoder {
   constructor(
     private readonly session: ort.InferenceSession,
     readonly config: FamilyConfig,
+    /** The state each decoder layer keeps (the family's `decoderState`). */
+    readonly stateSpecs: readonly LayerStateSpec[],
   ) {
+    const missing = [...stateInputNames(stateSpecs).filter((n) => !session.inputNames.includes(n)), ...stateOutputNames(stateSpecs).filter((n) => !session.outputNames.includes(n))];
+    if (missing.length > 0) throw new VideolmError(`the decoder graph does not match its family's state layers: no ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", …" : ""} (delete the cache folder to rebuild it)`);
     const meta = session.inputMetadata?.find((m) => m.name === DEEPSTACK_EMBEDS);
     this.deepstackLevels = meta && meta.isTensor && typeof meta.shape[0] === "number" ? meta.shape[0] : 0;
   }
@@ -157,16 +121,17 @@ export class Decoder {
     return releaseSession(this.session, this.released);
   }
 
-  createCache(capacity: number): KvCache {
-    return new KvCache(capacity, this.config);
+  /** A fresh (empty) state for one sequence of at most `capacity` positions. */
+  createState(capacity: number): DecoderState {
+    return new DecoderState(this.stateSpecs, capacity);
   }
 
-  /** Runs one chunk, appending its keys/values to `cache`; returns logits [K, vocab]. */
-  async forward(chunk: DecoderChunk, cache: KvCache): Promise<Float32Array> {
+  /** Runs one chunk, taking its new state into `state` (KV appended, recurrent replaced); returns logits [K, vocab]. */
+  async forward(chunk: DecoderChunk, state: DecoderState): Promise<Float32Array> {
     if (this.released.done) throw new VideolmError("the decoder's session was released (the model was disposed)");
     const S = chunk.inputIds.length;
-    const total = cache.length + S;
-    if (total > cache.capacity) throw new VideolmError(`sequence of ${total} tokens exceeds the KV cache capacity of ${cache.capacity}`);
+    state.checkRoom(S);
+    const total = state.length + S;
     const D = this.config.text.hiddenSize;
     const visual = chunk.visualEmbeds ?? new Float32Array(0);
     const visualPositions = chunk.visualPositions ?? [];
@@ -186,17 +151,12 @@ export class Decoder {
       if (ds.length !== this.deepstackLevels * M * D) throw new VideolmError(`deepstack features hold ${ds.length} values, expected ${this.deepstackLevels}×${M}×${D}`);
       feeds[DEEPSTACK_EMBEDS] = new ort.Tensor("float32", ds, [this.deepstackLevels, M, D]);
     }
-    for (let i = 0; i < this.config.text.numLayers; i++) {
-      feeds[pastKey(i)] = cache.keys[i];
-      feeds[pastValue(i)] = cache.values[i];
-    }
-    // The graph attends over the cache (its past inputs, read in place) plus the chunk, and returns only the chunk's
-    // own keys/values, which are appended here (graph-io.ts newKey explains why not the full present outputs).
+    Object.assign(feeds, state.feeds());
+    // The graph attends over the KV cache (its past inputs, read in place) plus the chunk, and returns only the chunk's
+    // own keys/values, which the state appends (graph-io.ts newKey explains why not the full present outputs);
+    // recurrent layers return their whole new state, which replaces the old.
     const out = await this.session.run(feeds);
-    for (let i = 0; i < this.config.text.numLayers; i++) {
-      cache.append(i, out[newKey(i)].data as Float32Array, out[newValue(i)].data as Float32Array, S);
-    }
-    cache.length = total;
+    state.update(out, S);
     return out[DECODER_LOGITS].data as Float32Array;
   }
 }

@@ -8,6 +8,7 @@ import type { ContentPart, MediaOptions, PreparedVisual, VisualPlan } from "../e
 import type { TextTokenizer } from "../text/tokenizer.js";
 import type { ProgressCallback } from "../util/progress.js";
 import type { VisionBatch } from "../engine/sessions.js";
+import type { LayerStateSpec } from "../engine/decoder-state.js";
 
 /** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
 export interface FamilyProcessor {
@@ -66,6 +67,13 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   sanitizeTensorName(name: string): string | null;
   buildVision(layers: Layers, weights: WeightMap, config: C): void;
   buildDecoder(layers: Layers, weights: WeightMap, config: C): void;
+  /**
+   * The state each decoder layer keeps per sequence, in layer order: `{kind: "kv"}` for attention layers (fed as
+   * past_key_values.i.key/value, new.i.key/value appended), `{kind: "recurrent", shapes}` for linear-attention layers
+   * (past_state.i.<name> in, present_state.i.<name> replacing it); the decoder graph's state inputs and outputs must
+   * match (graph-io.ts). `allKvLayers(config.text)` for decoders of attention layers only.
+   */
+  decoderState(config: C): LayerStateSpec[];
   /** The request processor, configured from the checkpoint's preprocessor_config.json. */
   createProcessor(checkpointDir: string, config: C): FamilyProcessor;
 }

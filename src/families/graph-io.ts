@@ -38,3 +38,10 @@ export const pastValue = (i: number) => `past_key_values.${i}.value`;
  */
 export const newKey = (i: number) => `new.${i}.key`;
 export const newValue = (i: number) => `new.${i}.value`;
+/**
+ * Recurrent-state layers (linear attention: Gated DeltaNet, Mamba-style; a `{kind: "recurrent"}` entry of the
+ * family's decoder state): float32 tensor `name` of layer i, fixed size, fed as `past_state.i.<name>` and returned
+ * whole as `present_state.i.<name>`, which replaces it (src/engine/decoder-state.ts).
+ */
+export const pastState = (i: number, name: string) => `past_state.${i}.${name}`;
+export const newState = (i: number, name: string) => `present_state.${i}.${name}`;

@@ -7,6 +7,7 @@
  *   - processor.ts: time-aligned temporal rotary ids (second_per_grid_ts × tokens_per_second);
  *   - the decoder (Qwen2 + chunked M-RoPE), tensor names, prompt expansion and media handling are Qwen2-VL's.
  */
+import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
 import { sanitizeQwenVLTensorName } from "../qwen2-vl/family.js";
 import { buildQwen2VLDecoder } from "../qwen2-vl/text.js";
@@ -21,5 +22,6 @@ export const qwen2_5VL: ModelFamily<Qwen2_5VLConfig> = {
   sanitizeTensorName: sanitizeQwenVLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen2_5VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen2VLDecoder(layers, weights, cfg.text),
+  decoderState: (cfg) => allKvLayers(cfg.text),
   createProcessor: (dir, cfg) => new Qwen2_5VLProcessor(dir, cfg),
 };

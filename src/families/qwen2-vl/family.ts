@@ -1,6 +1,7 @@
 /**
  * Qwen2-VL (model_type `qwen2_vl`). Reference: transformers 4.57.6 models/qwen2_vl/.
  */
+import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
 import { parseQwen2VLConfig, type Qwen2VLConfig } from "./config.js";
 import { Qwen2VLProcessor } from "./processor.js";
@@ -25,5 +26,6 @@ export const qwen2VL: ModelFamily<Qwen2VLConfig> = {
   sanitizeTensorName: sanitizeQwenVLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen2VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen2VLDecoder(layers, weights, cfg.text),
+  decoderState: (cfg) => allKvLayers(cfg.text),
   createProcessor: (dir, cfg) => new Qwen2VLProcessor(dir, cfg),
 };

@@ -5,6 +5,7 @@
  * timestamps.ts (per-frame-pair blocks with `<t seconds>` text, 4.57.6 layout), pos-embed.ts (bilinear taps).
  * Reference: transformers 4.57.6 models/qwen3_vl/.
  */
+import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
 import { sanitizeQwenVLTensorName } from "../qwen2-vl/family.js";
 import { parseQwen3VLConfig, type Qwen3VLConfig } from "./config.js";
@@ -30,5 +31,6 @@ export const qwen3VL: ModelFamily<Qwen3VLConfig> = {
   sanitizeTensorName: sanitizeQwen3VLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen3VLDecoder(layers, weights, cfg),
+  decoderState: (cfg) => allKvLayers(cfg.text),
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg),
 };
