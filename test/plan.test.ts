@@ -84,8 +84,10 @@ describe("the plan needs no pixels", () => {
     const out = JSON.parse(stdout);
     expect(decoders()).toEqual([]); // no ffmpeg: only ffprobe read the header
     expect(spawned.some((b) => /^ffprobe/.test(b))).toBe(true);
-    expect(out.planMs).toBeLessThan(1000);
-    expect(ms).toBeLessThan(3000); // including loading the tokenizer and template
+    // What makes the plan fast is that nothing is decoded (asserted above); the ≤ 1 s figure is measured by
+    // bench/media-seek.ts. These bounds only catch a plan that does the work anyway, with room for a loaded CI machine.
+    expect(out.planMs).toBeLessThan(5000);
+    expect(ms).toBeLessThan(20_000); // including loading the tokenizer and template
     const v = out.videos[0];
     expect(v.frameIndices.length).toBe(v.timestamps.length);
     expect(v.timestamps.at(-1)).toBeGreaterThan(7000);
@@ -105,7 +107,7 @@ describe("the plan needs no pixels", () => {
     await expect(runCommand(["--model", tiny, clip, "--fps", "30", "--max-frames", "150", "-q", "--cache-dir", cache, "What happens?"])).rejects.toThrow(
       /the prompt has \d+ tokens and 512 new tokens were requested, but the model's context is 4096 tokens: lower --max-new-tokens, or use fewer frames/,
     );
-    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(performance.now() - t0).toBeLessThan(20_000); // decoding these 150 frames first took ~4.5 s alone; the decoders check is the proof
     expect(decoders()).toEqual([]);
     expect(fs.existsSync(path.join(cache, "converted"))).toBe(false); // no conversion, no weights loaded
   }, 60_000);
