@@ -1,7 +1,7 @@
 /**
  * Qwen3.5 text decoder as ONNX graphs over all layers: the prefill of a fresh sequence (no state in) and the one-token
- * decode step over the decoder state (below). Not wired into the engine yet (src/engine's decoder state is being
- * generalised to recurrent layers).
+ * decode step over the decoder state (below), and the engine's graph (`buildQwen3_5EngineDecoder`: both in one, every
+ * call over the incoming state; the one the family module src/families/qwen3-5/family.ts emits).
  * Reference: docs/qwen3_5-reference.md (transformers 5.18.0 models/qwen3_5/modeling_qwen3_5.py, "M:line").
  *
  *   input_ids [1, S] ── Gather(embed_tokens) ── ScatterND(visual_embeds at visual_positions) ──▶ x [1, S, D]
@@ -57,7 +57,20 @@ export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: 
   buildDecoder(layers, weights, cfg, { kind: "step" });
 }
 
-type Mode = { kind: "prefill"; chunkSize: number } | { kind: "step" };
+/**
+ * The engine's decoder graph (src/engine/sessions.ts Decoder): one graph for prefill chunks and decode steps alike,
+ * every call over the incoming state. Linear layers run the chunk-parallel delta rule from `past_state.i.recurrent_state`
+ * and the conv over `past_state.i.conv_state` (a one-token call takes the recurrent form instead, as the reference's
+ * cached decode does);
+ * attention layers read the first P = total_sequence_length − S rows of the capacity-sized cache
+ * `past_key_values.i.key/value` [1, KV, capacity, hd] and mask causally from P. `seqlens_k` is declared (the Decoder
+ * feeds it) but not read.
+ */
+export function buildQwen3_5EngineDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}): void {
+  buildDecoder(layers, weights, cfg, { kind: "engine", chunkSize: options.deltaChunkSize ?? 64 });
+}
+
+type Mode = { kind: "prefill"; chunkSize: number } | { kind: "step" } | { kind: "engine"; chunkSize: number };
 
 function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, mode: Mode): void {
   const g = layers.g;
@@ -71,6 +84,15 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
     : { embeds: g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]), positions: g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) };
   const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, step ? 1 : "seq"]);
   const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
+  // Engine graph: P, the positions already in the state (int64 [1]) = total_sequence_length − S.
+  const pastLen =
+    mode.kind === "engine"
+      ? g.scope("past_length", () => {
+          g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
+          const total = g.op("Cast", [g.op("Reshape", [g.input(DECODER_INPUTS.totalSequenceLength, "int32", []), g.ints([1])])], { to: 7 }); // int32 scalar → int64 [1]
+          return g.op("Sub", [total, g.op("Shape", [inputIds], { start: 1, end: 2 })]); // [1]
+        })
+      : null;
 
   // Qwen3_5RMSNorm (M:840): x · rsqrt(mean(x²) + eps) · (1 + w) — zero-centred weights; 1 + w rounds once to float32,
   // as the reference's float32 `1.0 + self.weight.float()` does.
@@ -107,9 +129,18 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
   });
 
   // Causal mask for a prefill chunk (no past): scores[.., i, j] += −∞ for j > i. A step's one query sees everything.
+  // Engine graph: query i sits at P + i over keys 0 … P + S − 1, so j > P + i is masked ([S, P + S]).
   const causalBias = step ? null : g.scope("causal_mask", () => {
     const S = g.op("Squeeze", [g.op("Shape", [inputIds], { start: 1, end: 2 }), g.ints([0])]); // int64 scalar
-    const idx = g.op("Range", [g.constant("int64", [], [0n]), S, g.constant("int64", [], [1n])]); // [S]
+    const zero = g.constant("int64", [], [0n]);
+    const one = g.constant("int64", [], [1n]);
+    const idx = g.op("Range", [zero, S, one]); // [S]
+    if (pastLen) {
+      const P = g.op("Squeeze", [pastLen, g.ints([0])]); // int64 scalar
+      const keys = g.op("Range", [zero, g.op("Add", [P, S]), one]); // [P + S]
+      const future = g.op("Greater", [g.op("Unsqueeze", [keys, g.ints([0])]), g.op("Unsqueeze", [g.op("Add", [idx, P]), g.ints([1])])]); // [1, P+S] > [S, 1] → [S, P+S]
+      return g.op("Where", [future, g.scalar(-Infinity), g.scalar(0)]);
+    }
     const future = g.op("Greater", [g.op("Unsqueeze", [idx, g.ints([0])]), g.op("Unsqueeze", [idx, g.ints([1])])]); // [1, S] > [S, 1] → [S, S]
     return g.op("Where", [future, g.scalar(-Infinity), g.scalar(0)]); // [S, S]
   });
@@ -122,7 +153,7 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
       const mixer =
         cfg.layerTypes[i] === "linear_attention"
           ? g.scope("linear_attn", () => gatedDeltaNet(layers, weights, cfg, h, i, mode))
-          : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias }));
+          : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias, pastLen }));
       const x1 = g.op("Add", [x, mixer]);
       const h2 = rmsNorm1p(x1, "post_attention_layernorm", `${p}.post_attention_layernorm.weight`, D);
       // Qwen3_5MLP (M:823): down(silu(gate(x)) · up(x)).
@@ -188,7 +219,7 @@ function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfi
 
   // causal_conv1d_fn (M:269) from a zero state, or causal_conv1d_update (M:249) over the cached one, then SiLU;
   // conv1d.weight [conv_dim, 1, K], no bias. The cache holds K rows (§7), the conv reads the last K − 1.
-  const pastConv = mode.kind === "step" ? g.input(pastConvState(i), "float32", [1, convDim, K]) : g.op("Expand", [g.scalar(0), g.ints([1, convDim, K])]); // [1, conv_dim, K]
+  const pastConv = mode.kind !== "prefill" ? g.input(pastConvState(i), "float32", [1, convDim, K]) : g.op("Expand", [g.scalar(0), g.ints([1, convDim, K])]); // [1, conv_dim, K]
   const lastRows = (t: string, n: number) => g.op("Slice", [t, g.ints([-n]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([2])]); // [1, conv_dim, ≥n] → [1, conv_dim, n]
   const conv = causalConv1d(g, mixed, lastRows(pastConv, K - 1), "conv1d", weights.take(`${p}.conv1d.weight`, [convDim, 1, K]), convDim, K); // [1, S, conv_dim]
   // The reference cache's conv state (§7): the last K pre-conv rows (left zero-padded when fewer were seen).
@@ -217,11 +248,30 @@ function gatedDeltaNet(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfi
 
   // use_qk_l2norm_in_kernel=True. Prefill: torch_chunk_gated_delta_rule (M:300, §5) from a zero state; a step:
   // torch_recurrent_gated_delta_rule (M:437) from the cached state (M:624-649).
+  // Engine graph: one token (a decode step) takes the recurrent form, as the reference's cached path does; longer
+  // chunks the chunk-parallel form from the incoming state (an If on S == 1).
   const gdOptions = { l2normQK: true, keyDim: dk, valueDim: dv };
-  const core =
-    mode.kind === "step"
-      ? gatedDeltaStep(g, { q, k, v, g: decay, beta, state: g.input(pastRecurrentState(i), "float32", [1, Hv, dk, dv]) }, gdOptions)
-      : gatedDeltaChunked(g, { q, k, v, g: decay, beta, state: g.op("Expand", [g.scalar(0), g.ints([1, Hv, dk, dv])]) }, { ...gdOptions, chunkSize: mode.chunkSize });
+  const zeroState = () => g.op("Expand", [g.scalar(0), g.ints([1, Hv, dk, dv])]);
+  const stepCore = (state: string) => gatedDeltaStep(g, { q, k, v, g: decay, beta, state }, gdOptions);
+  const chunkCore = (state: string, chunkSize: number) => gatedDeltaChunked(g, { q, k, v, g: decay, beta, state }, { ...gdOptions, chunkSize });
+  let core: { output: string; state: string };
+  if (mode.kind === "step") core = stepCore(g.input(pastRecurrentState(i), "float32", [1, Hv, dk, dv]));
+  else if (mode.kind === "prefill") core = chunkCore(zeroState(), mode.chunkSize);
+  else {
+    const past = g.input(pastRecurrentState(i), "float32", [1, Hv, dk, dv]);
+    const oneToken = g.op("Equal", [g.op("Shape", [h], { start: 1, end: 2 }), g.ints([1])]); // [1] bool
+    const pick = (c: { output: string; state: string }) => [c.output, c.state];
+    const [output, state] = g.ifElse(
+      oneToken,
+      () => pick(stepCore(past)),
+      () => pick(chunkCore(past, mode.chunkSize)),
+      [
+        { dtype: "float32", shape: [1, Hv, "seq", dv] },
+        { dtype: "float32", shape: [1, Hv, dk, dv] },
+      ],
+    );
+    core = { output, state };
+  }
   g.output(core.state, newRecurrentState(i), "float32", [1, Hv, dk, dv]);
 
   // M:656-661: Qwen3_5RMSNormGated per head over dv with z, then out_proj.
@@ -243,7 +293,7 @@ function gatedAttention(
   cfg: Qwen3_5TextConfig,
   h: string,
   i: number,
-  rope: { cos: string; sin: string; causalBias: string | null },
+  rope: { cos: string; sin: string; causalBias: string | null; pastLen: string | null },
 ): string {
   const g = layers.g;
   const D = cfg.hiddenSize;
@@ -288,7 +338,13 @@ function gatedAttention(
     const qT = g.op("Reshape", [g.op("Transpose", [q], { perm: [0, 2, 1, 3] }), g.ints([0, KV, G, -1, hd])]); // [1, S, H, hd] → [1, H, S, hd] → [1, KV, G, S, hd]
     let kH = g.op("Transpose", [k], { perm: [0, 2, 1, 3] }); // [1, S, KV, hd] → [1, KV, S, hd]
     let vH = g.op("Transpose", [g.op("Reshape", [vFlat, g.ints([0, 0, KV, hd])])], { perm: [0, 2, 1, 3] }); // [1, S, KV·hd] → [1, S, KV, hd] → [1, KV, S, hd]
-    if (!rope.causalBias) {
+    const pastLen = rope.pastLen;
+    if (pastLen) {
+      // Engine graph: the first P rows of the capacity-sized cache [1, KV, capacity, hd], then the chunk's own.
+      const past = (name: string) => g.op("Slice", [g.input(name, "float32", [1, KV, "capacity", hd]), g.ints([0]), pastLen, g.ints([2])]); // [1, KV, P, hd]
+      kH = g.op("Concat", [past(pastKey(i)), kH], { axis: 2 }); // [1, KV, P + S, hd]
+      vH = g.op("Concat", [past(pastValue(i)), vH], { axis: 2 });
+    } else if (!rope.causalBias) {
       // A step: the cached keys/values [1, KV, P, hd] (DynamicLayer.update, past_key_values.update M:796) then the new one.
       kH = g.op("Concat", [g.input(pastKey(i), "float32", [1, KV, "past", hd]), kH], { axis: 2 }); // [1, KV, P + 1, hd]
       vH = g.op("Concat", [g.input(pastValue(i), "float32", [1, KV, "past", hd]), vH], { axis: 2 }); // [1, KV, P + 1, hd]
