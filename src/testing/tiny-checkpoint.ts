@@ -415,12 +415,47 @@ export interface Qwen3VlShapeConfig {
   };
 }
 
+/**
+ * The Qwen3-VL vision tower's tensors (`model.visual.*`, hub names): patch embedding, learned position table, blocks,
+ * the merger and `deepstackMergers` DeepStack mergers. Shared by Qwen3-VL and Qwen3.5 (whose tower is Qwen3-VL's
+ * without DeepStack); `lin` / `norm` are the caller's spec writers, so each family keeps its own gains.
+ */
+function qwen3VisionTowerSpec(
+  out: TensorSpec[],
+  vc: Omit<Qwen3VlShapeConfig["vision_config"], "deepstack_visual_indexes">,
+  lin: (name: string, kind: string, shape: number[]) => void,
+  norm: (name: string, n: number, bias: boolean) => void,
+  deepstackMergers: number,
+): void {
+  const e = vc.hidden_size;
+  const merged = e * vc.spatial_merge_size ** 2;
+  const vis = "model.visual";
+  const { in_channels: cin, temporal_patch_size: tp, patch_size: p } = vc;
+  out.push({ name: `${vis}.patch_embed.proj.weight`, shape: [e, cin, tp, p, p], offset: 0, scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)) });
+  out.push({ name: `${vis}.patch_embed.proj.bias`, shape: [e], offset: 0, scale: QWEN3_BIAS.patch_embed });
+  out.push({ name: `${vis}.pos_embed.weight`, shape: [vc.num_position_embeddings, e], offset: 0, scale: QWEN3_POS_EMBED_SCALE });
+  for (let i = 0; i < vc.depth; i++) {
+    const pre = `${vis}.blocks.${i}`;
+    norm(`${pre}.norm1`, e, true);
+    norm(`${pre}.norm2`, e, true);
+    lin(`${pre}.attn.qkv`, "qkv", [3 * e, e]);
+    lin(`${pre}.attn.proj`, "proj", [e, e]);
+    lin(`${pre}.mlp.linear_fc1`, "linear_fc1", [vc.intermediate_size, e]);
+    lin(`${pre}.mlp.linear_fc2`, "linear_fc2", [e, vc.intermediate_size]);
+  }
+  const merger = (pre: string, postShuffle: boolean) => {
+    norm(`${pre}.norm`, postShuffle ? merged : e, true);
+    lin(`${pre}.linear_fc1`, "merger_fc1", [merged, merged]);
+    lin(`${pre}.linear_fc2`, "merger_fc2", [vc.out_hidden_size, merged]);
+  };
+  merger(`${vis}.merger`, false);
+  for (let j = 0; j < deepstackMergers; j++) merger(`${vis}.deepstack_merger_list.${j}`, true);
+}
+
 export function qwen3VlWeightSpec(cfg: Qwen3VlShapeConfig, seed: number): WeightSpec {
   const tc = cfg.text_config;
   const vc = cfg.vision_config;
   const { hidden_size: h, intermediate_size: inter, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd, vocab_size: vocab } = tc;
-  const e = vc.hidden_size;
-  const merged = e * vc.spatial_merge_size ** 2;
   const out: TensorSpec[] = [];
   const scale = (kind: string, fanIn: number) => (kind in QWEN3_GAIN ? QWEN3_GAIN[kind] : LINEAR_GAIN[kind]) * Math.sqrt(3 / fanIn);
   const lin = (name: string, kind: string, shape: number[], bias = true) => {
@@ -449,27 +484,7 @@ export function qwen3VlWeightSpec(cfg: Qwen3VlShapeConfig, seed: number): Weight
   }
   norm(`${lm}.norm`, h, false);
   if (!cfg.tie_word_embeddings) lin("lm_head", "lm_head", [vocab, h], false);
-  const vis = "model.visual";
-  const { in_channels: cin, temporal_patch_size: tp, patch_size: p } = vc;
-  out.push({ name: `${vis}.patch_embed.proj.weight`, shape: [e, cin, tp, p, p], offset: 0, scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)) });
-  out.push({ name: `${vis}.patch_embed.proj.bias`, shape: [e], offset: 0, scale: QWEN3_BIAS.patch_embed });
-  out.push({ name: `${vis}.pos_embed.weight`, shape: [vc.num_position_embeddings, e], offset: 0, scale: QWEN3_POS_EMBED_SCALE });
-  for (let i = 0; i < vc.depth; i++) {
-    const pre = `${vis}.blocks.${i}`;
-    norm(`${pre}.norm1`, e, true);
-    norm(`${pre}.norm2`, e, true);
-    lin(`${pre}.attn.qkv`, "qkv", [3 * e, e]);
-    lin(`${pre}.attn.proj`, "proj", [e, e]);
-    lin(`${pre}.mlp.linear_fc1`, "linear_fc1", [vc.intermediate_size, e]);
-    lin(`${pre}.mlp.linear_fc2`, "linear_fc2", [e, vc.intermediate_size]);
-  }
-  const merger = (pre: string, postShuffle: boolean) => {
-    norm(`${pre}.norm`, postShuffle ? merged : e, true);
-    lin(`${pre}.linear_fc1`, "merger_fc1", [merged, merged]);
-    lin(`${pre}.linear_fc2`, "merger_fc2", [vc.out_hidden_size, merged]);
-  };
-  merger(`${vis}.merger`, false);
-  vc.deepstack_visual_indexes.forEach((_, j) => merger(`${vis}.deepstack_merger_list.${j}`, true));
+  qwen3VisionTowerSpec(out, vc, lin, norm, vc.deepstack_visual_indexes.length);
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { seed, dtype: "BF16", tensors: out };
 }
@@ -527,8 +542,6 @@ export function qwen3_5WeightSpec(cfg: Qwen3_5ShapeConfig, seed: number): Weight
   const valueDim = nv * dv;
   const convDim = 2 * keyDim + valueDim;
   const ks = tc.linear_conv_kernel_dim;
-  const e = vc.hidden_size;
-  const merged = e * vc.spatial_merge_size ** 2;
   const out: TensorSpec[] = [];
   const scale = (kind: string, fanIn: number) =>
     (kind in GDN_GAIN ? GDN_GAIN[kind] : kind in QWEN3_GAIN ? QWEN3_GAIN[kind] : LINEAR_GAIN[kind]) * Math.sqrt(3 / fanIn);
@@ -584,23 +597,7 @@ export function qwen3_5WeightSpec(cfg: Qwen3_5ShapeConfig, seed: number): Weight
   attention("mtp.layers.0");
   mlpAndNorms("mtp.layers.0");
   zcNorm("mtp.norm", h);
-  const vis = "model.visual";
-  const { in_channels: cin, temporal_patch_size: tp, patch_size: p } = vc;
-  out.push({ name: `${vis}.patch_embed.proj.weight`, shape: [e, cin, tp, p, p], offset: 0, scale: LINEAR_GAIN.patch_embed * Math.sqrt(3 / (cin * tp * p * p)) });
-  out.push({ name: `${vis}.patch_embed.proj.bias`, shape: [e], offset: 0, scale: QWEN3_BIAS.patch_embed });
-  out.push({ name: `${vis}.pos_embed.weight`, shape: [vc.num_position_embeddings, e], offset: 0, scale: QWEN3_POS_EMBED_SCALE });
-  for (let i = 0; i < vc.depth; i++) {
-    const pre = `${vis}.blocks.${i}`;
-    norm(`${pre}.norm1`, e, true);
-    norm(`${pre}.norm2`, e, true);
-    lin(`${pre}.attn.qkv`, "qkv", [3 * e, e]);
-    lin(`${pre}.attn.proj`, "proj", [e, e]);
-    lin(`${pre}.mlp.linear_fc1`, "linear_fc1", [vc.intermediate_size, e]);
-    lin(`${pre}.mlp.linear_fc2`, "linear_fc2", [e, vc.intermediate_size]);
-  }
-  norm(`${vis}.merger.norm`, e, true);
-  lin(`${vis}.merger.linear_fc1`, "merger_fc1", [merged, merged]);
-  lin(`${vis}.merger.linear_fc2`, "merger_fc2", [vc.out_hidden_size, merged]);
+  qwen3VisionTowerSpec(out, vc, lin, norm, 0); // Qwen3-VL's tower without DeepStack
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { seed, dtype: "BF16", tensors: out };
 }
