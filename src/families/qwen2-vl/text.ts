@@ -136,18 +136,7 @@ export function buildQwen2VLDecoder(
       });
       const x1 = g.op("Add", [x, attn]);
       const h2 = layers.rmsNorm(x1, "post_attention_layernorm", weights.take(`${p}.post_attention_layernorm.weight`, [D]), cfg.rmsNormEps);
-      const mlp = g.scope("mlp", () => {
-        const [gate, up] = layers.linearFused(
-          h2,
-          "gate_up_proj",
-          [
-            { weight: weights.take(`${p}.mlp.gate_proj.weight`, [F, D]), outFeatures: F },
-            { weight: weights.take(`${p}.mlp.up_proj.weight`, [F, D]), outFeatures: F },
-          ],
-          D,
-        );
-        return layers.linear(g.op("Mul", [layers.activation(gate, cfg.hiddenAct), up]), "down_proj", weights.take(`${p}.mlp.down_proj.weight`, [D, F]), D, F);
-      });
+      const mlp = swigluMlp(layers, weights, h2, `${p}.mlp`, D, F, cfg.hiddenAct);
       const out = g.op("Add", [x1, mlp]);
       return i < deepstackLayers ? addAtVisualPositions(g, out, g.op("Gather", [deepstack, g.ints([i])], { axis: 0 }), visualPositions, D) : out;
     });
@@ -177,6 +166,26 @@ export function buildQwen2VLDecoder(
  * Additive attention bias over the cache for a one-token step: 0 for the filled positions (the first seqlens_k =
  * total − 1 of them), −∞ for the rest of the capacity. float32 [capacity].
  */
+/**
+ * The decoder's SwiGLU MLP, `down(act(gate(x)) · up(x))` (modeling_qwen2_vl.py Qwen2MLP; Qwen3.5's Qwen3_5MLP is the
+ * same), with gate and up as one fused product. Weights `${prefix}.{gate,up,down}_proj.weight`; D model width, F
+ * intermediate width.
+ */
+export function swigluMlp(layers: Layers, weights: WeightMap, x: string, prefix: string, D: number, F: number, act: string): string {
+  return layers.g.scope("mlp", () => {
+    const [gate, up] = layers.linearFused(
+      x,
+      "gate_up_proj",
+      [
+        { weight: weights.take(`${prefix}.gate_proj.weight`, [F, D]), outFeatures: F },
+        { weight: weights.take(`${prefix}.up_proj.weight`, [F, D]), outFeatures: F },
+      ],
+      D,
+    );
+    return layers.linear(layers.g.op("Mul", [layers.activation(gate, act), up]), "down_proj", weights.take(`${prefix}.down_proj.weight`, [D, F]), D, F);
+  });
+}
+
 export function pastBias(g: GraphBuilder, pastKeyInput: string, seqlensK: string): string {
   const capacity = g.op("Squeeze", [g.op("Shape", [pastKeyInput], { start: 2, end: 3 }), g.ints([0])]);
   const positions = g.op("Range", [g.constant("int64", [], [0n]), capacity, g.constant("int64", [], [1n])]);

@@ -26,6 +26,7 @@ import type { WeightMap } from "../../checkpoint/weight-map.js";
 import { causalConv1d, gatedDeltaChunked, gatedDeltaStep, gatedRmsNorm } from "../../onnx/gated-delta.js";
 import { f32bytes, isFloatPrecision, type Layers } from "../../onnx/layers.js";
 import { DECODER_INPUTS, DECODER_LOGITS, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
+import { swigluMlp } from "../qwen2-vl/text.js";
 import { interleavedMrope } from "../qwen3-vl/text.js";
 import type { Qwen3_5TextConfig } from "./config.js";
 
@@ -156,20 +157,8 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
           : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias, pastLen }));
       const x1 = g.op("Add", [x, mixer]);
       const h2 = rmsNorm1p(x1, "post_attention_layernorm", `${p}.post_attention_layernorm.weight`, D);
-      // Qwen3_5MLP (M:823): down(silu(gate(x)) · up(x)).
-      const F = cfg.intermediateSize;
-      const mlp = g.scope("mlp", () => {
-        const [gate, up] = layers.linearFused(
-          h2,
-          "gate_up_proj",
-          [
-            { weight: weights.take(`${p}.mlp.gate_proj.weight`, [F, D]), outFeatures: F },
-            { weight: weights.take(`${p}.mlp.up_proj.weight`, [F, D]), outFeatures: F },
-          ],
-          D,
-        );
-        return layers.linear(g.op("Mul", [layers.activation(gate, cfg.hiddenAct), up]), "down_proj", weights.take(`${p}.mlp.down_proj.weight`, [D, F]), D, F);
-      });
+      // Qwen3_5MLP (M:823): down(silu(gate(x)) · up(x)), Qwen2-VL's MLP.
+      const mlp = swigluMlp(layers, weights, h2, `${p}.mlp`, D, cfg.intermediateSize, cfg.hiddenAct);
       return g.op("Add", [x1, mlp]);
     });
   }
