@@ -3,33 +3,71 @@
  * (test/fixtures/qwen3_5/qwen3_5-tiny/golden.json, recorded by tools/oracle/record_qwen3_5.py, float32, eager): the
  * `text` case's prompt ids and positions, logits at the recorded positions, 12 greedy tokens with the decoder state
  * (conv + recurrent state of the Gated DeltaNet layers, KV of the attention layer) after chunked prefill of several
- * chunk sizes, a forked state, and the last step against one full pass; generate() gives the same tokens. Image and
- * video requests fail with one clear error (not supported yet).
+ * chunk sizes, a forked state, and the last step against one full pass; generate() gives the same tokens. The `image`,
+ * `video` (6 frames, even) and `video-odd` (5 frames, padded to 6) cases: the 5.x prompt layout (an outer
+ * vision_start/end around the timestamped frame blocks), 3-D positions, pixel values, vision features (Qwen3-VL's
+ * tower without DeepStack), logits and greedy tokens with chunked prefill; and time sensitivity (reversed frames, another
+ * fps).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
-import type { ChatRequestMessage } from "../src/engine/request.js";
-import { QWEN3_5_VISUAL_UNSUPPORTED } from "../src/families/qwen3-5/family.js";
+import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
-import { checkGreedyDecoding, checkLogitRecords, type GreedyGolden, type LogitRecord } from "./golden-helpers.js";
+import { checkGreedyDecoding, checkLogitRecords, concatFloat32, fullForward, pixelValuesOf, sumStats, type GreedyGolden, type LogitRecord } from "./golden-helpers.js";
 
 const FIXTURE = path.join(repoRoot(), "test/fixtures/qwen3_5/qwen3_5-tiny");
 
-interface TextCase {
-  messages: { role: string; content: { type: string; text?: string }[] }[];
+interface Summary {
+  sum: number;
+  abs_sum: number;
+  indices: number[];
+  values: number[];
+  shape: number[];
+}
+interface GoldenCase {
+  messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[]; sample_fps?: number }[] }[];
   input_ids: number[];
   expanded_prompt: string;
   position_ids: number[][];
   rope_deltas: number;
+  outer_vision_wrap?: boolean;
+  video_timestamps?: { fps: number; seconds: number[]; text: string[] }[];
+  pixel_values?: Summary | null;
+  pixel_values_videos?: Summary | null;
+  image_embeds?: Summary;
+  video_embeds?: Summary;
   logit_ids: number[];
   logits: LogitRecord[];
   greedy: GreedyGolden;
 }
-const golden = JSON.parse(fs.readFileSync(path.join(FIXTURE, "golden.json"), "utf8")) as { cases: { text: TextCase } };
+const golden = JSON.parse(fs.readFileSync(path.join(FIXTURE, "golden.json"), "utf8")) as { cases: Record<string, GoldenCase> };
 const c = golden.cases.text;
-const messages = (): ChatRequestMessage[] => c.messages.map((m) => ({ role: m.role as ChatRequestMessage["role"], content: m.content.map((p) => ({ type: "text" as const, text: p.text! })) }));
+
+/** The recorded messages with media paths resolved; videos are lists of frames at their sample fps. */
+function toMessages(gc: GoldenCase, transform: (frames: string[]) => string[] = (f) => f, fps?: number): ChatRequestMessage[] {
+  const media = (p: string) => path.join(path.dirname(FIXTURE), p);
+  return gc.messages.map((m) => ({
+    role: m.role as ChatRequestMessage["role"],
+    content: m.content.map((part): ContentPart => {
+      if (part.type === "image") return { type: "image", image: media(part.image!) };
+      // The reference ran the processor on the frames as they are (multiples of 32): the per-frame lower bound is
+      // lowered so that qwen-vl-utils does not upscale them to its video minimum (as test/qwen3-vl-golden.test.ts).
+      if (part.type === "video") return { type: "video", video: transform(part.video!.map(media)), fps: fps ?? part.sample_fps, minPixels: 32 * 32 };
+      return { type: "text", text: part.text! };
+    }),
+  }));
+}
+const messages = () => toMessages(c);
+
+function checkSummary(ours: Float32Array, ref: Summary, tol: number) {
+  expect(ours.length).toBe(ref.shape.reduce((a, b) => a * b, 1));
+  const { sum, abs } = sumStats(ours);
+  expect(Math.abs(abs - ref.abs_sum)).toBeLessThan(tol * (1 + ref.abs_sum));
+  expect(Math.abs(sum - ref.sum)).toBeLessThan(tol * (1 + ref.abs_sum));
+  ref.indices.forEach((idx, j) => expect(Math.abs(ours[idx] - ref.values[j])).toBeLessThan(tol * Math.max(1, Math.abs(ref.values[j])) * 10));
+}
 
 describe("Qwen3.5 golden through the engine: qwen3_5-tiny", () => {
   let model: VideoModel;
@@ -63,11 +101,62 @@ describe("Qwen3.5 golden through the engine: qwen3_5-tiny", () => {
     expect(r.tokens).toEqual(c.greedy.new_tokens);
   });
 
-  it("image and video requests fail with one clear error", async () => {
-    const img = { type: "image" as const, image: path.join(repoRoot(), "test/fixtures/qwen3-vl/media/image-a-h64-w96.png") };
-    const vid = { type: "video" as const, video: [img.image, img.image], fps: 2 };
-    for (const part of [img, vid]) {
-      await expect(model.prepare([{ role: "user", content: [part, { type: "text", text: "What is this?" }] }])).rejects.toThrow(QWEN3_5_VISUAL_UNSUPPORTED);
-    }
+  for (const name of ["image", "video", "video-odd"]) {
+    const gc = golden.cases[name];
+    it(`${name}: 5.x prompt layout, positions, pixels, vision features, logits, greedy tokens with chunked prefill`, async () => {
+      const prepared = await model.prepare(toMessages(gc));
+      expect(model.tokenizer.decode(prepared.inputIds, { skipSpecialTokens: false })).toBe(gc.expanded_prompt);
+      expect(prepared.inputIds).toEqual(gc.input_ids);
+      if (name !== "image") {
+        expect(gc.outer_vision_wrap).toBe(true);
+        expect(gc.expanded_prompt).toMatch(/<\|vision_start\|><\d+\.\d seconds><\|vision_start\|>/); // the outer pair
+        for (const t of gc.video_timestamps![0].text) expect(gc.expanded_prompt).toContain(t);
+      }
+      const S = gc.input_ids.length;
+      for (let a = 0; a < 3; a++) expect(Array.from(prepared.positionIds.subarray(a * S, (a + 1) * S))).toEqual(gc.position_ids[a]);
+      expect(prepared.ropeDelta).toBe(gc.rope_deltas);
+
+      const kind = name === "image" ? "image" : "video";
+      const pixelsRef = kind === "image" ? gc.pixel_values! : gc.pixel_values_videos!;
+      checkSummary(pixelValuesOf(prepared, kind), pixelsRef, 1e-6);
+      const outs = await Promise.all(prepared.visuals.map((v) => model.vision.encode(v.batch)));
+      expect(outs.every((o) => o.deepstackLevels === 0)).toBe(true); // no DeepStack in Qwen3.5's tower
+      checkSummary(concatFloat32(outs.map((o) => o.embeds)), (kind === "image" ? gc.image_embeds : gc.video_embeds)!, 1e-5);
+
+      const prompt = await model.encodeVisuals(prepared);
+      const worst = await checkLogitRecords(model, prompt, gc.logit_ids, gc.logits);
+      console.log(`qwen3_5-tiny ${name}: max |Δlogit| ${worst.toExponential(2)}`);
+      // Chunks of 7: visual rows straddle prefill calls, with the recurrent and conv state carried between them.
+      await checkGreedyDecoding(model, prompt, gc.greedy, gc.logit_ids, 7);
+    });
+  }
+
+  it("reversing the frames changes the output (time is not ignored)", async () => {
+    const v = golden.cases.video;
+    const forward = await model.prepare(toMessages(v));
+    const reversed = await model.prepare(toMessages(v, (f) => [...f].reverse()));
+    expect(reversed.inputIds).toEqual(forward.inputIds); // same prompt: only the pixels moved in time
+    const V = model.config.text.vocabSize;
+    const a = await fullForward(model, await model.encodeVisuals(forward), [forward.inputIds.length - 1]);
+    const b = await fullForward(model, await model.encodeVisuals(reversed), [reversed.inputIds.length - 1]);
+    let diff = 0;
+    for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    expect(diff).toBeGreaterThan(1e-2);
+  });
+
+  it("another fps changes the timestamp text, and with it the output", async () => {
+    const v = golden.cases.video;
+    const at2 = await model.prepare(toMessages(v));
+    const at4 = await model.prepare(toMessages(v, undefined, 4));
+    const text2 = model.tokenizer.decode(at2.inputIds, { skipSpecialTokens: false });
+    const text4 = model.tokenizer.decode(at4.inputIds, { skipSpecialTokens: false });
+    for (const t of ["<0.1 seconds>", "<0.6 seconds>", "<1.1 seconds>"]) expect(text4).toContain(t);
+    expect(text4.replace(/<\d+\.\d seconds>/g, "<T>")).toBe(text2.replace(/<\d+\.\d seconds>/g, "<T>"));
+    const V = model.config.text.vocabSize;
+    const a = await fullForward(model, await model.encodeVisuals(at2), [at2.inputIds.length - 1]);
+    const b = await fullForward(model, await model.encodeVisuals(at4), [at4.inputIds.length - 1]);
+    let diff = 0;
+    for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    expect(diff).toBeGreaterThan(1e-3);
   });
 });

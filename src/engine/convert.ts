@@ -18,7 +18,7 @@ import { Layers, type QuantizedKernel, type WeightPrecision } from "../onnx/laye
 import type { ProgressCallback } from "../util/progress.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 9;
+export const CONVERTER_VERSION = 10;
 
 export interface ConvertedModel {
   dir: string;

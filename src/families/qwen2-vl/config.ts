@@ -98,18 +98,6 @@ export function parseQwen2VLConfig(raw: Json): Qwen2VLConfig {
   const vocabSize = text.int("vocab_size", LIMITS.vocabSize);
   const tokenId = { min: 0, max: vocabSize - 1 };
   const eos = top.intOrList("eos_token_id", tokenId) ?? text.intOrList("eos_token_id", tokenId);
-  const embedDim = vis.int("embed_dim", LIMITS.hiddenSize);
-  const visionHeads = vis.int("num_heads", LIMITS.heads);
-  if (embedDim % visionHeads !== 0) {
-    throw new VideolmError(`config.json: vision_config.embed_dim ${embedDim} is not a multiple of vision_config.num_heads ${visionHeads}`);
-  }
-  // The 2-D vision rotary gives each of the two axes head_dim/4 frequencies (VisionRotaryEmbedding(head_dim/2)).
-  if ((embedDim / visionHeads) % 4 !== 0) {
-    throw new VideolmError(`config.json: vision head_dim = embed_dim / num_heads = ${embedDim / visionHeads} must be a multiple of 4 (2-D rotary embedding)`);
-  }
-  const mlpRatio = vis.num("mlp_ratio", { min: 0, max: 64, exclusiveMin: true }, 4);
-  if (Math.abs(embedDim * mlpRatio - Math.round(embedDim * mlpRatio)) > 1e-6) throw vis.fail("mlp_ratio", `× embed_dim ${embedDim} must be an integer`, mlpRatio);
-  const inChannels = vis.obj.in_chans != null ? vis.int("in_chans", LIMITS.channels) : vis.int("in_channels", LIMITS.channels, 3);
   const config: Qwen2VLConfig = {
     modelType: String(raw.model_type),
     text: {
@@ -127,18 +115,7 @@ export function parseQwen2VLConfig(raw: Json): Qwen2VLConfig {
       maxPositionEmbeddings: text.int("max_position_embeddings", LIMITS.contextLength, 32768),
       tieWordEmbeddings: top.obj.tie_word_embeddings != null ? top.bool("tie_word_embeddings", false) : text.bool("tie_word_embeddings", false),
     },
-    vision: {
-      depth: vis.int("depth", LIMITS.visionDepth),
-      embedDim,
-      numHeads: visionHeads,
-      mlpRatio,
-      hiddenAct: vis.str("hidden_act", "quick_gelu", SUPPORTED_ACTIVATIONS),
-      inChannels,
-      patchSize: vis.int("patch_size", LIMITS.patchSize, 14),
-      spatialMergeSize: vis.int("spatial_merge_size", LIMITS.mergeSize, 2),
-      temporalPatchSize: vis.int("temporal_patch_size", LIMITS.temporalPatchSize, 2),
-      outHiddenSize: vis.int("hidden_size", LIMITS.hiddenSize, hiddenSize),
-    },
+    vision: parseQwen2VLVisionConfig(vis, hiddenSize),
     imageTokenId: top.int("image_token_id", tokenId, 151655),
     videoTokenId: top.int("video_token_id", tokenId, 151656),
     visionStartTokenId: top.int("vision_start_token_id", tokenId, 151652),
@@ -149,4 +126,32 @@ export function parseQwen2VLConfig(raw: Json): Qwen2VLConfig {
     throw new VideolmError(`config.json: vision_config.hidden_size ${config.vision.outHiddenSize} (the merger output) must equal the text hidden_size ${hiddenSize}`);
   }
   return config;
+}
+
+/** `vision_config` (Qwen2VLVisionConfig): the ViT and merger shapes; `hidden_size` defaults to the text width. */
+export function parseQwen2VLVisionConfig(vis: ConfigReader, textHiddenSize: number): Qwen2VLVisionConfig {
+  const embedDim = vis.int("embed_dim", LIMITS.hiddenSize);
+  const visionHeads = vis.int("num_heads", LIMITS.heads);
+  if (embedDim % visionHeads !== 0) {
+    throw new VideolmError(`config.json: vision_config.embed_dim ${embedDim} is not a multiple of vision_config.num_heads ${visionHeads}`);
+  }
+  // The 2-D vision rotary gives each of the two axes head_dim/4 frequencies (VisionRotaryEmbedding(head_dim/2)).
+  if ((embedDim / visionHeads) % 4 !== 0) {
+    throw new VideolmError(`config.json: vision head_dim = embed_dim / num_heads = ${embedDim / visionHeads} must be a multiple of 4 (2-D rotary embedding)`);
+  }
+  const mlpRatio = vis.num("mlp_ratio", { min: 0, max: 64, exclusiveMin: true }, 4);
+  if (Math.abs(embedDim * mlpRatio - Math.round(embedDim * mlpRatio)) > 1e-6) throw vis.fail("mlp_ratio", `× embed_dim ${embedDim} must be an integer`, mlpRatio);
+  const inChannels = vis.obj.in_chans != null ? vis.int("in_chans", LIMITS.channels) : vis.int("in_channels", LIMITS.channels, 3);
+  return {
+    depth: vis.int("depth", LIMITS.visionDepth),
+    embedDim,
+    numHeads: visionHeads,
+    mlpRatio,
+    hiddenAct: vis.str("hidden_act", "quick_gelu", SUPPORTED_ACTIVATIONS),
+    inChannels,
+    patchSize: vis.int("patch_size", LIMITS.patchSize, 14),
+    spatialMergeSize: vis.int("spatial_merge_size", LIMITS.mergeSize, 2),
+    temporalPatchSize: vis.int("temporal_patch_size", LIMITS.temporalPatchSize, 2),
+    outHiddenSize: vis.int("hidden_size", LIMITS.hiddenSize, textHiddenSize),
+  };
 }

@@ -23,7 +23,7 @@ import type { RgbImage } from "../../processing/rgb-image.js";
 import { smartResize } from "../../processing/smart-resize.js";
 import { planVideoFrameSize, planVideoSampling, qwenVlUtilsDefaults, type SamplingDefaults, type VideoSamplingOptions, type VideoSamplingPlan } from "../../sampling/qwen-vl-utils.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
-import type { Qwen2VLConfig } from "./config.js";
+import type { Qwen2VLConfig, Qwen2VLVisionConfig } from "./config.js";
 import { expandPlaceholderIds, visualTokenCount } from "./prompt.js";
 import { getRopeIndex } from "./rope-index.js";
 
@@ -77,6 +77,9 @@ export function withCheckpointSampling(checkpointDir: string, base: SamplingDefa
   };
 }
 
+/** What the Qwen-VL processors read from a config: the vision shapes and the special token ids (no text shapes). */
+export type QwenVLProcessorConfig<V extends Qwen2VLVisionConfig = Qwen2VLVisionConfig> = Pick<Qwen2VLConfig, "imageTokenId" | "videoTokenId" | "visionStartTokenId"> & { vision: V };
+
 export class Qwen2VLProcessor implements FamilyProcessor {
   readonly pre: Qwen2VLPreprocessorConfig;
   readonly sampling: SamplingDefaults;
@@ -85,7 +88,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
 
   constructor(
     checkpointDir: string,
-    readonly config: Qwen2VLConfig,
+    readonly config: QwenVLProcessorConfig,
   ) {
     this.pre = readQwen2VLPreprocessorConfig(checkpointDir);
     this.sampling = withCheckpointSampling(checkpointDir, qwenVlUtilsDefaults(config.vision.patchSize));

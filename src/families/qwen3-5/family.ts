@@ -1,37 +1,33 @@
 /**
- * Qwen3.5 / Qwen3.6 dense (model_type `qwen3_5`), text path: config.ts (hybrid layer_types, Gated DeltaNet shapes,
- * partial interleaved M-RoPE), text.ts (`buildQwen3_5EngineDecoder`: one graph for prefill chunks and decode steps
- * over the per-layer state), and the decoder state below (conv + recurrent state for linear layers, KV for attention).
- * Reference: docs/qwen3_5-reference.md (transformers 5.18.0 models/qwen3_5/).
- *
- * Image and video input are not supported yet: the processor refuses visual parts with one VideolmError (never a
- * wrong answer), the vision tower's weights are not read and the vision graph is an empty placeholder.
+ * Qwen3.5 / Qwen3.6 dense (model_type `qwen3_5`): config.ts (hybrid layer_types, Gated DeltaNet shapes, partial
+ * interleaved M-RoPE), text.ts (`buildQwen3_5EngineDecoder`: one graph for prefill chunks and decode steps over the
+ * per-layer state), the decoder state below (conv + recurrent state for linear layers, KV for attention), and
+ * Qwen3-VL's vision tower and processor: the tower without DeepStack (qwen3-vl/vision.ts with no levels), the
+ * processor with the transformers 5.x prompt layout (an outer vision_start/end around the timestamped frame blocks;
+ * qwen3-vl/prompt.ts "5.x"). For this family 5.x is the authors' release, so its layout is the one to match.
+ * Reference: docs/qwen3_5-reference.md (transformers 5.18.0 models/qwen3_5/, §8 vision, §9 prompt and positions).
  */
 import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import type { LayerStateSpec } from "../../engine/decoder-state.js";
-import type { ContentPart, PreparedVisual, VisualPlan } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
-import type { TextTokenizer } from "../../text/tokenizer.js";
-import type { FamilyProcessor, ModelFamily } from "../family.js";
-import { VISION_INPUTS, VISION_OUTPUT } from "../graph-io.js";
+import type { ModelFamily } from "../family.js";
+import { parseQwen3VLVisionConfig, type Qwen3VLVisionConfig } from "../qwen3-vl/config.js";
+import { Qwen3VLProcessor } from "../qwen3-vl/processor.js";
+import { buildQwen3VLVision } from "../qwen3-vl/vision.js";
 import { parseQwen3_5Config, type Qwen3_5Config } from "./config.js";
 import { buildQwen3_5EngineDecoder } from "./text.js";
 
-
-export const QWEN3_5_VISUAL_UNSUPPORTED = "Qwen3.5 image/video input is not supported yet";
-
-/** The engine's FamilyConfig view: the text config plus the vision fields the engine reads. */
+/** The engine's FamilyConfig view: the text config plus the vision tower's (Qwen3-VL's, no DeepStack). */
 export interface Qwen3_5FamilyConfig extends Qwen3_5Config {
-  vision: { numHeads: number; spatialMergeSize: number };
+  vision: Qwen3VLVisionConfig;
 }
 
 export function parseQwen3_5FamilyConfig(raw: Record<string, unknown>): Qwen3_5FamilyConfig {
   const base = parseQwen3_5Config(raw);
   const vis = new ConfigReader(raw).object("vision_config");
-  return {
-    ...base,
-    vision: { numHeads: vis ? vis.int("num_heads", LIMITS.heads, 16) : 16, spatialMergeSize: vis ? vis.int("spatial_merge_size", { min: 1, max: 8 }, 2) : 2 },
-  };
+  if (!vis) throw new VideolmError("config.json: vision_config is missing");
+  // Qwen3_5VisionConfig has no deepstack_visual_indexes (modular_qwen3_5.py:153): the key is not read.
+  return { ...base, vision: parseQwen3VLVisionConfig(vis, base.text.hiddenSize, { deepstackLayers: null }) };
 }
 
 /**
@@ -39,11 +35,11 @@ export function parseQwen3_5FamilyConfig(raw: Record<string, unknown>): Qwen3_5F
  *   - `mtp.*`: the multi-token-prediction head (Qwen3_5ForConditionalGeneration does not load it: transformers 5.18
  *     lists it in `_keys_to_ignore_on_load_unexpected`; it only serves speculative decoding, which videolm does not do
  *     yet), so it is ignored;
- *   - `model.visual.*` / `visual.*`: the vision tower, unused until Qwen3.5 image/video input is supported.
+ *   - `visual.*` from older writers maps to the hub's `model.visual.*`, which the vision builder claims.
  */
 export function sanitizeQwen3_5TensorName(name: string): string | null {
   if (name.startsWith("mtp.")) return null;
-  if (name.startsWith("model.visual.") || name.startsWith("visual.")) return null;
+  if (name.startsWith("visual.")) return "model." + name;
   return name;
 }
 
@@ -60,40 +56,13 @@ export function qwen3_5DecoderState(cfg: Qwen3_5Config): LayerStateSpec[] {
   );
 }
 
-/** Text-only requests: the prompt's ids at positions 0 … S−1 on all three rotary axes (no visual, rope delta 0). */
-export class Qwen3_5TextProcessor implements FamilyProcessor {
-  private refuse(part: ContentPart): null {
-    if (part.type === "image" || part.type === "video") throw new VideolmError(QWEN3_5_VISUAL_UNSUPPORTED);
-    return null;
-  }
-  planVisual(part: ContentPart): Promise<VisualPlan | null> {
-    return Promise.resolve().then(() => this.refuse(part));
-  }
-  prepareVisual(part: ContentPart): Promise<PreparedVisual | null> {
-    return Promise.resolve().then(() => this.refuse(part));
-  }
-  buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]) {
-    if (visuals.length > 0) throw new VideolmError(QWEN3_5_VISUAL_UNSUPPORTED);
-    const inputIds = tokenizer.encode(promptText);
-    const S = inputIds.length;
-    const positionIds = new Int32Array(3 * S);
-    for (let a = 0; a < 3; a++) for (let s = 0; s < S; s++) positionIds[a * S + s] = s;
-    return { inputIds: Array.from(inputIds), positionIds, ropeDelta: 0 };
-  }
-}
-
 export const qwen3_5: ModelFamily<Qwen3_5FamilyConfig> = {
   name: "Qwen3.5",
   modelTypes: ["qwen3_5"],
   parseConfig: parseQwen3_5FamilyConfig,
   sanitizeTensorName: sanitizeQwen3_5TensorName,
-  // Placeholder vision graph (never run: the processor refuses visual parts): pixel_values in, no rows out.
-  buildVision: (layers, _weights, cfg) => {
-    const g = layers.g;
-    g.input(VISION_INPUTS.pixelValues, "float32", ["patches", "patch_dim"]);
-    g.output(g.op("Expand", [g.scalar(0), g.ints([0, cfg.text.hiddenSize])]), VISION_OUTPUT, "float32", [0, cfg.text.hiddenSize]);
-  },
+  buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen3_5EngineDecoder(layers, weights, cfg.text),
   decoderState: qwen3_5DecoderState,
-  createProcessor: () => new Qwen3_5TextProcessor(),
+  createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),
 };

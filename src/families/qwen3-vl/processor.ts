@@ -19,19 +19,24 @@ import type { VisionBatch } from "../../engine/sessions.js";
 import type { MediaOptions, VisualPlan } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
-import { Qwen2VLProcessor } from "../qwen2-vl/processor.js";
+import { Qwen2VLProcessor, type QwenVLProcessorConfig } from "../qwen2-vl/processor.js";
 import { expandPlaceholderIds } from "../qwen2-vl/prompt.js";
 import { getRopeIndex } from "../qwen2-vl/rope-index.js";
-import type { Qwen3VLConfig } from "./config.js";
+import type { Qwen3VLVisionConfig } from "./config.js";
 import { posEmbedTaps } from "./pos-embed.js";
-import { expandVideoText, type PromptBlock } from "./prompt.js";
+import { expandVideoText, type PromptBlock, type VideoPromptLayout } from "./prompt.js";
 import { frameGroupTimestamps } from "./timestamps.js";
 import { POS_EMBED_INPUTS } from "./vision.js";
 
 export class Qwen3VLProcessor extends Qwen2VLProcessor {
+  /**
+   * @param videoLayout where the timestamped frame blocks go (prompt.ts): "4.57" for Qwen3-VL (its authors' release),
+   *   "5.x" for families released on transformers 5 (Qwen3.5/3.6), whose processor keeps an outer vision_start/end.
+   */
   constructor(
     checkpointDir: string,
-    readonly qwen3: Qwen3VLConfig,
+    readonly qwen3: QwenVLProcessorConfig<Qwen3VLVisionConfig>,
+    readonly videoLayout: VideoPromptLayout = "4.57",
   ) {
     super(checkpointDir, qwen3);
   }
@@ -66,6 +71,7 @@ export class Qwen3VLProcessor extends Qwen2VLProcessor {
         }
         return seconds;
       }),
+      this.videoLayout,
     );
     const blocks: PromptBlock[] = visuals.flatMap((v): PromptBlock[] => {
       const [t, h, w] = v.grid;

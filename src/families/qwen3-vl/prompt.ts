@@ -19,6 +19,15 @@ const VISION_START = "<|vision_start|>";
 const VISION_END = "<|vision_end|>";
 const VIDEO_PAD = "<|video_pad|>";
 
+/**
+ * Where the timestamped frame blocks go. "4.57": they replace the chat template's whole
+ * `<|vision_start|><|video_pad|><|vision_end|>` (transformers 4.57.6, the Qwen3-VL authors' release). "5.x": they
+ * replace only `<|video_pad|>`, leaving an outer `<|vision_start|>` … `<|vision_end|>` pair around them (transformers
+ * ≥ 5.0 `Qwen3VLProcessor.replace_video_token`, qwen3_vl/processing_qwen3_vl.py:81-107 in 5.18 — the authors' release
+ * for Qwen3.5/3.6, docs/qwen3_5-reference.md §9).
+ */
+export type VideoPromptLayout = "4.57" | "5.x";
+
 /** One block of the expanded prompt, in prompt order (for ids and rotary positions). */
 export interface PromptBlock {
   kind: "image" | "video";
@@ -31,8 +40,10 @@ export interface PromptBlock {
  * `<|video_pad|>`) with its timestamped frame blocks, each holding one pad. `videoTimestamps[i]` lists the seconds
  * of the i-th video's frame pairs (one per temporal grid step).
  */
-export function expandVideoText(text: string, videoTimestamps: readonly (readonly number[])[]): string {
-  const triple = VISION_START + VIDEO_PAD + VISION_END;
+export function expandVideoText(text: string, videoTimestamps: readonly (readonly number[])[], layout: VideoPromptLayout = "4.57"): string {
+  // 5.x (`Qwen3VLProcessor.replace_video_token`) replaces the pad alone, so the template's own
+  // <|vision_start|> … <|vision_end|> stays around the frame blocks; 4.57.6 replaces the whole triple.
+  const triple = layout === "5.x" ? VIDEO_PAD : VISION_START + VIDEO_PAD + VISION_END;
   let out = "";
   let rest = text;
   for (const [i, seconds] of videoTimestamps.entries()) {

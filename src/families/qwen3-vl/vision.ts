@@ -6,6 +6,8 @@
  *   - blocks: LayerNorm, attention as Qwen2-VL (2-D rotary, per-frame), MLP `linear_fc1` → hidden_act → `linear_fc2`;
  *   - merger names `norm`, `linear_fc1`, `linear_fc2`; DeepStack: after each block listed in deepstack_visual_indexes,
  *     its own merger with the LayerNorm *after* the 2×2 shuffle (use_postshuffle_norm: view [N/4, 4E] then LN(4E)).
+ * Qwen3.5's tower (transformers 5.18 models/qwen3_5/modeling_qwen3_5.py Qwen3_5VisionModel) is this one with no
+ * DeepStack levels (empty deepstack_visual_indexes: the graph then has only `visual_embeds`).
  * Reference: transformers 4.57.6 models/qwen3_vl/modeling_qwen3_vl.py — Qwen3VLVisionPatchEmbed, Qwen3VLVisionModel
  * (fast_pos_embed_interpolate, rot_pos_emb, forward), Qwen3VLVisionBlock, Qwen3VLVisionAttention,
  * Qwen3VLVisionPatchMerger. Facts doc §2.4, §2.9, §2.10.
@@ -108,6 +110,7 @@ export function buildQwen3VLVision(layers: Layers, weights: WeightMap, cfg: Qwen
 
   const out = merger(`${v}.merger`, "merger", x, false);
   g.output(out, VISION_OUTPUT, "float32", ["num_tokens", D]);
+  if (deepstack.length === 0) return; // Qwen3.5's tower: no DeepStack levels, no second output
   const stacked = g.op("Concat", deepstack.map((d) => g.op("Unsqueeze", [d, g.ints([0])])), { axis: 0 }); // [L, N/4, D]
   g.output(stacked, DEEPSTACK_EMBEDS, "float32", [cfg.deepstackVisualIndexes.length, "num_tokens", D]);
 }
