@@ -5,7 +5,10 @@
  * - The trained demo model (a real Qwen2-VL-architecture model) on held-out videos: int8 and int4 keep the logits at
  *   the last prompt position at cosine ≥ 0.99 with fp32 for every question (int4's worst measured: 0.99953), and
  *   the same top-1 token at ≥ 95% of the answer positions.
- * - Each family's tiny golden checkpoint, int8: cosine ≥ 0.99, same top-1 on ≥ 85% of a 64-token continuation.
+ * - Each family's tiny golden checkpoint, int8: cosine ≥ 0.99, same top-1 on ≥ 80% of a 64-token continuation, and
+ *   every position where the top-1 differs is a near-tie that int8's rounding explains: fp32 prefers its token over
+ *   int8's by less than the largest |fp32 − int8| logit difference of that row (measured: Qwen3.5's 10 flips of 64
+ *   had fp32 gaps 0.004–0.23 against row errors 0.32–1.08).
  *   These have random weights, hidden size 32 and a 151,936-token vocabulary, so their top-2 logits are often
  *   closer than any rounding: int4 measures cosine 0.56–0.99 and ~40% top-1 agreement there (docs/performance.md),
  *   which says nothing about trained models, and is not gated.
@@ -66,19 +69,23 @@ function teacherForced(model: VideoModel, prompt: PreparedPrompt, tokens: number
   return fullForward(model, withContinuation(prompt, tokens), Array.from({ length: tokens.length }, (_, i) => S - 1 + i));
 }
 
-const CHECKPOINTS = ["qwen2-vl/qwen2-vl-tiny", "qwen2-vl/qwen2-vl-tiny-tied", "qwen2_5-vl/qwen2_5-vl-tiny", "qwen3-vl/qwen3-vl-tiny"];
+const CHECKPOINTS = ["qwen2-vl/qwen2-vl-tiny", "qwen2-vl/qwen2-vl-tiny-tied", "qwen2_5-vl/qwen2_5-vl-tiny", "qwen3-vl/qwen3-vl-tiny", "qwen3_5/qwen3_5-tiny"];
 
 for (const fixture of CHECKPOINTS) {
   describe(`quantized quality: ${path.basename(fixture)}`, () => {
     let dir: string;
     let reference: { tokens: number[]; first: Float32Array };
+    /** fp32's teacher-forced rows at the same positions as the quantized model's. */
+    let referenceRows: Float32Array;
     let prepared: Awaited<ReturnType<VideoModel["prepare"]>>;
 
     beforeAll(async () => {
       dir = await materializeTinyCheckpoint(path.join(FIXTURES, fixture));
       const fp32 = await VideoModel.load(dir, { cacheDir: testCacheDir(), threads: 1 });
       prepared = await fp32.prepare(messages);
-      reference = await greedy(fp32, await fp32.encodeVisuals(prepared));
+      const prompt = await fp32.encodeVisuals(prepared);
+      reference = await greedy(fp32, prompt);
+      referenceRows = await teacherForced(fp32, prompt, reference.tokens);
       expect(new Set(reference.tokens).size).toBeGreaterThanOrEqual(8); // a varied continuation, not one repeated token
     });
 
@@ -89,10 +96,23 @@ for (const fixture of CHECKPOINTS) {
         const V = model.config.text.vocabSize;
         const cos = cosine(rows.subarray(0, V), reference.first);
         let agree = 0;
-        for (let i = 0; i < STEPS; i++) if (argmax(rows.subarray(i * V, (i + 1) * V)) === reference.tokens[i]) agree++;
-        console.log(`${path.basename(fixture)} ${dtype}: cosine ${cos.toFixed(5)}, top-1 agreement ${agree}/${STEPS}`);
+        let worstFlip = 0; // largest fp32 gap / row error over the positions where the top-1 differs
+        for (let i = 0; i < STEPS; i++) {
+          const ours = rows.subarray(i * V, (i + 1) * V);
+          const ref = referenceRows.subarray(i * V, (i + 1) * V);
+          const choice = argmax(ours);
+          if (choice === reference.tokens[i]) {
+            agree++;
+            continue;
+          }
+          let rowError = 0;
+          for (let k = 0; k < V; k++) rowError = Math.max(rowError, Math.abs(ours[k] - ref[k]));
+          worstFlip = Math.max(worstFlip, (ref[reference.tokens[i]] - ref[choice]) / rowError);
+        }
+        console.log(`${path.basename(fixture)} ${dtype}: cosine ${cos.toFixed(5)}, top-1 agreement ${agree}/${STEPS}, worst flip gap/row error ${worstFlip.toFixed(3)}`);
         expect(cos).toBeGreaterThanOrEqual(0.99);
-        expect(agree / STEPS).toBeGreaterThanOrEqual(0.85);
+        expect(agree / STEPS).toBeGreaterThanOrEqual(0.8);
+        expect(worstFlip).toBeLessThanOrEqual(1);
       });
     }
   });
