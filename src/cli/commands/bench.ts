@@ -25,7 +25,7 @@ import { isFloatPrecision } from "../../onnx/layers.js";
 import { stderrProgress } from "../../util/progress.js";
 import { COMMON_FLAGS, MODEL_FLAGS, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
 
-export const BENCH_HELP = `Usage: videolm bench [--shape qwen2-vl-2b|qwen2-vl-7b | --model DIR|REPO] [options]
+export const BENCH_HELP = `Usage: videolm bench [--shape ${BENCH_SHAPE_NAMES.join("|")} | --model DIR|REPO] [options]
 
 Measures loading, vision encoding, prefill, time to first token, decode speed and peak memory for one question
 about a video, and the bounds onnxruntime reaches on this machine for the same shapes (matmul GFLOP/s, weight
@@ -34,7 +34,9 @@ GB/s) are saved per --dtype in the cache folder (machine-rates.json): videolm in
 estimate a request's time from them.
 
   --shape NAME        random-weight checkpoint with a published model's shapes, generated once into the cache
-                      (default qwen2-vl-2b: ~4.4 GB; qwen2-vl-7b: ~16.6 GB)
+                      (default qwen2-vl-2b: ~4.4 GB; qwen2-vl-7b: ~16.6 GB; qwen3-vl-2b: ~4.3 GB;
+                      qwen3_5-2b: ~4.8 GB; qwen3_5-35b-a3b-4l: Qwen3.5-35B-A3B's widths with 4 layers, once
+                      the qwen3_5_moe family lands). Sources of each shape: src/bench/presets.ts
   -m, --model DIR     bench a real checkpoint instead (folder or Hugging Face repo id)
   --dtype fp32|fp16|int8|int4   weight precision (default int4)
   --threads N         CPU threads (default: all cores)
