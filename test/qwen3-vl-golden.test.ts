@@ -48,8 +48,8 @@ type Golden = { cases: Record<string, GoldenCase> };
 /** Largest |ours − reference| / tolerance seen per checkpoint, for the report. */
 const worstRatio: Record<string, { delta: number; maxAbs: number }> = {};
 
-function toMessages(c: GoldenCase): ChatRequestMessage[] {
-  const media = (p: string) => path.join(FIXTURES, p);
+function toMessagesIn(c: GoldenCase, fixtures: string): ChatRequestMessage[] {
+  const media = (p: string) => path.join(fixtures, p);
   return c.messages.map((m) => ({
     role: m.role as ChatRequestMessage["role"],
     content: m.content.map((part): ContentPart => {
@@ -74,9 +74,13 @@ function checkSummary(ours: Float32Array, ref: Summary, tol: number) {
 }
 
 
-for (const checkpoint of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
+// Qwen3-VL-MoE (transformers 4.57.6 qwen3_vl_moe; tools/oracle/record_qwen3_vl_moe.py) is Qwen3-VL with a sparse
+// mixture-of-experts feed-forward block: the same checks, its own fixture folder.
+const MOE_FIXTURES = path.join(repoRoot(), "test/fixtures/qwen3_vl_moe");
+for (const [fixtures, checkpoint] of [[FIXTURES, "qwen3-vl-tiny"], [FIXTURES, "qwen3-vl-tiny-thinking"], [MOE_FIXTURES, "qwen3_vl_moe-tiny"]] as const) {
   describe(`Qwen3-VL golden: ${checkpoint}`, () => {
-    const fixture = path.join(FIXTURES, checkpoint);
+    const fixture = path.join(fixtures, checkpoint);
+    const toMessages = (c: GoldenCase) => toMessagesIn(c, fixtures);
     const golden = JSON.parse(fs.readFileSync(path.join(fixture, "golden.json"), "utf8")) as Golden;
     let model: VideoModel;
 
@@ -174,7 +178,7 @@ for (const checkpoint of ["qwen3-vl-tiny", "qwen3-vl-tiny-thinking"]) {
         expect(r.reasoning).toBeUndefined();
         expect(streamed).toBe(r.text);
       });
-    } else {
+    } else if (checkpoint === "qwen3-vl-tiny-thinking") {
       it("thinking budget: the block is closed with forced tokens and separated from the answer, as the reference", async () => {
         const c = golden.cases.video;
         const f = c.forced_think!;

@@ -47,6 +47,20 @@ export class WeightMap {
     return readTensorFloat32(this.info(name, shape));
   }
 
+  /**
+   * Claims a tensor [N, ...] and returns a reader of its i-th slice along the first axis, read from disk on demand
+   * (float32): a mixture-of-experts layer's stacked expert weights are converted one expert at a time instead of
+   * holding the whole stack (a 128-expert layer's gate_up stack is ~1.6 GB as float32).
+   */
+  takeSlices(name: string, shape: number[]): (i: number) => Float32Array {
+    const info = this.info(name, shape);
+    const sliceBytes = (info.end - info.begin) / shape[0];
+    return (i: number) => {
+      if (!(Number.isInteger(i) && i >= 0 && i < shape[0])) throw new Error(`slice ${i} of tensor ${name} [${shape}] is out of range`);
+      return readTensorFloat32({ ...info, begin: info.begin + i * sliceBytes, end: info.begin + (i + 1) * sliceBytes, shape: shape.slice(1) });
+    };
+  }
+
   assertAllUsed(): void {
     const unused = [...this.tensors.keys()].filter((n) => !this.used.has(n));
     if (unused.length > 0) {

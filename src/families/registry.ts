@@ -5,11 +5,13 @@ import { qwen2VL } from "./qwen2-vl/family.js";
 import { qwen3VL } from "./qwen3-vl/family.js";
 import { qwen2_5VL } from "./qwen2-5-vl/family.js";
 import { qwen3_5 } from "./qwen3-5/family.js";
+import { qwen3VLMoe } from "./qwen3-vl-moe/family.js";
 
 const FAMILIES: ModelFamily<FamilyConfig>[] = [
   qwen2VL as unknown as ModelFamily<FamilyConfig>,
   qwen2_5VL as unknown as ModelFamily<FamilyConfig>,
   qwen3VL as unknown as ModelFamily<FamilyConfig>,
+  qwen3VLMoe as unknown as ModelFamily<FamilyConfig>,
   qwen3_5 as unknown as ModelFamily<FamilyConfig>,
 ];
 

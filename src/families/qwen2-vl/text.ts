@@ -32,12 +32,15 @@ export const chunkedMrope: MropeAxisOfFrequency = (s) => [...Array(s[0]).fill(0)
  * - qkNorm: Qwen3 RMSNorm over each head of q and k (`self_attn.q_norm` / `k_norm`, weight [head_dim]) before rotary;
  * - attentionBias: q/k/v projections carry a bias (Qwen2: true; Qwen3: config `attention_bias`, false on the hub);
  * - deepstackLayers: L > 0 adds the input `deepstack_embeds` [L, num_visual, D] whose k-th slice is added to the
- *   hidden states at `visual_positions` after decoder layer k (Qwen3VLTextModel._deepstack_process).
+ *   hidden states at `visual_positions` after decoder layer k (Qwen3VLTextModel._deepstack_process);
+ * - mlp: the feed-forward block of layer i on the normed hidden states x [1, S, D] (weights under `prefix` =
+ *   `model.layers.{i}.mlp`), for mixture-of-experts decoders (Qwen3-VL-MoE); default the dense SwiGLU `swigluMlp`.
  */
 export interface DecoderVariant {
   qkNorm?: boolean;
   attentionBias?: boolean;
   deepstackLayers?: number;
+  mlp?: (layers: Layers, weights: WeightMap, x: string, prefix: string, layer: number) => string;
 }
 
 export function buildQwen2VLDecoder(
@@ -136,7 +139,7 @@ export function buildQwen2VLDecoder(
       });
       const x1 = g.op("Add", [x, attn]);
       const h2 = layers.rmsNorm(x1, "post_attention_layernorm", weights.take(`${p}.post_attention_layernorm.weight`, [D]), cfg.rmsNormEps);
-      const mlp = swigluMlp(layers, weights, h2, `${p}.mlp`, D, F, cfg.hiddenAct);
+      const mlp = variant.mlp ? variant.mlp(layers, weights, h2, `${p}.mlp`, i) : swigluMlp(layers, weights, h2, `${p}.mlp`, D, F, cfg.hiddenAct);
       const out = g.op("Add", [x1, mlp]);
       return i < deepstackLayers ? addAtVisualPositions(g, out, g.op("Gather", [deepstack, g.ints([i])], { axis: 0 }), visualPositions, D) : out;
     });

@@ -18,7 +18,7 @@ import { buildQwen3VLVision } from "./vision.js";
  * (shared with Qwen2-VL) claims `model.*`, so the language model prefix is mapped as for Qwen2-VL; the vision
  * builder here claims the hub's `model.visual.*` names as they are (`visual.*` from older writers map back to them).
  */
-function sanitizeQwen3VLTensorName(name: string): string {
+export function sanitizeQwen3VLTensorName(name: string): string {
   if (name.startsWith("visual.")) return "model." + name;
   if (name.startsWith("model.visual.")) return name;
   return sanitizeQwenVLTensorName(name);
