@@ -18,9 +18,13 @@
  *     f = float32(v)                                          round to nearest even (Math.fround / numpy astype)
  *     bf16 = (bits(f) + 0x7FFF + ((bits(f) >>> 16) & 1)) >>> 16   round to nearest even on the bit pattern
  *   Stored dtype is BF16 (little-endian uint16 bit patterns).
+ *   A tensor with a `source` {"name": S, "start": k} is a slice of another (virtual) tensor: seedT is computed from S
+ *   instead of `name`, and its element i is element k + i of S (h = lowbias32((k + i) ^ seedT)). This writes the same
+ *   values under another layout, e.g. per-expert `experts.{j}.gate_proj.weight` equal to rows of a fused
+ *   `experts.gate_up_proj` (qwen3_5MoeWeightSpec with perExpert).
  *
  * THE WEIGHT SPEC (weights.json in a fixture folder)
- *   { "seed": N, "dtype": "BF16", "tensors": [ { "name", "shape", "offset", "scale" }, ... ] }, sorted by name.
+ *   { "seed": N, "dtype": "BF16", "tensors": [ { "name", "shape", "offset", "scale"[, "source"] }, ... ] }, sorted by name.
  *
  * THE SAFETENSORS BYTE LAYOUT (both writers produce exactly this)
  *   - 8 bytes: little-endian uint64 N = length of the header in bytes;
@@ -41,6 +45,8 @@ export interface TensorSpec {
   shape: number[];
   offset: number;
   scale: number;
+  /** The values are elements [start, start + size) of the tensor `name` (same seed, offset, scale): see the file comment. */
+  source?: { name: string; start: number };
 }
 
 export interface WeightSpec {
@@ -99,14 +105,16 @@ let scratchU32 = new Uint32Array(0);
 export function generateTensorRange(seed: number, t: TensorSpec, start: number, out: Uint16Array): void {
   const n = out.length;
   check(start >= 0 && start + n <= elementCount(t.shape), `tensor ${t.name}: range ${start}+${n} out of bounds`);
-  check(start + n <= 2 ** 32, `tensor ${t.name}: more than 2^32 elements is not supported by the generator`);
+  const base = t.source?.start ?? 0;
+  start += base;
+  check(base >= 0 && start + n <= 2 ** 32, `tensor ${t.name}: more than 2^32 elements is not supported by the generator`);
   if (scratchF32.length < n) {
     scratchF32 = new Float32Array(n);
     scratchU32 = new Uint32Array(scratchF32.buffer);
   }
   const f32 = scratchF32;
   const u32 = scratchU32;
-  const seedT = tensorSeed(seed, t.name);
+  const seedT = tensorSeed(seed, t.source?.name ?? t.name);
   const offset = t.offset;
   const scale = t.scale;
   for (let k = 0; k < n; k++) {
@@ -599,6 +607,117 @@ export function qwen3_5WeightSpec(cfg: Qwen3_5ShapeConfig, seed: number): Weight
   zcNorm("mtp.norm", h);
   qwen3VisionTowerSpec(out, vc, lin, norm, 0); // Qwen3-VL's tower without DeepStack
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { seed, dtype: "BF16", tensors: out };
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// MoE weight specs: ports of tools/oracle/moe_common.py moe_block_spec(), record_qwen3_5_moe.py
+// qwen3_5_moe_weight_spec() and record_qwen3_vl_moe.py qwen3_vl_moe_weight_spec(). The dense family spec is built
+// first and its MLP tensors in the MoE layers are replaced by one MoE block (docs/qwen3_5-reference.md §2, §10 and
+// "Qwen3-VL-MoE (4.57.6)").
+// ------------------------------------------------------------------------------------------------------------------
+const MOE_GAIN = { router: 2.0, expertsGateUp: 1.0, expertsDown: 1.5, sharedExpertGate: 2.0 };
+
+/** The MoE keys of a text_config. */
+export interface MoeShapeConfig {
+  num_experts: number;
+  moe_intermediate_size: number;
+  shared_expert_intermediate_size?: number;
+}
+
+export interface MoeBlockOptions {
+  /** Per-expert tensors `experts.{j}.{gate,up,down}_proj.weight`, slices of the fused ones (same values, `source`). */
+  perExpert?: boolean;
+  /** Qwen3-VL-MoE's x @ W layout: gate_up_proj [E, h, 2·Im], down_proj [E, Im, h] (else 5.x's [E, 2·Im, h], [E, h, Im]). */
+  transposed?: boolean;
+  /** A shared expert and its sigmoid gate (Qwen3.5-MoE). */
+  shared?: boolean;
+}
+
+/** The MoE tensors of one decoder layer `pre` (hub names, unsorted): router, experts, optional shared expert. */
+export function moeBlockSpec(pre: string, h: number, tc: MoeShapeConfig, options: MoeBlockOptions = {}): TensorSpec[] {
+  const { perExpert = false, transposed = false, shared = true } = options;
+  const E = tc.num_experts;
+  const im = tc.moe_intermediate_size;
+  const sq = (gain: number, fanIn: number) => gain * Math.sqrt(3 / fanIn);
+  const out: TensorSpec[] = [{ name: `${pre}.mlp.gate.weight`, shape: [E, h], offset: 0, scale: sq(MOE_GAIN.router, h) }];
+  const gu: TensorSpec = {
+    name: `${pre}.mlp.experts.gate_up_proj`,
+    shape: transposed ? [E, h, 2 * im] : [E, 2 * im, h],
+    offset: 0,
+    scale: sq(MOE_GAIN.expertsGateUp, h),
+  };
+  const dn: TensorSpec = { name: `${pre}.mlp.experts.down_proj`, shape: transposed ? [E, im, h] : [E, h, im], offset: 0, scale: sq(MOE_GAIN.expertsDown, im) };
+  if (!perExpert) {
+    out.push(gu, dn);
+  } else {
+    check(!transposed, "per-expert slices are defined for the 5.x (linear) expert layout only");
+    for (let j = 0; j < E; j++) {
+      const ex = `${pre}.mlp.experts.${j}`;
+      ["gate_proj", "up_proj"].forEach((proj, k) =>
+        out.push({ name: `${ex}.${proj}.weight`, shape: [im, h], offset: 0, scale: gu.scale, source: { name: gu.name, start: (2 * j + k) * im * h } }),
+      );
+      out.push({ name: `${ex}.down_proj.weight`, shape: [h, im], offset: 0, scale: dn.scale, source: { name: dn.name, start: j * h * im } });
+    }
+  }
+  if (shared) {
+    const si = tc.shared_expert_intermediate_size;
+    check(si !== undefined, "moeBlockSpec: shared expert without shared_expert_intermediate_size");
+    out.push(
+      { name: `${pre}.mlp.shared_expert.down_proj.weight`, shape: [h, si], offset: 0, scale: sq(LINEAR_GAIN.down_proj, si) },
+      { name: `${pre}.mlp.shared_expert.gate_proj.weight`, shape: [si, h], offset: 0, scale: sq(LINEAR_GAIN.gate_proj, h) },
+      { name: `${pre}.mlp.shared_expert.up_proj.weight`, shape: [si, h], offset: 0, scale: sq(LINEAR_GAIN.up_proj, h) },
+      { name: `${pre}.mlp.shared_expert_gate.weight`, shape: [1, h], offset: 0, scale: sq(MOE_GAIN.sharedExpertGate, h) },
+    );
+  }
+  return out;
+}
+
+const byName = (a: TensorSpec, b: TensorSpec) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** The hub config.json keys the Qwen3.5-MoE spec needs: Qwen3.5's without intermediate_size, plus the MoE keys. */
+export interface Qwen3_5MoeShapeConfig extends Omit<Qwen3_5ShapeConfig, "text_config"> {
+  text_config: Omit<Qwen3_5ShapeConfig["text_config"], "intermediate_size"> & MoeShapeConfig & { shared_expert_intermediate_size: number };
+}
+
+/**
+ * Qwen3.5-MoE (`qwen3_5_moe`): the dense Qwen3.5 spec without its MLP tensors, plus a MoE block with a shared expert
+ * in every decoder layer and in the mtp layer. `perExpert`: experts written as `experts.{j}.*` (the same values).
+ */
+export function qwen3_5MoeWeightSpec(cfg: Qwen3_5MoeShapeConfig, seed: number, options: { perExpert?: boolean } = {}): WeightSpec {
+  const tc = cfg.text_config;
+  // The dense spec needs an MLP width; its MLP tensors are dropped, so any value does.
+  const dense = qwen3_5WeightSpec({ ...cfg, text_config: { ...tc, intermediate_size: 1 } }, seed);
+  const out = dense.tensors.filter((t) => !/\.mlp\.(gate|up|down)_proj\.weight$/.test(t.name));
+  const layers = [...tc.layer_types.map((_, i) => `model.language_model.layers.${i}`), "mtp.layers.0"];
+  for (const pre of layers) out.push(...moeBlockSpec(pre, tc.hidden_size, tc, { perExpert: options.perExpert ?? false }));
+  out.sort(byName);
+  return { seed, dtype: "BF16", tensors: out };
+}
+
+/** The hub config.json keys the Qwen3-VL-MoE spec needs. */
+export interface Qwen3VlMoeShapeConfig extends Omit<Qwen3VlShapeConfig, "text_config"> {
+  text_config: Qwen3VlShapeConfig["text_config"] & MoeShapeConfig & { decoder_sparse_step: number; mlp_only_layers: number[] };
+}
+
+/** Decoder layers with a MoE block in Qwen3-VL-MoE (Qwen3VLMoeTextDecoderLayer.__init__, 4.57.6 modeling:327-331). */
+export function qwen3VlMoeSparseLayers(tc: Qwen3VlMoeShapeConfig["text_config"]): number[] {
+  return Array.from({ length: tc.num_hidden_layers }, (_, i) => i).filter(
+    (i) => !tc.mlp_only_layers.includes(i) && tc.num_experts > 0 && (i + 1) % tc.decoder_sparse_step === 0,
+  );
+}
+
+/**
+ * Qwen3-VL-MoE (`qwen3_vl_moe`): the Qwen3-VL spec with the dense MLP of each MoE layer replaced by a MoE block in
+ * the checkpoint's transposed expert layout, no shared expert.
+ */
+export function qwen3VlMoeWeightSpec(cfg: Qwen3VlMoeShapeConfig, seed: number): WeightSpec {
+  const tc = cfg.text_config;
+  const sparse = qwen3VlMoeSparseLayers(tc);
+  const prefixes = sparse.map((i) => `model.language_model.layers.${i}.mlp.`);
+  const out = qwen3VlWeightSpec(cfg, seed).tensors.filter((t) => !prefixes.some((p) => t.name.startsWith(p)));
+  for (const i of sparse) out.push(...moeBlockSpec(`model.language_model.layers.${i}`, tc.hidden_size, tc, { transposed: true, shared: false }));
+  out.sort(byName);
   return { seed, dtype: "BF16", tensors: out };
 }
 

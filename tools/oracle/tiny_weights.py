@@ -17,9 +17,13 @@ THE GENERATOR (defined identically in src/testing/tiny-checkpoint.ts)
     f = float32(v)                                          round to nearest even (numpy astype / Math.fround)
     bf16 = (bits(f) + 0x7FFF + ((bits(f) >>> 16) & 1)) >>> 16   round to nearest even on the bit pattern
   Stored dtype is BF16 (little-endian uint16 bit patterns).
+  A tensor with a `source` {"name": S, "start": k} is a slice of another (virtual) tensor: seedT is computed from S
+  instead of `name`, and its element i is element k + i of S (so h = lowbias32((k + i) ^ seedT)). This writes the
+  same values under another layout, e.g. per-expert tensors `experts.{j}.gate_proj.weight` equal to the rows of a
+  fused `experts.gate_up_proj` (tools/oracle/record_qwen3_5_moe.py).
 
 THE WEIGHT SPEC (weights.json in a fixture folder)
-  { "seed": N, "dtype": "BF16", "tensors": [ { "name", "shape", "offset", "scale" }, ... ] }
+  { "seed": N, "dtype": "BF16", "tensors": [ { "name", "shape", "offset", "scale"[, "source"] }, ... ] }
   Tensors are listed sorted by name (byte order of the ASCII names).
 
 THE SAFETENSORS BYTE LAYOUT (both writers produce exactly this)
@@ -93,12 +97,14 @@ def bf16_bits_to_f32(b: np.ndarray) -> np.ndarray:
 def generate_chunks(seed: int, t: dict, chunk: int = _CHUNK) -> Iterator[np.ndarray]:
     """Yields the bf16 bit patterns (uint16) of tensor spec `t` in flat order, chunk by chunk."""
     n = int(np.prod(t["shape"], dtype=np.int64)) if len(t["shape"]) else 1
-    assert n < 2**32, f"{t['name']}: too many elements for the uint32 index"
-    seed_t = np.uint32(tensor_seed(seed, t["name"]))
+    src = t.get("source")
+    base = int(src["start"]) if src else 0
+    assert base >= 0 and base + n <= 2**32, f"{t['name']}: too many elements for the uint32 index"
+    seed_t = np.uint32(tensor_seed(seed, src["name"] if src else t["name"]))
     offset = float(t["offset"])
     scale = float(t["scale"])
     for start in range(0, n, chunk):
-        idx = np.arange(start, min(n, start + chunk), dtype=np.uint32)
+        idx = np.arange(base + start, base + min(n, start + chunk), dtype=np.uint32)
         h = _lowbias32_np(idx ^ seed_t)
         u = (h >> np.uint32(8)).astype(np.float64) / float(2**24)
         v = offset + scale * (2.0 * u - 1.0)
