@@ -7,6 +7,7 @@
  *   input_ids [1, S] ── Gather(embed_tokens) ── ScatterND(visual_embeds at visual_positions) ──▶ x [1, S, D]
  *   position_ids [3, 1, S] ──▶ cos/sin [1, S, 1, rotary_dim]  (interleaved M-RoPE over the first rotary_dim dims)
  *   layers × { x += mixer(RMSNorm₁₊w(x)) ; x += down(silu(gate(·)) · up(·))(RMSNorm₁₊w(x)) }
+ *      (the MLP is a hook, `Qwen3_5DecoderOptions.mlp`: the dense SwiGLU, or Qwen3.5-MoE's sparse MoE block)
  *      mixer = Gated DeltaNet (linear_attention) or gated full attention (full_attention), by layer_types
  *   RMSNorm₁₊w ── Gather(logits_indices) ── lm_head ──▶ logits [1, K, V]
  *
@@ -43,19 +44,33 @@ export const pastRecurrentState = (i: number) => `past_state.${i}.recurrent_stat
 /** Hub tensor prefix of the language model (`Qwen3_5ForConditionalGeneration.model.language_model`). */
 const LM = "model.language_model";
 
+/**
+ * The MLP of decoder layer i over h [1, S, D] → [1, S, D] (after post_attention_layernorm). Default: Qwen3_5MLP, the
+ * dense SwiGLU of width `intermediate_size`; Qwen3.5-MoE passes its sparse MoE block (src/families/qwen3-5/moe-config.ts).
+ */
+export type Qwen3_5MlpBuilder = (layers: Layers, weights: WeightMap, h: string, layer: number) => string;
+
 export interface Qwen3_5DecoderOptions {
   /** Chunk size of the chunk-parallel delta rule (the reference's 64; a power of two). */
   deltaChunkSize?: number;
+  /** The per-layer MLP (default: the dense SwiGLU). */
+  mlp?: Qwen3_5MlpBuilder;
 }
+
+/** Qwen3_5MLP (M:823): down(silu(gate(x)) · up(x)), Qwen2-VL's MLP. */
+const denseMlp =
+  (cfg: Qwen3_5TextConfig): Qwen3_5MlpBuilder =>
+  (layers, weights, h, i) =>
+    swigluMlp(layers, weights, h, `${LM}.layers.${i}.mlp`, cfg.hiddenSize, cfg.intermediateSize, cfg.hiddenAct);
 
 /** Prefill of a fresh sequence (no state in); S tokens, visual rows placed at visual_positions. */
 export function buildQwen3_5PrefillDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}): void {
-  buildDecoder(layers, weights, cfg, { kind: "prefill", chunkSize: options.deltaChunkSize ?? 64 });
+  buildDecoder(layers, weights, cfg, { kind: "prefill", chunkSize: options.deltaChunkSize ?? 64 }, options.mlp ?? denseMlp(cfg));
 }
 
 /** One token over the decoder state (text token; positions [3, 1, 1]). */
-export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig): void {
-  buildDecoder(layers, weights, cfg, { kind: "step" });
+export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Pick<Qwen3_5DecoderOptions, "mlp"> = {}): void {
+  buildDecoder(layers, weights, cfg, { kind: "step" }, options.mlp ?? denseMlp(cfg));
 }
 
 /**
@@ -68,12 +83,12 @@ export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: 
  * feeds it) but not read.
  */
 export function buildQwen3_5EngineDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}): void {
-  buildDecoder(layers, weights, cfg, { kind: "engine", chunkSize: options.deltaChunkSize ?? 64 });
+  buildDecoder(layers, weights, cfg, { kind: "engine", chunkSize: options.deltaChunkSize ?? 64 }, options.mlp ?? denseMlp(cfg));
 }
 
 type Mode = { kind: "prefill"; chunkSize: number } | { kind: "step" } | { kind: "engine"; chunkSize: number };
 
-function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, mode: Mode): void {
+function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, mode: Mode, mlpBuilder: Qwen3_5MlpBuilder): void {
   const g = layers.g;
   const D = cfg.hiddenSize;
   const eps = cfg.rmsNormEps;
@@ -157,8 +172,8 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
           : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias, pastLen }));
       const x1 = g.op("Add", [x, mixer]);
       const h2 = rmsNorm1p(x1, "post_attention_layernorm", `${p}.post_attention_layernorm.weight`, D);
-      // Qwen3_5MLP (M:823): down(silu(gate(x)) · up(x)), Qwen2-VL's MLP.
-      const mlp = swigluMlp(layers, weights, h2, `${p}.mlp`, D, cfg.intermediateSize, cfg.hiddenAct);
+      // Qwen3_5MLP (M:823) or, in Qwen3.5-MoE, Qwen3_5MoeSparseMoeBlock (MoE:903): options.mlp.
+      const mlp = mlpBuilder(layers, weights, h2, i);
       return g.op("Add", [x1, mlp]);
     });
   }

@@ -1,0 +1,82 @@
+/**
+ * Qwen3.5-MoE's decoder MLP: the sparse MoE block (src/onnx/moe.ts) over the layer's checkpoint tensors, as the
+ * `Qwen3_5DecoderOptions.mlp` hook of text.ts.
+ * Reference: docs/qwen3_5-reference.md §2 (MoE weights) and §10 (transformers 5.18.0 qwen3_5_moe
+ * Qwen3_5MoeSparseMoeBlock, MoE:903-922).
+ *
+ * Tensors, prefix `model.language_model.layers.{i}.mlp.`:
+ *   gate.weight [E, h]                                          router
+ *   experts.gate_up_proj [E, 2·Im, h], experts.down_proj [E, h, Im]      fused (the 5.x layout = moe.ts's canonical one)
+ *   or experts.{j}.{gate,up}_proj.weight [Im, h], experts.{j}.down_proj.weight [h, Im]   per expert (older writers;
+ *     transformers fuses them on load with the qwen2_moe converter, conversion_mapping.py: gate/up stacked over
+ *     experts and concatenated on dim 1 — here each expert's gate rows then its up rows, the same matrix)
+ *   shared_expert.{gate,up}_proj.weight [Is, h], shared_expert.down_proj.weight [h, Is], shared_expert_gate.weight [1, h]
+ */
+import type { WeightMap } from "../../checkpoint/weight-map.js";
+import { type ExpertTensor, type MoeWeights, sparseMoe } from "../../onnx/moe.js";
+import type { Qwen3_5MoeBlockConfig } from "./moe-config.js";
+import type { Qwen3_5MlpBuilder } from "./text.js";
+
+/** Hub tensor prefix of the language model. */
+const LM = "model.language_model";
+
+/**
+ * The routed experts of one MoE block `prefix` (`….mlp`) in the canonical layout, fused or per expert, whichever the
+ * checkpoint has. Per-expert tensors are read one expert at a time, when the graph builder asks for that expert.
+ */
+export function takeExperts(weights: WeightMap, prefix: string, E: number, Im: number, h: number): { gateUp: ExpertTensor; down: ExpertTensor } {
+  if (weights.has(`${prefix}.experts.gate_up_proj`)) {
+    return { gateUp: weights.take(`${prefix}.experts.gate_up_proj`, [E, 2 * Im, h]), down: weights.take(`${prefix}.experts.down_proj`, [E, h, Im]) };
+  }
+  const ex = (e: number) => `${prefix}.experts.${e}`;
+  return {
+    gateUp: (e) => {
+      const m = new Float32Array(2 * Im * h); // [gate rows ‖ up rows] = chunk(2)'s order
+      m.set(weights.take(`${ex(e)}.gate_proj.weight`, [Im, h]), 0);
+      m.set(weights.take(`${ex(e)}.up_proj.weight`, [Im, h]), Im * h);
+      return m;
+    },
+    down: (e) => weights.take(`${ex(e)}.down_proj.weight`, [h, Im]),
+  };
+}
+
+/** The MoE block's tensors of decoder layer i. */
+export function takeMoeWeights(weights: WeightMap, prefix: string, moe: Qwen3_5MoeBlockConfig, h: number): MoeWeights {
+  const { numExperts: E, moeIntermediateSize: Im, sharedExpertIntermediateSize: Is } = moe;
+  const router = weights.take(`${prefix}.gate.weight`, [E, h]);
+  const experts = takeExperts(weights, prefix, E, Im, h);
+  const sharedGateUp = new Float32Array(2 * Is * h);
+  sharedGateUp.set(weights.take(`${prefix}.shared_expert.gate_proj.weight`, [Is, h]), 0);
+  sharedGateUp.set(weights.take(`${prefix}.shared_expert.up_proj.weight`, [Is, h]), Is * h);
+  return {
+    router,
+    ...experts,
+    shared: {
+      gateUp: sharedGateUp,
+      down: weights.take(`${prefix}.shared_expert.down_proj.weight`, [h, Is]),
+      gate: weights.take(`${prefix}.shared_expert_gate.weight`, [1, h]),
+    },
+  };
+}
+
+/** The text.ts MLP hook for Qwen3.5-MoE: every decoder layer's MLP is the sparse MoE block. */
+export function qwen3_5MoeMlp(moe: Qwen3_5MoeBlockConfig, hiddenSize: number, hiddenAct: string): Qwen3_5MlpBuilder {
+  return (layers, weights, h, i) => {
+    const prefix = `${LM}.layers.${i}.mlp`;
+    return sparseMoe(
+      layers,
+      h,
+      "mlp",
+      {
+        hidden: hiddenSize,
+        numExperts: moe.numExperts,
+        topK: moe.numExpertsPerTok,
+        intermediate: moe.moeIntermediateSize,
+        sharedIntermediate: moe.sharedExpertIntermediateSize,
+        normTopkProb: true, // Qwen3_5MoeTopKRouter always renormalises
+        act: hiddenAct,
+      },
+      takeMoeWeights(weights, prefix, moe, hiddenSize),
+    );
+  };
+}
