@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
-import { SafetensorsFile, readTensorBytes } from "../src/checkpoint/safetensors.js";
+import { rewriteWeights } from "../src/testing/rewrite-weights.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 import { argmax, fullForward } from "./golden-helpers.js";
 
@@ -41,48 +41,33 @@ const mapIds = (v: unknown): unknown => (typeof v === "number" ? mapId(v) : Arra
 
 /** The fixture's checkpoint with Qwen3.5's id layout (see the file comment). */
 function remapCheckpoint(src: string, dst: string) {
-  fs.mkdirSync(dst, { recursive: true });
-  for (const f of fs.readdirSync(src)) if (f !== "model.safetensors") fs.copyFileSync(path.join(src, f), path.join(dst, f));
-  rewriteJson(dst, "config.json", (c) => {
+  const edits: [string, (j: Json) => void][] = [];
+  edits.push(["config.json", (c) => {
     for (const k of ["image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id", "eos_token_id", "bos_token_id", "pad_token_id"]) if (k in c) c[k] = mapIds(c[k]);
     const text = c.text_config as Json;
     text.vocab_size = QWEN3_5_VOCAB;
     for (const k of ["eos_token_id", "bos_token_id", "pad_token_id"]) if (k in text) text[k] = mapIds(text[k]);
-  });
-  rewriteJson(dst, "generation_config.json", (g) => {
+  }]);
+  edits.push(["generation_config.json", (g) => {
     for (const k of ["eos_token_id", "bos_token_id", "pad_token_id"]) if (k in g) g[k] = mapIds(g[k]);
-  });
-  rewriteJson(dst, "tokenizer.json", (t) => {
+  }]);
+  edits.push(["tokenizer.json", (t) => {
     for (const a of t.added_tokens as { id: number }[]) a.id = mapId(a.id);
-  });
-  rewriteJson(dst, "tokenizer_config.json", (t) => {
+  }]);
+  edits.push(["tokenizer_config.json", (t) => {
     const decoder = t.added_tokens_decoder as Record<string, unknown>;
     t.added_tokens_decoder = Object.fromEntries(Object.entries(decoder).map(([id, v]) => [String(mapId(Number(id))), v]));
-  });
+  }]);
 
   // Weights: the vocab-sized tensors get 248,320 rows; row r of the old table goes to mapId(r).
-  const st = SafetensorsFile.open(path.join(src, "model.safetensors"));
-  const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  for (const [name, info] of st.tensors) {
-    let bytes = Buffer.from(readTensorBytes(info));
-    let shape = info.shape;
-    if (shape[0] === QWEN3_VOCAB && /embed_tokens|lm_head/.test(name)) {
-      const rowBytes = bytes.length / QWEN3_VOCAB;
-      const out = Buffer.alloc(QWEN3_5_VOCAB * rowBytes);
-      for (let r = 0; r <= LAST_ADDED; r++) bytes.copy(out, mapId(r) * rowBytes, r * rowBytes, (r + 1) * rowBytes);
-      bytes = out;
-      shape = [QWEN3_5_VOCAB, ...shape.slice(1)];
-    }
-    header[name] = { dtype: info.dtype, shape, data_offsets: [offset, offset + bytes.length] };
-    chunks.push(bytes);
-    offset += bytes.length;
-  }
-  const h = Buffer.from(JSON.stringify(header), "utf8");
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  fs.writeFileSync(path.join(dst, "model.safetensors"), Buffer.concat([len, h, ...chunks]));
+  rewriteWeights(src, dst, (info, bytes) => {
+    if (!(info.shape[0] === QWEN3_VOCAB && /embed_tokens|lm_head/.test(info.name))) return [{ name: info.name, dtype: info.dtype, shape: info.shape, bytes }];
+    const rowBytes = bytes.length / QWEN3_VOCAB;
+    const out = new Uint8Array(QWEN3_5_VOCAB * rowBytes);
+    for (let r = 0; r <= LAST_ADDED; r++) out.set(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), mapId(r) * rowBytes);
+    return [{ name: info.name, dtype: info.dtype, shape: [QWEN3_5_VOCAB, ...info.shape.slice(1)], bytes: out }];
+  });
+  for (const [file, edit] of edits) rewriteJson(dst, file, edit);
 }
 
 interface GoldenCase {
