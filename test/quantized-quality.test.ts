@@ -69,7 +69,7 @@ function teacherForced(model: VideoModel, prompt: PreparedPrompt, tokens: number
   return fullForward(model, withContinuation(prompt, tokens), Array.from({ length: tokens.length }, (_, i) => S - 1 + i));
 }
 
-const CHECKPOINTS = ["qwen2-vl/qwen2-vl-tiny", "qwen2-vl/qwen2-vl-tiny-tied", "qwen2_5-vl/qwen2_5-vl-tiny", "qwen3-vl/qwen3-vl-tiny", "qwen3_5/qwen3_5-tiny"];
+const CHECKPOINTS = ["qwen2-vl/qwen2-vl-tiny", "qwen2-vl/qwen2-vl-tiny-tied", "qwen2_5-vl/qwen2_5-vl-tiny", "qwen3-vl/qwen3-vl-tiny", "qwen3_vl_moe/qwen3_vl_moe-tiny", "qwen3_5/qwen3_5-tiny"];
 
 for (const fixture of CHECKPOINTS) {
   describe(`quantized quality: ${path.basename(fixture)}`, () => {
