@@ -1,6 +1,6 @@
 /**
  * What a request will cost on this machine, before running it: memory (weights + vision activations of one chunk +
- * KV cache and attention of the prompt) and time (vision and prefill FLOPs ÷ measured GFLOP/s, decode bytes ÷
+ * the decoder state and the activations of one prefill chunk) and time (vision and prefill FLOPs ÷ measured GFLOP/s, decode bytes ÷
  * measured GB/s), from the work model of cost.ts and the rates `videolm bench` measured here and cached
  * (machine-rates.json in the videolm cache folder), else a conservative built-in default — the estimate says which.
  */
@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { defaultCacheRoot } from "../engine/convert.js";
 import type { Qwen2VLConfig } from "../families/qwen2-vl/config.js";
 import { isFloatPrecision, type WeightPrecision } from "../onnx/layers.js";
-import { bytesPerWeight, decodeBytesPerToken, prefillFlops, visionFlops } from "./cost.js";
+import { stateBytesByKind, type StateBytes } from "../engine/state-bytes.js";
+import { bytesPerWeight, decodeBytesPerToken, decoderCostModel, prefillFlops, visionFlops, type DecoderCostModel } from "./cost.js";
 
 /** Throughput of each stage: vision and prefill GFLOP/s, decode GB/s of weights + KV cache read per token. */
 export interface MachineRates {
@@ -108,7 +109,11 @@ export interface CostEstimate {
   dtype: WeightPrecision;
   /** Peak bytes: weights + the larger of the vision phase and the decoder phase + the visual embeddings. */
   memoryBytes: number;
-  memory: { weightsBytes: number; visionBytes: number; decoderBytes: number; embeddingsBytes: number };
+  /**
+   * decoderBytes = the decoder state at the full context (`state`) + one prefill chunk's activations (attention scores,
+   * linear-attention intermediates, MLP).
+   */
+  memory: { weightsBytes: number; visionBytes: number; decoderBytes: number; embeddingsBytes: number; state: StateBytes };
   /** Seconds per stage; `firstToken` = vision + prefill; `total` adds all maxNewTokens (an upper bound). */
   seconds: { vision: number; prefill: number; decode: number; firstToken: number; total: number };
   /** Work: vision and prefill GFLOP, decode GB read over all new tokens. */
@@ -138,11 +143,16 @@ export function weightBytes(tensors: Iterable<[string, { shape: number[] }]>, dt
 /** Prefill chunk length of the engine (engine/generate.ts DEFAULT_PREFILL_CHUNK). */
 const PREFILL_CHUNK = 512;
 
+/**
+ * `options.decoder`: the decoder's layers and state (cost.ts `decoderCostModel(config, family)`); default: Qwen2-VL
+ * attention layers throughout.
+ */
 export function estimateCost(
   config: Qwen2VLConfig,
   input: CostInput,
-  options: { dtype: WeightPrecision; rates: RatesInfo; weightsBytes: number; chunkPatches: number },
+  options: { dtype: WeightPrecision; rates: RatesInfo; weightsBytes: number; chunkPatches: number; decoder?: DecoderCostModel },
 ): CostEstimate {
+  const decoder = options.decoder ?? decoderCostModel(config);
   const v = config.vision;
   const t = config.text;
   const f32 = 4;
@@ -167,21 +177,26 @@ export function estimateCost(
   const total = S + input.maxNewTokens;
   const deepstack = ((config as unknown as { vision: { deepstackVisualIndexes?: number[] } }).vision.deepstackVisualIndexes?.length ?? 0) + 1;
   const embeddingsBytes = visualTokens * t.hiddenSize * f32 * deepstack;
-  const kv = 2 * t.numLayers * t.numKvHeads * t.headDim * total * f32;
+  // The state the engine allocates for S + maxNewTokens positions (generate.ts createState), by the same rule.
+  const state = stateBytesByKind(decoder.state, total);
   const chunk = Math.min(S, PREFILL_CHUNK);
-  const decoderBytes = kv + chunk * t.numHeads * S * f32 + chunk * (3 * t.intermediateSize + 4 * t.hiddenSize) * f32 + S * t.hiddenSize * f32 + t.vocabSize * f32;
+  // One layer runs at a time: the largest mixer scratch of a chunk (attention scores over the prompt, or a linear
+  // layer's intermediates), plus the MLP's and residual activations.
+  let mixerFloats = 0;
+  for (const { mixer: m } of decoder.layers) mixerFloats = Math.max(mixerFloats, m.kind === "attention" ? m.numHeads * S : m.scratchFloatsPerToken);
+  const decoderBytes = state.total + chunk * mixerFloats * f32 + chunk * (3 * t.intermediateSize + 4 * t.hiddenSize) * f32 + S * t.hiddenSize * f32 + t.vocabSize * f32;
   const memoryBytes = options.weightsBytes + embeddingsBytes + Math.max(visionBytes, decoderBytes);
 
   const r = options.rates;
-  const prefillFlop = prefillFlops(config, S);
-  const decodeBytes = input.maxNewTokens * decodeBytesPerToken(config, options.dtype, S + input.maxNewTokens / 2);
+  const prefillFlop = prefillFlops(config, S, decoder);
+  const decodeBytes = input.maxNewTokens * decodeBytesPerToken(config, options.dtype, S + input.maxNewTokens / 2, decoder);
   const vision = visionFlop / (r.visionGflops * 1e9);
   const prefill = prefillFlop / (r.prefillGflops * 1e9);
   const decode = decodeBytes / (r.decodeGBps * 1e9);
   return {
     dtype: options.dtype,
     memoryBytes,
-    memory: { weightsBytes: options.weightsBytes, visionBytes, decoderBytes, embeddingsBytes },
+    memory: { weightsBytes: options.weightsBytes, visionBytes, decoderBytes, embeddingsBytes, state },
     seconds: { vision, prefill, decode, firstToken: vision + prefill, total: vision + prefill + decode },
     work: { visionGflop: visionFlop / 1e9, prefillGflop: prefillFlop / 1e9, decodeGB: decodeBytes / 1e9 },
     rates: r,

@@ -15,6 +15,7 @@
 import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import { newKey, newState, newValue, pastKey, pastState, pastValue } from "../families/graph-io.js";
+import { stateBytes } from "./state-bytes.js";
 
 /** The state one decoder layer keeps per sequence. */
 export type LayerStateSpec =
@@ -179,13 +180,9 @@ export class DecoderState {
     return this.bytesFor(this.capacity);
   }
 
+  /** state-bytes.ts: the same rule the cost estimate uses. */
   private bytesFor(positions: number): number {
-    let bytes = 0;
-    for (const spec of this.specs) {
-      if (spec.kind === "kv") bytes += 2 * spec.numKvHeads * positions * spec.headDim * 4;
-      else for (const dims of Object.values(spec.shapes)) bytes += count(dims) * 4;
-    }
-    return bytes;
+    return stateBytes(this.specs, positions);
   }
 
   /** Layer `i`'s tensors (for tests and diagnostics): K/V buffers, or the recurrent tensors by name. */

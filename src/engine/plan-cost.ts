@@ -3,6 +3,7 @@
  * will take minutes, the setting that brings it under a target (--max-frames / --fps, --max-pixels,
  * --max-new-tokens), and whether its memory fits what is available (and which flag lowers it when not).
  */
+import { decoderCostModel, type CostFamily } from "../bench/cost.js";
 import { availableMemoryBytes, estimateCost, loadRates, weightBytes, type CostEstimate } from "../bench/estimate.js";
 import type { Qwen2VLConfig } from "../families/qwen2-vl/config.js";
 import type { WeightPrecision } from "../onnx/layers.js";
@@ -43,6 +44,21 @@ export function formatBytes(b: number): string {
   return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
 }
 
+const plural = (n: number, word: string) => `${n} ${word} layer${n === 1 ? "" : "s"}`;
+
+/**
+ * The decoder's part of the memory estimate in words: "KV cache with attention 12.8 MiB" when every layer keeps a KV
+ * cache; with recurrent (linear-attention) layers the state split by kind, e.g. "the decoder 7.9 MiB (decoder state
+ * 2.5 MiB: KV 1.2 MiB for 1 attention layer + 1.2 MiB recurrent for 3 linear layers, constant in length; the rest
+ * one prefill chunk's activations)".
+ */
+export function decoderMemoryText(e: CostEstimate): string {
+  const s = e.memory.state;
+  if (s.recurrentLayers === 0) return `KV cache with attention ${formatBytes(e.memory.decoderBytes)}`;
+  const parts = [...(s.kvLayers > 0 ? [`KV ${formatBytes(s.kv)} for ${plural(s.kvLayers, "attention")}`] : []), `${formatBytes(s.recurrent)} recurrent for ${plural(s.recurrentLayers, "linear")}, constant in length`];
+  return `the decoder ${formatBytes(e.memory.decoderBytes)} (decoder state ${formatBytes(s.total)}: ${parts.join(" + ")}; the rest one prefill chunk's activations)`;
+}
+
 const weightCache = new WeakMap<object, Map<string, number>>();
 
 function weightsOf(preparer: RequestPreparer, dtype: WeightPrecision): number {
@@ -75,8 +91,10 @@ export function planCost(
   const config = preparer.config as unknown as Qwen2VLConfig;
   const rates = loadRates(dtype, options.cacheRoot);
   const weightsBytes = weightsOf(preparer, dtype);
+  // The decoder by layer (the family's decoderState and, where it has one, decoderCost): attention vs linear layers.
+  const decoder = decoderCostModel(config, preparer.family as CostFamily<Qwen2VLConfig>);
   const estimateFor = (grids: [number, number, number][], promptTokens: number, maxNewTokens: number) =>
-    estimateCost(config, { grids, promptTokens, maxNewTokens }, { dtype, rates, weightsBytes, chunkPatches: CHUNK_PATCHES });
+    estimateCost(config, { grids, promptTokens, maxNewTokens }, { dtype, rates, weightsBytes, chunkPatches: CHUNK_PATCHES, decoder });
   const grids = plan.visuals.map((v) => v.grid);
   const S = plan.inputIds.length;
   const estimate = estimateFor(grids, S, plan.maxNewTokens);
@@ -160,7 +178,20 @@ export function costJson(cost: PlanCost) {
     dtype: e.dtype,
     seconds: { vision: round(e.seconds.vision), prefill: round(e.seconds.prefill), first_token: round(e.seconds.firstToken), decode: round(e.seconds.decode), total: round(e.seconds.total) },
     memory_bytes: Math.round(e.memoryBytes),
-    memory: { weights_bytes: Math.round(e.memory.weightsBytes), vision_bytes: Math.round(e.memory.visionBytes), decoder_bytes: Math.round(e.memory.decoderBytes), embeddings_bytes: Math.round(e.memory.embeddingsBytes) },
+    memory: {
+      weights_bytes: Math.round(e.memory.weightsBytes),
+      vision_bytes: Math.round(e.memory.visionBytes),
+      decoder_bytes: Math.round(e.memory.decoderBytes),
+      embeddings_bytes: Math.round(e.memory.embeddingsBytes),
+      // Part of decoder_bytes: the decoder state for the whole context, KV (attention layers, per position) and
+      // recurrent (linear-attention layers, constant in length).
+      decoder_state: {
+        kv_bytes: Math.round(e.memory.state.kv),
+        recurrent_bytes: Math.round(e.memory.state.recurrent),
+        attention_layers: e.memory.state.kvLayers,
+        linear_layers: e.memory.state.recurrentLayers,
+      },
+    },
     available_memory_bytes: Math.round(cost.availableMemoryBytes),
     memory_fits: cost.memoryFits,
     rates: {

@@ -9,6 +9,7 @@ import type { TextTokenizer } from "../text/tokenizer.js";
 import type { ProgressCallback } from "../util/progress.js";
 import type { VisionBatch } from "../engine/sessions.js";
 import type { LayerStateSpec } from "../engine/decoder-state.js";
+import type { DecoderLayerCost } from "../bench/cost.js";
 
 /** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
 export interface FamilyProcessor {
@@ -74,6 +75,13 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
    * match (graph-io.ts). `allKvLayers(config.text)` for decoders of attention layers only.
    */
   decoderState(config: C): LayerStateSpec[];
+  /**
+   * Per decoder layer, in layer order (as many as `decoderState`), what the cost estimate counts (bench/cost.ts): the
+   * weights of its matrix products (`params`; `activeParams` when a token uses fewer, as in MoE layers: prefill FLOPs
+   * and decode bytes count those) and its mixer (softmax attention with its heads, or a linear mixer's FLOPs and
+   * scratch per token). Families without it are counted as Qwen2-VL decoders (q, k, v, o, gate/up/down; attention).
+   */
+  decoderCost?(config: C): DecoderLayerCost[];
   /** The request processor, configured from the checkpoint's preprocessor_config.json. */
   createProcessor(checkpointDir: string, config: C): FamilyProcessor;
 }

@@ -6,7 +6,7 @@
  */
 import { RequestPreparer } from "../../engine/preparer.js";
 import type { VisualPlan } from "../../engine/request.js";
-import { costJson, formatBytes, formatSeconds, planCost } from "../../engine/plan-cost.js";
+import { costJson, decoderMemoryText, formatBytes, formatSeconds, planCost } from "../../engine/plan-cost.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags, precisionFlag } from "../args.js";
 import { buildUserContent, mediaFlags, modelFromFlags } from "./run.js";
 
@@ -103,7 +103,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       `up to ${formatSeconds(e.seconds.total)} with ${plan.maxNewTokens} new tokens; ${rates}`,
   );
   lines.push(
-    `estimated memory: ${formatBytes(e.memoryBytes)} at the peak (weights ${formatBytes(e.memory.weightsBytes)} + visual embeddings + the larger of vision encoding ${formatBytes(e.memory.visionBytes)} and KV cache with attention ${formatBytes(e.memory.decoderBytes)}, which do not overlap); ${formatBytes(cost.availableMemoryBytes)} available`,
+    `estimated memory: ${formatBytes(e.memoryBytes)} at the peak (weights ${formatBytes(e.memory.weightsBytes)} + visual embeddings + the larger of vision encoding ${formatBytes(e.memory.visionBytes)} and ${decoderMemoryText(e)}, which do not overlap); ${formatBytes(cost.availableMemoryBytes)} available`,
   );
   if (cost.slow) lines.push(`  slow: the first token takes minutes${cost.suggestion ? `; to get it within ${cost.targetSeconds} s: ${cost.suggestion}` : ""}`);
   if (cost.memoryAdvice) lines.push(`  does NOT fit in memory: ${cost.memoryAdvice}`);

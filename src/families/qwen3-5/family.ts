@@ -15,6 +15,7 @@ import { parseQwen3VLVisionConfig, type Qwen3VLVisionConfig } from "../qwen3-vl/
 import { Qwen3VLProcessor } from "../qwen3-vl/processor.js";
 import { buildQwen3VLVision } from "../qwen3-vl/vision.js";
 import { parseQwen3_5Config, type Qwen3_5Config } from "./config.js";
+import { qwen3_5DecoderCost } from "./cost.js";
 import { buildQwen3_5EngineDecoder } from "./text.js";
 
 /** The engine's FamilyConfig view: the text config plus the vision tower's (Qwen3-VL's, no DeepStack). */
@@ -64,5 +65,6 @@ export const qwen3_5: ModelFamily<Qwen3_5FamilyConfig> = {
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen3_5EngineDecoder(layers, weights, cfg.text),
   decoderState: qwen3_5DecoderState,
+  decoderCost: qwen3_5DecoderCost,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),
 };

@@ -1,0 +1,65 @@
+/**
+ * Qwen3.5's decoder for the cost estimate (bench/cost.ts `DecoderLayerCost`, the family's `decoderCost`): per layer
+ * the weights of its matrix products and its mixer, from the config alone.
+ * Shapes: docs/qwen3_5-reference.md §2 (weights), §4-§5 (Gated DeltaNet and the chunked delta rule), §6 (attention).
+ *
+ *   every layer         MLP gate/up [I, h], down [h, I]                                         3·h·I
+ *   linear_attention    in_proj_qkv [conv_dim, h], in_proj_z [value_dim, h], in_proj_a/b [Hv, h],
+ *                       out_proj [h, value_dim]  (conv1d is depthwise: counted in the mixer's FLOPs)
+ *                       mixer: the chunk-parallel delta rule (onnx/gated-delta.ts, chunks of C = 64) per value head
+ *   full_attention      q_proj [2·nh·hd, h] (query and output gate), k/v_proj [nkv·hd, h], o_proj [h, nh·hd]
+ *                       mixer: softmax attention, nh heads of hd
+ *
+ * MoE variants (qwen3_5_moe) replace the dense MLP term: `params` with every expert, `activeParams` with the router,
+ * the shared expert and the top-k experts a token goes through.
+ */
+import type { DecoderLayerCost } from "../../bench/cost.js";
+import type { Qwen3_5Config } from "./config.js";
+
+/** Tokens per chunk of the chunk-parallel delta rule (onnx/gated-delta.ts `gatedDeltaChunked`, its default C). */
+export const GATED_DELTA_CHUNK = 64;
+
+/**
+ * FLOPs per token and per value head of the chunk-parallel gated delta rule (onnx/gated-delta.ts), with chunks of C
+ * tokens, key size dk and value size dv (q and k repeated to the value heads). Matrix products per chunk:
+ *   (βK)Kᵀ and QKᵀ            2 · C·C·dk
+ *   (I + L)⁻¹ by block inversion   Σ over block sizes s = 1, 2, …, C/2 of C·s²  (C/2s pairs × 2 products of s³)
+ *   (I + L)⁻¹ [βV | βK·e^Γ]       C·C·(dv + dk)
+ *   scan: W·S, Q·S, P·V', Kᵀ·V'   3 · C·dk·dv + C·C·dv
+ * = C²(3dk + 2dv) + C·Σs² + 3·C·dk·dv multiply-adds, per token ÷ C, × 2 FLOPs.
+ */
+export function gatedDeltaFlopsPerTokenHead(dk: number, dv: number, C = GATED_DELTA_CHUNK): number {
+  let inverse = 0;
+  for (let s = 1; s < C; s *= 2) inverse += s * s;
+  return 2 * (C * (3 * dk + 2 * dv) + inverse + 3 * dk * dv);
+}
+
+export function qwen3_5DecoderCost(cfg: Qwen3_5Config): DecoderLayerCost[] {
+  const t = cfg.text;
+  const h = t.hiddenSize;
+  const { convKernel: K, numKeyHeads: Hk, keyHeadDim: dk, numValueHeads: Hv, valueHeadDim: dv } = t.linear;
+  const keyDim = Hk * dk;
+  const valueDim = Hv * dv;
+  const convDim = 2 * keyDim + valueDim;
+  const C = GATED_DELTA_CHUNK;
+  const mlp = 3 * h * t.intermediateSize;
+
+  const linear: DecoderLayerCost = {
+    params: convDim * h + valueDim * h + 2 * Hv * h + h * valueDim + mlp,
+    mixer: {
+      kind: "linear",
+      // the delta rule per value head + the depthwise causal conv (K taps per channel)
+      flopsPerToken: Hv * gatedDeltaFlopsPerTokenHead(dk, dv, C) + 2 * convDim * K,
+      // per value head: the [C, C] pairwise decay, UT system, intra-chunk scores and inverse (+ its blocks), the
+      // padded/decayed q, k, v copies and the solve's output; plus the projections' outputs (conv in and out, z, o)
+      scratchFloatsPerToken: Hv * (5 * C + 6 * dk + 4 * dv) + 2 * convDim + 2 * valueDim,
+    },
+  };
+  const nh = t.numHeads;
+  const hd = t.headDim;
+  const attention: DecoderLayerCost = {
+    params: 2 * nh * hd * h + 2 * t.numKvHeads * hd * h + h * nh * hd + mlp,
+    mixer: { kind: "attention", numHeads: nh, headDim: hd },
+  };
+  return t.layerTypes.map((type) => (type === "linear_attention" ? linear : attention));
+}
