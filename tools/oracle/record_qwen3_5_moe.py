@@ -30,7 +30,7 @@ layer for every prompt token, expert counts, distinct experts, and the smallest 
 router logit over every routing decision of the case, prompt, cached decode steps and full forward, so a
 tie cannot flip an engine's selection) and `checkpoint.expert_layout`. Golden values come from
 `experts_implementation="eager"` (the per-expert loop in modeling_qwen3_5_moe.py:856-881); the default "grouped_mm"
-path is checked to give the same logits (`reference.grouped_mm_max_abs_diff`).
+path is checked to give the same logits (`reference.default_experts_max_abs_diff`).
 """
 
 from __future__ import annotations
