@@ -113,7 +113,7 @@ async function greedy(session: ort.InferenceSession, h: number, V: number, c: Te
 }
 
 describe("Qwen3.5-MoE golden (text): sparse MoE block in the Qwen3.5 decoder", () => {
-  const fused = { name: "qwen3_5_moe-tiny", logits: new Float32Array(0) };
+  const fused: { name: string; logits: Float32Array } = { name: "qwen3_5_moe-tiny", logits: new Float32Array(0) };
   let fusedModel: Awaited<ReturnType<typeof load>>;
   beforeAll(async () => {
     fusedModel = await load(fused.name);
