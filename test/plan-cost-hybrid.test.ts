@@ -18,8 +18,9 @@ import { decoderMemoryText, planCost } from "../src/engine/plan-cost.js";
 import { RequestPreparer } from "../src/engine/preparer.js";
 import type { Qwen2VLConfig } from "../src/families/qwen2-vl/config.js";
 import { qwen2VL } from "../src/families/qwen2-vl/family.js";
-import { gatedDeltaFlopsPerTokenHead, qwen3_5DecoderCost } from "../src/families/qwen3-5/cost.js";
-import { qwen3_5, type Qwen3_5FamilyConfig } from "../src/families/qwen3-5/family.js";
+import { gatedDeltaFlopsPerTokenHead, qwen3_5DecoderCost, qwen3_5MoeDecoderCost } from "../src/families/qwen3-5/cost.js";
+import { qwen3_5, qwen3_5DecoderState, type Qwen3_5FamilyConfig } from "../src/families/qwen3-5/family.js";
+import { parseQwen3_5MoeFamilyConfig } from "../src/families/qwen3-5/moe-family.js";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
 import { elementCount, materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
 
@@ -145,6 +146,32 @@ describe("Qwen3.5's hybrid decoder in the cost estimate", () => {
     const positions = json.promptTokens + json.maxNewTokens;
     expect(json.cost.memory.decoder_state).toEqual({ kv_bytes: 2 * 2 * 64 * positions * 4, recurrent_bytes: 89088, attention_layers: 1, linear_layers: 3 });
   }, 60_000);
+});
+
+describe("MoE: total weights stored, active weights computed and read", () => {
+  it("qwen3_5_moe tiny: params = every expert (as the checkpoint holds them), activeParams = router + top-k + shared expert", () => {
+    const fixture = path.join(ROOT, "test/fixtures/qwen3_5_moe/qwen3_5_moe-tiny");
+    const config = parseQwen3_5MoeFamilyConfig(JSON.parse(fs.readFileSync(path.join(fixture, "config.json"), "utf8")));
+    const spec = JSON.parse(fs.readFileSync(path.join(fixture, "weights.json"), "utf8")) as { tensors: { name: string; shape: number[] }[] };
+    const layers = qwen3_5MoeDecoderCost(config);
+    const h = 64;
+    // E 8 experts of Im 32, top-2, shared expert Is 48: router 8·64, shared 3·64·48 + its gate 64, experts 3·64·32 each
+    const always = 8 * h + 3 * h * 48 + h;
+    const expert = 3 * h * 32;
+    layers.forEach((layer, i) => {
+      const prefix = `model.language_model.layers.${i}.`;
+      // matmul weights: matrices and the fused expert tensors [E, ·, ·]; not the depthwise conv1d [conv_dim, 1, K]
+      const weights = spec.tensors.filter((t) => t.name.startsWith(prefix) && t.shape.length >= 2 && !t.name.includes("conv1d"));
+      expect(layer.params, `layer ${i}`).toBe(weights.reduce((n, t) => n + elementCount(t.shape), 0));
+      expect(layer.params - layer.activeParams!).toBe((8 - 2) * expert);
+    });
+    // the dense layers' mixers with the MoE block: the same state, prefill FLOPs and decode bytes counted on the active weights
+    const mixer = [70144, 70144, 70144, 90112].map((p) => p - 3 * h * 128);
+    expect(layers.map((l) => l.activeParams)).toEqual(mixer.map((m) => m + always + 2 * expert));
+    const decoder = decoderCostModel(config as unknown as Qwen2VLConfig, { decoderState: qwen3_5DecoderState, decoderCost: qwen3_5MoeDecoderCost } as unknown as CostFamily<Qwen2VLConfig>);
+    const active = layers.reduce((n, l) => n + l.activeParams!, 0);
+    expect(decodeBytesPerToken(config as unknown as Qwen2VLConfig, "fp32", 0, decoder)).toBe(active * 4 + 151936 * h * 4 + 3 * 4 * (320 * 4 + 4 * 32 * 48));
+  });
 });
 
 describe("Qwen2-VL's estimate is unchanged", () => {
