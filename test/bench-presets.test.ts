@@ -11,13 +11,14 @@ import { qwen3_5DecoderState } from "../src/families/qwen3-5/family.js";
 import type { Qwen3_5FamilyConfig } from "../src/families/qwen3-5/family.js";
 import { parseQwen2VLConfig } from "../src/families/qwen2-vl/config.js";
 import type { Qwen3VLConfig } from "../src/families/qwen3-vl/config.js";
+import { parseQwen3_5MoeConfig } from "../src/families/qwen3-5/moe-config.js";
 import { familyForModelType, supportedModelTypes } from "../src/families/registry.js";
 import { elementCount } from "../src/testing/tiny-checkpoint.js";
 
 /** name → shape of the shape's weight spec. */
 function specShapes(shape: BenchShape): Map<string, number[]> {
   const def = benchShape(shape);
-  return new Map(def.weightSpec!(def.config, 2024).tensors.map((t) => [t.name, t.shape]));
+  return new Map(def.weightSpec(def.config, 2024).tensors.map((t) => [t.name, t.shape]));
 }
 const params = (shapes: Map<string, number[]>, keep: (name: string) => boolean) => [...shapes].filter(([n]) => keep(n)).reduce((a, [, s]) => a + elementCount(s), 0);
 
@@ -83,9 +84,20 @@ describe("bench presets and work model", () => {
     expect(text).toBeLessThan(2.0e9);
   });
 
-  it("qwen3_5-35b-a3b-4l: Qwen3.5-35B-A3B's widths with 4 layers (3 linear, 1 full), 256 experts, top-8", () => {
-    const text = BENCH_SHAPES["qwen3_5-35b-a3b-4l"].config.text_config as Record<string, unknown>;
-    expect(text).toMatchObject({ hidden_size: 2048, num_hidden_layers: 4, num_attention_heads: 16, num_key_value_heads: 2, head_dim: 256, num_experts: 256, num_experts_per_tok: 8, moe_intermediate_size: 512, shared_expert_intermediate_size: 512, linear_num_key_heads: 16, linear_num_value_heads: 32, vocab_size: 248320 });
-    expect(text.layer_types).toEqual(["linear_attention", "linear_attention", "linear_attention", "full_attention"]);
+  it("qwen3_5-35b-a3b-4l: Qwen3.5-35B-A3B's widths with 4 layers (3 linear, 1 full), 256 experts of 512, top-8, a shared expert", () => {
+    const config = parseQwen3_5MoeConfig(BENCH_SHAPES["qwen3_5-35b-a3b-4l"].config);
+    expect(config.text).toMatchObject({ hiddenSize: 2048, numLayers: 4, numHeads: 16, numKvHeads: 2, headDim: 256, vocabSize: 248320, tieWordEmbeddings: false });
+    expect(config.text.linear).toEqual({ convKernel: 4, numKeyHeads: 16, keyHeadDim: 128, numValueHeads: 32, valueHeadDim: 128 });
+    expect(config.text.layerTypes).toEqual(["linear_attention", "linear_attention", "linear_attention", "full_attention"]);
+    expect(config.moe).toEqual({ numExperts: 256, numExpertsPerTok: 8, moeIntermediateSize: 512, sharedExpertIntermediateSize: 512 });
+    const shapes = specShapes("qwen3_5-35b-a3b-4l");
+    expect(shapes.get("model.language_model.layers.0.mlp.experts.gate_up_proj")).toEqual([256, 1024, 2048]);
+    expect(shapes.get("model.language_model.layers.3.mlp.experts.down_proj")).toEqual([256, 2048, 512]);
+    expect(shapes.get("model.language_model.layers.3.mlp.shared_expert.gate_proj.weight")).toEqual([512, 2048]);
+    expect(shapes.get("model.language_model.layers.0.linear_attn.in_proj_qkv.weight")).toEqual([8192, 2048]);
+    expect(shapes.get("lm_head.weight")).toEqual([248320, 2048]);
+    // one layer's experts: 256 × 3 × 512 × 2048 = 805 M weights, of which top-8 read 25 M per token
+    const experts = params(shapes, (n) => n.startsWith("model.language_model.layers.0.mlp.experts."));
+    expect(experts).toBe(256 * 3 * 512 * 2048);
   });
 });
