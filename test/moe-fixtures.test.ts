@@ -11,6 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  bf16BitsToFloat32,
   generateWeights,
   materializeTinyCheckpoint,
   qwen3_5MoeWeightSpec,
@@ -19,6 +20,7 @@ import {
   readWeightSpec,
   type Qwen3_5MoeShapeConfig,
   type Qwen3VlMoeShapeConfig,
+  type WeightSpec,
 } from "../src/testing/tiny-checkpoint.js";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
@@ -77,7 +79,17 @@ interface Golden {
     moe_layers?: number[];
   };
   reference: Record<string, unknown>;
+  moe_block: MoeBlockCase;
   cases: Record<string, Case>;
+}
+interface MoeBlockCase {
+  layer: number;
+  shape: number[];
+  input: number[];
+  output: number[];
+  topk_ids: number[][];
+  topk_weights: number[][];
+  min_topk_gap: number;
 }
 const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, "utf8")) as T;
 const golden = (dir: string) => readJson<Golden>(path.join(dir, "golden.json"));
@@ -144,6 +156,86 @@ function expectGreedyConsistent(c: Case): void {
   expect(g.full_forward_last.max_abs_diff_vs_cached).toBeLessThan(1e-4 * Math.max(1, g.full_forward_last.max_abs));
 }
 
+/**
+ * A plain float64 MoE block from the fixture's generated weights (docs/qwen3_5-reference.md §10, §13): router softmax
+ * -> top-k -> renormalise; experts SiLU(gate)·up -> down, in the 5.x `linear` layout (gate_up_proj [E, 2·Im, h],
+ * down_proj [E, h, Im]) or Qwen3-VL-MoE's `transposed` one ([E, h, 2·Im], [E, Im, h]); optional shared expert with
+ * its sigmoid gate.
+ */
+function moeBlockReference(spec: WeightSpec, pre: string, c: MoeBlockCase, layout: "linear" | "transposed", sharedExpert: boolean) {
+  const names = new Set([`${pre}.mlp.gate.weight`, `${pre}.mlp.experts.gate_up_proj`, `${pre}.mlp.experts.down_proj`]);
+  if (sharedExpert) for (const p of ["gate_proj", "up_proj", "down_proj"]) names.add(`${pre}.mlp.shared_expert.${p}.weight`);
+  if (sharedExpert) names.add(`${pre}.mlp.shared_expert_gate.weight`);
+  const gen = generateWeights({ ...spec, tensors: spec.tensors.filter((t) => names.has(t.name)) });
+  const w = (name: string) => ({ v: bf16BitsToFloat32(gen.get(`${pre}.mlp.${name}`)!.data), shape: gen.get(`${pre}.mlp.${name}`)!.shape });
+  const router = w("gate.weight");
+  const gu = w("experts.gate_up_proj");
+  const dn = w("experts.down_proj");
+  const [, T, h] = c.shape;
+  const E = router.shape[0];
+  const im = layout === "linear" ? gu.shape[1] / 2 : gu.shape[2] / 2;
+  const k = c.topk_ids[0].length;
+  const silu = (z: number) => z / (1 + Math.exp(-z));
+  const y = new Float64Array(T * h);
+  const ids: number[][] = [];
+  for (let t = 0; t < T; t++) {
+    const x = c.input.slice(t * h, (t + 1) * h).map(Math.fround);
+    const logits = Array.from({ length: E }, (_, e) => x.reduce((a, xi, i) => a + router.v[e * h + i] * xi, 0));
+    const mx = Math.max(...logits);
+    const p = logits.map((l) => Math.exp(l - mx));
+    const top = [...p.keys()].sort((a, b) => p[b] - p[a]).slice(0, k);
+    ids.push(top);
+    const norm = top.reduce((a, e) => a + p[e], 0);
+    for (const e of top) {
+      const act = Array.from({ length: im }, (_, r) => {
+        let g = 0;
+        let u = 0;
+        for (let i = 0; i < h; i++) {
+          g += x[i] * (layout === "linear" ? gu.v[(e * 2 * im + r) * h + i] : gu.v[(e * h + i) * 2 * im + r]);
+          u += x[i] * (layout === "linear" ? gu.v[(e * 2 * im + im + r) * h + i] : gu.v[(e * h + i) * 2 * im + im + r]);
+        }
+        return silu(g) * u;
+      });
+      for (let o = 0; o < h; o++) {
+        let s = 0;
+        for (let r = 0; r < im; r++) s += act[r] * (layout === "linear" ? dn.v[(e * h + o) * im + r] : dn.v[(e * im + r) * h + o]);
+        y[t * h + o] += (p[e] / norm) * s;
+      }
+    }
+    if (sharedExpert) {
+      const [sg, su, sd, sgate] = [w("shared_expert.gate_proj.weight"), w("shared_expert.up_proj.weight"), w("shared_expert.down_proj.weight"), w("shared_expert_gate.weight")];
+      const si = sg.shape[0];
+      const gate = 1 / (1 + Math.exp(-x.reduce((a, xi, i) => a + sgate.v[i] * xi, 0)));
+      const act = Array.from({ length: si }, (_, r) => {
+        let g = 0;
+        let u = 0;
+        for (let i = 0; i < h; i++) {
+          g += x[i] * sg.v[r * h + i];
+          u += x[i] * su.v[r * h + i];
+        }
+        return silu(g) * u;
+      });
+      for (let o = 0; o < h; o++) {
+        let s = 0;
+        for (let r = 0; r < si; r++) s += act[r] * sd.v[o * si + r];
+        y[t * h + o] += gate * s;
+      }
+    }
+  }
+  return { y, ids };
+}
+
+function expectMoeBlock(dir: string, layout: "linear" | "transposed", sharedExpert: boolean): void {
+  const c = golden(dir).moe_block;
+  const ref = moeBlockReference(readWeightSpec(dir), `model.language_model.layers.${c.layer}`, c, layout, sharedExpert);
+  expect(ref.ids).toEqual(c.topk_ids);
+  expect(c.min_topk_gap).toBeGreaterThanOrEqual(1e-3);
+  const maxAbs = c.output.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  expect(maxAbs).toBeGreaterThan(0.1);
+  const diff = c.output.reduce((m, v, i) => Math.max(m, Math.abs(v - ref.y[i])), 0);
+  expect(diff).toBeLessThan(1e-5 * Math.max(1, maxAbs));
+}
+
 const PROMPT_KEYS = ["input_ids", "num_tokens", "expanded_prompt", "image_grid_thw", "video_grid_thw", "position_ids", "rope_deltas"] as const;
 
 describe("Qwen3.5-MoE tiny fixtures (transformers 5.18)", () => {
@@ -206,6 +298,11 @@ describe("Qwen3.5-MoE tiny fixtures (transformers 5.18)", () => {
     }
   });
 
+  it("moe_block: layer 0's MoE block recomputed in float64 from the generated weights (5.x expert layout + shared expert)", () => {
+    expectMoeBlock(QWEN3_5_MOE, "linear", true);
+    expect(perExpert.moe_block).toEqual(fused.moe_block);
+  });
+
   it.each(CASES)("%s: prompt, positions and grids equal the dense Qwen3.5 fixture's", (name) => {
     const dense = golden(path.join(FIXTURES, "qwen3_5", "qwen3_5-tiny")).cases[name];
     const c = fused.cases[name];
@@ -243,6 +340,10 @@ describe("Qwen3-VL-MoE tiny fixture (transformers 4.57.6)", () => {
 
   it("the TS generator writes the model.safetensors Python hashed", async () => {
     await expectRecordedSha(QWEN3_VL_MOE);
+  });
+
+  it("moe_block: layer 0's MoE block recomputed in float64 from the generated weights (transposed experts, no shared expert)", () => {
+    expectMoeBlock(QWEN3_VL_MOE, "transposed", false);
   });
 
   it.each(CASES)("%s: prompt, positions and grids equal the dense Qwen3-VL fixture's (4.57.6 layout)", (name) => {

@@ -131,3 +131,30 @@ def record_router(model_call, tap: RouterTap, num_experts: int, min_gap_all_call
     out = tap.summary(num_experts)
     out["min_topk_gap_all_calls"] = min_gap_all_calls
     return out
+
+
+def exact7(shape, rng, lo, hi) -> torch.Tensor:
+    """A random float32 tensor whose values are exactly the 7-significant-digit decimals stored in the fixture."""
+    x = rng.uniform(lo, hi, size=shape).astype(np.float32)
+    return torch.tensor(np.array(r7(x), dtype=np.float32).reshape(shape))
+
+
+def record_moe_block(block, layer: int, hidden: int, top_k: int, tokens: int = 6, seed: int = 11) -> dict:
+    """One MoE block of the checkpoint (decoder layer `layer`) alone, on random inputs [1, tokens, h] (7 significant
+    digits, uniform in +-1.7, about the scale of a normed hidden state): output, top-k ids and weights. A unit case
+    for an engine's MoE block (test/moe-fixtures.test.ts recomputes it in plain TypeScript from the generated weights)."""
+    rng = np.random.default_rng(seed)
+    x = exact7([1, tokens, hidden], rng, -1.7, 1.7)
+    with torch.no_grad():
+        y = block(x)
+        y = y[0] if isinstance(y, tuple) else y  # 4.57's block returns (out, router_logits)
+        logits = x.reshape(-1, hidden) @ block.gate.weight.T
+    w, ids = torch.topk(torch.softmax(logits.float(), dim=-1), top_k, dim=-1)
+    w = w / w.sum(-1, keepdim=True)
+    vals = logits.topk(top_k + 1, dim=-1).values
+    gap = float((vals[:, top_k - 1] - vals[:, top_k]).min())
+    assert gap >= 1e-3, f"moe_block unit case: router near tie ({gap}); change its seed"
+    return {"layer": layer, "shape": [1, tokens, hidden], "seed": seed,
+            "note": "input: the stored decimals parsed to float32; output = the layer's mlp(input), float32",
+            "input": r7(x), "output": r7(y), "topk_ids": ids.tolist(), "topk_weights": [r7(r) for r in w],
+            "min_topk_gap": gap}

@@ -28,7 +28,8 @@ golden.json: format `videolm-golden-qwen3_5_moe/1` = the dense `videolm-golden-q
 without `gated_delta_rule` (recorded by the dense fixture), plus per case `router` (top-k expert ids/weights per
 layer for every prompt token, expert counts, distinct experts, and the smallest gap between the k-th and (k+1)-th
 router logit over every routing decision of the case, prompt, cached decode steps and full forward, so a
-tie cannot flip an engine's selection) and `checkpoint.expert_layout`. Golden values come from
+tie cannot flip an engine's selection), `checkpoint.expert_layout`, and top-level `moe_block` (layer 0's MoE block
+alone on random inputs: a unit case for an engine's MoE block). Golden values come from
 `experts_implementation="eager"` (the per-expert loop in modeling_qwen3_5_moe.py:856-881); the default "grouped_mm"
 path is checked to give the same logits (`reference.default_experts_max_abs_diff`).
 """
@@ -49,7 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiny_weights  # noqa: E402
 import record_qwen3_5 as rq  # noqa: E402
-from moe_common import RouterTap, moe_block_spec, record_router  # noqa: E402
+from moe_common import RouterTap, moe_block_spec, record_moe_block, record_router  # noqa: E402
 from record_qwen2_vl import sha256_file, write_json  # noqa: E402
 from record_qwen3_vl import GENERATION_CONFIG, INSTRUCT_TEMPLATE, PREPROCESSOR_CONFIG, VIDEO_PREPROCESSOR_CONFIG  # noqa: E402
 
@@ -189,6 +190,8 @@ def record_golden(name: str, d: Path, ckpt: Path, sha: str, spec: dict, model, p
                       "renormalised; min_topk_gap_all_calls also covers the decode steps and the full forward",
             **extra_reference,
         },
+        "moe_block": record_moe_block(model.model.language_model.layers[0].mlp, 0, tc.hidden_size,
+                                      tc.num_experts_per_tok),
         "cases": {},
     }
     for case, messages in cases.items():
@@ -266,6 +269,7 @@ def main() -> None:
             same = {k: rec[k] == ref[k] for k in ("input_ids", "position_ids", "logits", "greedy", "router",
                                                   "decoder_state")}
             assert all(same.values()), f"per-expert {case} differs from fused: {same}"
+        assert golden_pe["moe_block"] == golden["moe_block"]
         write_json(d_pe / "golden.json", golden_pe, indent=1)
         print(f"  wrote {d_pe.relative_to(REPO)}/golden.json, sha256 {sha_pe}")
     print(f"done in {time.time() - t0:.1f} s")

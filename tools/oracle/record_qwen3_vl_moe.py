@@ -15,7 +15,8 @@ Qwen3.5-MoE modules — no shared expert; E 8, top-k 2, Im 32.
 Layout as record_qwen3_vl.py under test/fixtures/qwen3_vl_moe/ (media/ holds the same PNGs as the Qwen3-VL fixture),
 golden.json format `videolm-golden-qwen3_vl_moe/1` = `videolm-golden-qwen3-vl/1` plus per case `router` (as
 record_qwen3_5_moe.py: top-k expert ids/weights per layer for every prompt token, counts, smallest k-th/(k+1)-th logit
-gap over every routing decision of the case). Cases: the Instruct checkpoint's `text`, `image`, `video` (6 frames,
+gap over every routing decision of the case), `checkpoint.moe_layers`, and top-level `moe_block` (layer 0's MoE
+block alone on random inputs: a unit case for an engine's MoE block). Cases: the Instruct checkpoint's `text`, `image`, `video` (6 frames,
 even) and `video-odd` (5 frames, padded to 6).
 """
 
@@ -35,7 +36,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiny_weights  # noqa: E402
 import record_qwen3_vl as rv  # noqa: E402
-from moe_common import RouterTap, moe_block_spec, record_router  # noqa: E402
+from moe_common import RouterTap, moe_block_spec, record_moe_block, record_router  # noqa: E402
 from record_qwen2_vl import make_frames, make_image, sha256_file, write_json  # noqa: E402
 
 import transformers  # noqa: E402
@@ -189,6 +190,7 @@ def main() -> None:
                 "router": "per case, the prompt forward's router (mlp.gate) per MoE layer: softmax(fp32) -> top-k -> "
                           "renormalised; min_topk_gap_all_calls also covers the decode steps and the full forward",
             },
+            "moe_block": record_moe_block(layers[0].mlp, 0, tc.hidden_size, tc.num_experts_per_tok),
             "cases": {},
         }
         for case, messages in cases.items():
