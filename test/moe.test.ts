@@ -5,6 +5,9 @@
  * block) against the same formula over the dequantised expert matrices, within 2e-2 of max |y|; the dense strategy
  * (every expert, unchosen ones weighted 0) equals the sparse one.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import "../src/onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
@@ -201,6 +204,35 @@ describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
     };
     const x = random(5 * 64, 5);
     expect(Array.from(await runMoe(cfg, vl, "fp32", x, 5))).toEqual(Array.from(await runMoe(cfg, weights, "fp32", x, 5)));
+  });
+
+  it("decode touches only the chosen experts: onnxruntime's profile of an S = 1 call runs kernels of exactly those k", async () => {
+    const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 32 };
+    const weights = makeWeights(cfg, true, 17);
+    const g = new GraphBuilder("moe");
+    g.output(sparseMoe(new Layers(g, "int4"), g.input("x", "float32", [1, 1, 64]), "mlp", cfg, weights), "y", "float32", [1, 1, 64]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moe-profile-"));
+    try {
+      const session = await ort.InferenceSession.create(g.toBytes(), { intraOpNumThreads: 1, enableProfiling: true, profileFilePrefix: path.join(dir, "p") });
+      const x = random(64, 23);
+      await session.run({ x: new ort.Tensor("float32", x, [1, 1, 64]) });
+      session.endProfiling();
+      await session.release();
+      const events = JSON.parse(fs.readFileSync(path.join(dir, fs.readdirSync(dir)[0]), "utf8")) as { cat: string; name: string; args?: { op_name?: string } }[];
+      const ran = new Set<number>();
+      let matmuls = 0;
+      for (const e of events) {
+        const m = e.cat === "Node" && e.name.endsWith("_kernel_time") ? /\/experts\.(\d+)\//.exec(e.name) : null;
+        if (!m) continue;
+        ran.add(Number(m[1]));
+        if (e.args?.op_name === "MatMulNBits") matmuls++;
+      }
+      const chosen = reference(x, cfg, weights, identity).chosen;
+      expect([...ran].sort((a, b) => a - b)).toEqual([...chosen].sort((a, b) => a - b));
+      expect(matmuls).toBe(2 * cfg.topK); // gate_up and down of each chosen expert, nothing else
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the dense strategy (all experts, unchosen weighted 0) equals the sparse one", async () => {
