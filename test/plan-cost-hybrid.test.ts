@@ -21,6 +21,8 @@ import { qwen2VL } from "../src/families/qwen2-vl/family.js";
 import { gatedDeltaFlopsPerTokenHead, qwen3_5DecoderCost, qwen3_5MoeDecoderCost } from "../src/families/qwen3-5/cost.js";
 import { qwen3_5, qwen3_5DecoderState, type Qwen3_5FamilyConfig } from "../src/families/qwen3-5/family.js";
 import { parseQwen3_5MoeFamilyConfig } from "../src/families/qwen3-5/moe-family.js";
+import { parseQwen3VLMoeConfig } from "../src/families/qwen3-vl-moe/config.js";
+import { qwen3VLMoeDecoderCost } from "../src/families/qwen3-vl-moe/cost.js";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
 import { elementCount, materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
 
@@ -171,6 +173,24 @@ describe("MoE: total weights stored, active weights computed and read", () => {
     const decoder = decoderCostModel(config as unknown as Qwen2VLConfig, { decoderState: qwen3_5DecoderState, decoderCost: qwen3_5MoeDecoderCost } as unknown as CostFamily<Qwen2VLConfig>);
     const active = layers.reduce((n, l) => n + l.activeParams!, 0);
     expect(decodeBytesPerToken(config as unknown as Qwen2VLConfig, "fp32", 0, decoder)).toBe(active * 4 + 151936 * h * 4 + 3 * 4 * (320 * 4 + 4 * 32 * 48));
+  });
+});
+
+describe("MoE: Qwen3-VL-MoE", () => {
+  it("qwen3_vl_moe tiny: params = the checkpoint's matrices per layer, activeParams = attention + router + top-k experts", () => {
+    const fixture = path.join(ROOT, "test/fixtures/qwen3_vl_moe/qwen3_vl_moe-tiny");
+    const config = parseQwen3VLMoeConfig(JSON.parse(fs.readFileSync(path.join(fixture, "config.json"), "utf8")));
+    const spec = JSON.parse(fs.readFileSync(path.join(fixture, "weights.json"), "utf8")) as { tensors: { name: string; shape: number[] }[] };
+    const layers = qwen3VLMoeDecoderCost(config);
+    const { numExperts: E, numExpertsPerTok: k, moeIntermediateSize: Im } = config.moe;
+    expect(layers).toHaveLength(config.text.numLayers);
+    layers.forEach((layer, i) => {
+      const prefix = `model.language_model.layers.${i}.`;
+      const weights = spec.tensors.filter((t) => t.name.startsWith(prefix) && t.shape.length >= 2);
+      expect(layer.params, `layer ${i}`).toBe(weights.reduce((n, t) => n + elementCount(t.shape), 0));
+      expect(layer.params - layer.activeParams!).toBe((E - k) * 3 * config.text.hiddenSize * Im);
+      expect(layer.mixer.kind).toBe("attention");
+    });
   });
 });
 

@@ -16,6 +16,7 @@ import { sanitizeQwen3VLTensorName } from "../qwen3-vl/family.js";
 import { Qwen3VLProcessor } from "../qwen3-vl/processor.js";
 import { interleavedMrope } from "../qwen3-vl/text.js";
 import { buildQwen3VLVision } from "../qwen3-vl/vision.js";
+import { qwen3VLMoeDecoderCost } from "./cost.js";
 import { isSparseLayer, parseQwen3VLMoeConfig, type Qwen3VLMoeConfig } from "./config.js";
 
 export const qwen3VLMoe: ModelFamily<Qwen3VLMoeConfig> = {
@@ -41,5 +42,6 @@ export const qwen3VLMoe: ModelFamily<Qwen3VLMoeConfig> = {
     });
   },
   decoderState: (cfg) => allKvLayers(cfg.text),
+  decoderCost: qwen3VLMoeDecoderCost,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg),
 };
