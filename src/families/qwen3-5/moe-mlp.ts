@@ -12,6 +12,7 @@
  *     experts and concatenated on dim 1 — here each expert's gate rows then its up rows, the same matrix)
  *   shared_expert.{gate,up}_proj.weight [Is, h], shared_expert.down_proj.weight [h, Is], shared_expert_gate.weight [1, h]
  */
+import { readTensorFloat32 } from "../../checkpoint/safetensors.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import { type ExpertTensor, type MoeWeights, sparseMoe } from "../../onnx/moe.js";
 import type { Qwen3_5MoeBlockConfig } from "./moe-config.js";
@@ -21,12 +22,22 @@ import type { Qwen3_5MlpBuilder } from "./text.js";
 const LM = "model.language_model";
 
 /**
+ * A fused expert tensor [E, rows, cols] read one expert at a time (when the graph builder asks for it), so converting
+ * a 256-expert layer holds one expert's float32 matrix, not the layer's (3.2 GB at Qwen3.5-35B-A3B's width).
+ */
+export function expertSlices(weights: WeightMap, name: string, E: number, rows: number, cols: number): ExpertTensor {
+  const info = weights.info(name, [E, rows, cols]); // claims the tensor, asserts its shape
+  const bytes = (info.end - info.begin) / E;
+  return (e) => readTensorFloat32({ ...info, shape: [rows, cols], begin: info.begin + e * bytes, end: info.begin + (e + 1) * bytes });
+}
+
+/**
  * The routed experts of one MoE block `prefix` (`….mlp`) in the canonical layout, fused or per expert, whichever the
- * checkpoint has. Per-expert tensors are read one expert at a time, when the graph builder asks for that expert.
+ * checkpoint has, each read when the graph builder asks for that expert.
  */
 export function takeExperts(weights: WeightMap, prefix: string, E: number, Im: number, h: number): { gateUp: ExpertTensor; down: ExpertTensor } {
   if (weights.has(`${prefix}.experts.gate_up_proj`)) {
-    return { gateUp: weights.take(`${prefix}.experts.gate_up_proj`, [E, 2 * Im, h]), down: weights.take(`${prefix}.experts.down_proj`, [E, h, Im]) };
+    return { gateUp: expertSlices(weights, `${prefix}.experts.gate_up_proj`, E, 2 * Im, h), down: expertSlices(weights, `${prefix}.experts.down_proj`, E, h, Im) };
   }
   const ex = (e: number) => `${prefix}.experts.${e}`;
   return {
