@@ -12,50 +12,21 @@
  *     experts and concatenated on dim 1 — here each expert's gate rows then its up rows, the same matrix)
  *   shared_expert.{gate,up}_proj.weight [Is, h], shared_expert.down_proj.weight [h, Is], shared_expert_gate.weight [1, h]
  */
-import { readTensorFloat32 } from "../../checkpoint/safetensors.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
-import { type ExpertTensor, type MoeWeights, sparseMoe } from "../../onnx/moe.js";
+import { type MoeWeights, sparseMoe } from "../../onnx/moe.js";
+import { expertWeights } from "../moe-experts.js";
 import type { Qwen3_5MoeBlockConfig } from "./moe-config.js";
 import type { Qwen3_5MlpBuilder } from "./text.js";
 
 /** Hub tensor prefix of the language model. */
 const LM = "model.language_model";
 
-/**
- * A fused expert tensor [E, rows, cols] read one expert at a time (when the graph builder asks for it), so converting
- * a 256-expert layer holds one expert's float32 matrix, not the layer's (3.2 GB at Qwen3.5-35B-A3B's width).
- */
-export function expertSlices(weights: WeightMap, name: string, E: number, rows: number, cols: number): ExpertTensor {
-  const info = weights.info(name, [E, rows, cols]); // claims the tensor, asserts its shape
-  const bytes = (info.end - info.begin) / E;
-  return (e) => readTensorFloat32({ ...info, shape: [rows, cols], begin: info.begin + e * bytes, end: info.begin + (e + 1) * bytes });
-}
-
-/**
- * The routed experts of one MoE block `prefix` (`….mlp`) in the canonical layout, fused or per expert, whichever the
- * checkpoint has, each read when the graph builder asks for that expert.
- */
-export function takeExperts(weights: WeightMap, prefix: string, E: number, Im: number, h: number): { gateUp: ExpertTensor; down: ExpertTensor } {
-  if (weights.has(`${prefix}.experts.gate_up_proj`)) {
-    return { gateUp: expertSlices(weights, `${prefix}.experts.gate_up_proj`, E, 2 * Im, h), down: expertSlices(weights, `${prefix}.experts.down_proj`, E, h, Im) };
-  }
-  const ex = (e: number) => `${prefix}.experts.${e}`;
-  return {
-    gateUp: (e) => {
-      const m = new Float32Array(2 * Im * h); // [gate rows ‖ up rows] = chunk(2)'s order
-      m.set(weights.take(`${ex(e)}.gate_proj.weight`, [Im, h]), 0);
-      m.set(weights.take(`${ex(e)}.up_proj.weight`, [Im, h]), Im * h);
-      return m;
-    },
-    down: (e) => weights.take(`${ex(e)}.down_proj.weight`, [h, Im]),
-  };
-}
-
 /** The MoE block's tensors of decoder layer i. */
 export function takeMoeWeights(weights: WeightMap, prefix: string, moe: Qwen3_5MoeBlockConfig, h: number): MoeWeights {
   const { numExperts: E, moeIntermediateSize: Im, sharedExpertIntermediateSize: Is } = moe;
   const router = weights.take(`${prefix}.gate.weight`, [E, h]);
-  const experts = takeExperts(weights, prefix, E, Im, h);
+  // Fused ([E, 2·Im, h], [E, h, Im]: the 5.x layout) or per-expert tensors, read one expert at a time.
+  const experts = expertWeights(weights, prefix, { numExperts: E, hidden: h, intermediate: Im }, "out-in");
   const sharedGateUp = new Float32Array(2 * Is * h);
   sharedGateUp.set(weights.take(`${prefix}.shared_expert.gate_proj.weight`, [Is, h]), 0);
   sharedGateUp.set(weights.take(`${prefix}.shared_expert.up_proj.weight`, [Is, h]), Is * h);
