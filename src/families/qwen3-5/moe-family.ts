@@ -7,6 +7,7 @@
 import type { ModelFamily } from "../family.js";
 import { Qwen3VLProcessor } from "../qwen3-vl/processor.js";
 import { buildQwen3VLVision } from "../qwen3-vl/vision.js";
+import { qwen3_5MoeDecoderCost } from "./cost.js";
 import { parseQwen3_5FamilyConfig, qwen3_5DecoderState, type Qwen3_5FamilyConfig, sanitizeQwen3_5TensorName } from "./family.js";
 import { denseView, parseQwen3_5MoeBlock, type Qwen3_5MoeBlockConfig } from "./moe-config.js";
 import { qwen3_5MoeMlp } from "./moe-mlp.js";
@@ -31,5 +32,6 @@ export const qwen3_5Moe: ModelFamily<Qwen3_5MoeFamilyConfig> = {
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg) => buildQwen3_5EngineDecoder(layers, weights, cfg.text, { mlp: qwen3_5MoeMlp(cfg.moe, cfg.text.hiddenSize, cfg.text.hiddenAct) }),
   decoderState: qwen3_5DecoderState,
+  decoderCost: qwen3_5MoeDecoderCost,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),
 };
