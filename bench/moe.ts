@@ -9,7 +9,7 @@
  *
  *   npx tsx bench/moe.ts [--hidden 2048] [--experts 256] [--top-k 8] [--intermediate 512] [--shared 512]
  *                        [--precisions int4,fp32] [--fp32-experts 64] [--steps 40] [--prefill 128] [--threads 2]
- *                        [--skip-dense-all]
+ *                        [--skip-dense-all] [--expert-group G]
  *
  * Measured on this project's 2-core AVX2 machine (shared with other jobs, load average ~3), int4, E 256: 20.2 MB of
  * expert bytes per token active vs 520 MB total; decode sparse 3.96 ms (1 thread; 8.6 median / 3.7 min with 2),
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     prefill: { type: "string", default: "128" },
     threads: { type: "string", default: "2" },
     "skip-dense-all": { type: "boolean", default: false },
+    "expert-group": { type: "string" },
   },
 });
 const h = Number(values.hidden);
@@ -79,7 +80,7 @@ async function build(variant: Variant, precision: WeightPrecision, E: number): P
   const g = new GraphBuilder(`moe-${variant}`, `${file}.data`);
   const layers = new Layers(g, precision);
   const x = g.input("x", "float32", [1, "seq", h]);
-  const cfg: MoeConfig = { hidden: h, numExperts: E, topK: k, intermediate: Im, sharedIntermediate: Is, strategy: variant === "dense-all" ? "dense" : "sparse" };
+  const cfg: MoeConfig = { hidden: h, numExperts: E, topK: k, intermediate: Im, sharedIntermediate: Is, strategy: variant === "dense-all" ? "dense" : "sparse", expertGroup: values["expert-group"] ? Number(values["expert-group"]) : undefined };
   let y: string;
   if (variant === "dense-active") {
     // SwiGLU with the active parameter count: k experts + the shared expert side by side.

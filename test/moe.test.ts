@@ -102,31 +102,39 @@ function makeWeights(cfg: MoeConfig, shared: boolean, seed: number): MoeWeights 
   };
 }
 
+/** Runs the block; with cfg.expertGroup > 1 the model goes through a file with external weight data (as converted models do). */
 async function runMoe(cfg: MoeConfig, weights: MoeWeights, precision: WeightPrecision, x: Float32Array, S: number): Promise<Float32Array> {
-  const g = new GraphBuilder("moe");
+  const dir = (cfg.expertGroup ?? 1) > 1 ? fs.mkdtempSync(path.join(os.tmpdir(), "moe-test-")) : null;
+  const g = new GraphBuilder("moe", dir ? path.join(dir, "moe.onnx.data") : undefined);
   const layers = new Layers(g, precision);
   const y = sparseMoe(layers, g.input("x", "float32", [1, "seq", cfg.hidden]), "mlp", cfg, weights);
   g.output(y, "y", "float32", [1, "seq", cfg.hidden]);
-  const session = await ort.InferenceSession.create(g.toBytes(), { intraOpNumThreads: 1 });
+  let model: Uint8Array | string = g.toBytes();
+  if (dir) {
+    fs.writeFileSync(path.join(dir, "moe.onnx"), model);
+    model = path.join(dir, "moe.onnx");
+  }
+  const session = await ort.InferenceSession.create(model as string, { intraOpNumThreads: 1 });
   try {
     return (await session.run({ x: new ort.Tensor("float32", x, [1, S, cfg.hidden]) })).y.data as Float32Array;
   } finally {
     await session.release();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 const identity = (m: Float32Array) => m;
 
 describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
-  const cases: { E: number; k: number; shared: boolean; norm: boolean }[] = [
+  const cases: { E: number; k: number; shared: boolean; norm: boolean; group?: number }[] = [
     { E: 8, k: 2, shared: true, norm: true },
-    { E: 8, k: 2, shared: false, norm: false },
+    { E: 8, k: 2, shared: false, norm: false, group: 2 },
     { E: 16, k: 4, shared: false, norm: true },
-    { E: 16, k: 4, shared: true, norm: false },
+    { E: 16, k: 4, shared: true, norm: false, group: 4 },
   ];
   for (const c of cases) {
-    it(`fp32 E=${c.E} k=${c.k} shared=${c.shared} norm=${c.norm}: S = 1, 5, 37 within 1e-5 of the float64 reference`, async () => {
-      const cfg: MoeConfig = { hidden: 64, numExperts: c.E, topK: c.k, intermediate: 32, sharedIntermediate: c.shared ? 48 : undefined, normTopkProb: c.norm };
+    it(`fp32 E=${c.E} k=${c.k} shared=${c.shared} norm=${c.norm} expert groups of ${c.group ?? 1}: S = 1, 5, 37 within 1e-5 of the float64 reference`, async () => {
+      const cfg: MoeConfig = { hidden: 64, numExperts: c.E, topK: c.k, intermediate: 32, sharedIntermediate: c.shared ? 48 : undefined, normTopkProb: c.norm, expertGroup: c.group };
       const weights = makeWeights(cfg, c.shared, 100 + c.E + c.k);
       for (const S of [1, 5, 37]) {
         const x = random(S * cfg.hidden, 7 + S);
@@ -153,8 +161,8 @@ describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
     ["int8", 8],
     ["int4", 4],
   ] as const) {
-    it(`${precision} (MatMulNBits) E=16 k=4 with shared expert: within 2e-2 of the reference over dequantised weights`, async () => {
-      const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 64 };
+    it(`${precision} (MatMulNBits) E=16 k=4 with shared expert, expert groups of 4: within 2e-2 of the reference over dequantised weights`, async () => {
+      const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 64, expertGroup: 4 };
       const weights = makeWeights(cfg, true, 5);
       const deq = (m: Float32Array, r: number, cc: number) => dequantized(m, r, cc, bits);
       for (const S of [1, 5, 37]) {
@@ -206,8 +214,8 @@ describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
     expect(Array.from(await runMoe(cfg, vl, "fp32", x, 5))).toEqual(Array.from(await runMoe(cfg, weights, "fp32", x, 5)));
   });
 
-  it("decode touches only the chosen experts: onnxruntime's profile of an S = 1 call runs kernels of exactly those k", async () => {
-    const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 32 };
+  for (const group of [1, 4]) it(`decode touches only the chosen experts (expert groups of ${group}): onnxruntime's profile of an S = 1 call runs kernels of exactly those k`, async () => {
+    const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 32, expertGroup: group };
     const weights = makeWeights(cfg, true, 17);
     const g = new GraphBuilder("moe");
     g.output(sparseMoe(new Layers(g, "int4"), g.input("x", "float32", [1, 1, 64]), "mlp", cfg, weights), "y", "float32", [1, 1, 64]);

@@ -87,6 +87,8 @@ export class GraphBuilder {
   /** While an `ifElse` branch is being built: the values its nodes produce. */
   private branchValues: Set<string> | null = null;
   private initializers: ProtoWriter[] = [];
+  /** The initializers made by `weight()` (a branch built with `localWeights` keeps these, not the shared constants). */
+  private weightProtos = new WeakSet<ProtoWriter>();
   private inputs: ProtoWriter[] = [];
   private outputs: ProtoWriter[] = [];
   private scopes: string[] = [];
@@ -165,6 +167,7 @@ export class GraphBuilder {
       t.bytes(9, data);
     }
     this.initializers.push(t);
+    this.weightProtos.add(t);
     return unique;
   }
 
@@ -216,25 +219,42 @@ export class GraphBuilder {
    * ONNX `If`: `cond` (bool, one element) picks which branch runs. Each branch builds its nodes with this builder
    * (they may read any value of the enclosing graph) and returns its result values, one per entry of `outputs`.
    * Constants a branch creates live in the enclosing graph, which ONNX subgraphs may reference.
+   *
+   * `localWeights`: the weights (`weight()`) created while building a branch, nested branches included, become that
+   * branch graph's initializers instead of the top graph's. onnxruntime 1.30 prepacks a kernel's constant weights
+   * (MatMulNBits) only when they are initializers of the kernel's own graph or of its direct parent: a kernel two
+   * If levels below the top graph's initializer runs unpacked, ~100× slower (measured in src/onnx/moe.ts).
    */
-  ifElse(cond: string, thenBranch: () => string[], elseBranch: () => string[], outputs: { dtype: DType; shape: Dim[] }[]): string[] {
+  ifElse(
+    cond: string,
+    thenBranch: () => string[],
+    elseBranch: () => string[],
+    outputs: { dtype: DType; shape: Dim[] }[],
+    options: { localWeights?: boolean } = {},
+  ): string[] {
     const branch = (label: string, build: () => string[]): GraphAttr => {
-      const outer = { nodes: this.nodes, values: this.branchValues };
+      const outer = { nodes: this.nodes, values: this.branchValues, initializers: this.initializers };
       this.nodes = [];
       this.branchValues = new Set();
+      if (options.localWeights) this.initializers = [];
       try {
         const results = build();
+        // Weights stay in the branch; deduplicated constants go back out (other branches may share them).
+        const local = options.localWeights ? this.initializers.filter((t) => this.weightProtos.has(t)) : [];
+        if (options.localWeights) outer.initializers.push(...this.initializers.filter((t) => !this.weightProtos.has(t)));
         if (results.length !== outputs.length) throw new Error(`If ${label} branch returned ${results.length} values, expected ${outputs.length}`);
         // A branch output must be produced inside the branch: values of the enclosing graph pass through an Identity.
         const names = results.map((r) => (this.branchValues!.has(r) ? r : this.op("Identity", [r], {}, { name: `${label}/Identity` })));
         const graph = new ProtoWriter();
         for (const n of this.nodes) graph.message(1, n);
         graph.string(2, this.uniqueName(this.scoped(label)));
+        for (const t of local) graph.message(5, t);
         names.forEach((n, i) => graph.message(12, valueInfo(n, outputs[i].dtype, outputs[i].shape)));
         return new GraphAttr(graph);
       } finally {
         this.nodes = outer.nodes;
         this.branchValues = outer.values;
+        this.initializers = outer.initializers;
       }
     };
     const thenGraph = branch("then", thenBranch);
