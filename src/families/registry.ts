@@ -5,6 +5,7 @@ import { qwen2VL } from "./qwen2-vl/family.js";
 import { qwen3VL } from "./qwen3-vl/family.js";
 import { qwen2_5VL } from "./qwen2-5-vl/family.js";
 import { qwen3_5 } from "./qwen3-5/family.js";
+import { qwen3_5Moe } from "./qwen3-5/moe-family.js";
 import { qwen3VLMoe } from "./qwen3-vl-moe/family.js";
 
 const FAMILIES: ModelFamily<FamilyConfig>[] = [
@@ -13,6 +14,7 @@ const FAMILIES: ModelFamily<FamilyConfig>[] = [
   qwen3VL as unknown as ModelFamily<FamilyConfig>,
   qwen3VLMoe as unknown as ModelFamily<FamilyConfig>,
   qwen3_5 as unknown as ModelFamily<FamilyConfig>,
+  qwen3_5Moe as unknown as ModelFamily<FamilyConfig>,
 ];
 
 export function supportedModelTypes(): string[] {
