@@ -11,11 +11,16 @@
  *                        [--precisions int4,fp32] [--fp32-experts 64] [--steps 40] [--prefill 128] [--threads 2]
  *                        [--skip-dense-all] [--expert-group G]
  *
- * Measured on this project's 2-core AVX2 machine (shared with other jobs, load average ~3), int4, E 256: 20.2 MB of
- * expert bytes per token active vs 520 MB total; decode sparse 3.96 ms (1 thread; 8.6 median / 3.7 min with 2),
- * dense-active 0.90 (1.47 / 0.82), dense-all 118 / 74 (2 threads). Of sparse's ~4 ms, ~1 ms is the 256 Ifs (an
- * untaken one ~4 µs) and ~2 ms the chosen experts' MatMulNBits on weights read cold. fp32, E 32, 1 thread: sparse
- * 8.8 ms = dense-active 9.1 ms (bandwidth-bound, the Ifs vanish in it).
+ * Measured on this project's 2-core AVX2 machine (shared with other jobs, load average ~3; 1 thread, the steadiest),
+ * ms per decoded token for one layer, median (min):
+ *   int4, E 256 (20.2 MB of expert bytes per token active vs 520 MB total, 25.7×):
+ *     sparse 4.7 (3.4), dense-active 0.96 (0.85), dense-all 59 (58)   → sparse 13× faster than dense-all
+ *   fp32, E 64 (114 MB active vs 818 MB total, 7.2×):
+ *     sparse 8.1 (7.8), dense-active 6.2 (5.7), dense-all 53 (52)      → 6.5×
+ * Of int4 sparse's ~4 ms, ~1 ms is the 256 Ifs (an untaken one ~4 µs; --expert-group 8 trims it, see moe.ts) and
+ * ~2 ms the chosen experts' MatMulNBits on weights read cold (dense-active reads the same bytes, hot in cache, each
+ * call). With 2 threads the shared machine's contention makes the many small sparse kernels noisy (int4 sparse 8.6
+ * (3.7), dense-active 1.5 (0.8), dense-all 118 (74)).
  *
  * fp32 runs with --fp32-experts experts (default 64: 256 experts at fp32 are 3.2 GB per copy, and dense-all needs
  * a second one); the active bytes per token do not depend on E, the total does.
