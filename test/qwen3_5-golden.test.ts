@@ -1,6 +1,7 @@
 /**
- * Qwen3.5 (model_type `qwen3_5`) and Qwen3.5-MoE / Qwen3.6 (`qwen3_5_moe`, fused and per-expert expert tensors) end to end through VideoModel on the tiny dense fixture against transformers 5.18
- * (test/fixtures/qwen3_5/qwen3_5-tiny/golden.json, recorded by tools/oracle/record_qwen3_5.py, float32, eager): the
+ * Qwen3.5 (model_type `qwen3_5`) and Qwen3.5-MoE / Qwen3.6 (`qwen3_5_moe`, fused and per-expert expert tensors) end
+ * to end through VideoModel on the tiny fixtures against transformers 5.18 (test/fixtures/qwen3_5*/…/golden.json,
+ * recorded by tools/oracle/record_qwen3_5.py and record_qwen3_5_moe.py, float32, eager): the
  * `text` case's prompt ids and positions, logits at the recorded positions, 12 greedy tokens with the decoder state
  * (conv + recurrent state of the Gated DeltaNet layers, KV of the attention layer) after chunked prefill of several
  * chunk sizes, a forked state, and the last step against one full pass; generate() gives the same tokens. The `image`,
