@@ -9,7 +9,7 @@
  *
  *   npx tsx bench/moe.ts [--hidden 2048] [--experts 256] [--top-k 8] [--intermediate 512] [--shared 512]
  *                        [--precisions int4,fp32] [--fp32-experts 64] [--steps 40] [--prefill 128] [--threads 2]
- *                        [--skip-dense-all] [--expert-group G]
+ *                        [--skip-dense-all] [--expert-group G] [--conditional if|loop]
  *
  * Measured on this project's 2-core AVX2 machine (shared with other jobs, load average ~3; 1 thread, the steadiest),
  * ms per decoded token for one layer, median (min):
@@ -49,6 +49,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     "skip-dense-all": { type: "boolean", default: false },
     "expert-group": { type: "string" },
+    conditional: { type: "string", default: "if" },
   },
 });
 const h = Number(values.hidden);
@@ -85,7 +86,7 @@ async function build(variant: Variant, precision: WeightPrecision, E: number): P
   const g = new GraphBuilder(`moe-${variant}`, `${file}.data`);
   const layers = new Layers(g, precision);
   const x = g.input("x", "float32", [1, "seq", h]);
-  const cfg: MoeConfig = { hidden: h, numExperts: E, topK: k, intermediate: Im, sharedIntermediate: Is, strategy: variant === "dense-all" ? "dense" : "sparse", expertGroup: values["expert-group"] ? Number(values["expert-group"]) : undefined };
+  const cfg: MoeConfig = { hidden: h, numExperts: E, topK: k, intermediate: Im, sharedIntermediate: Is, strategy: variant === "dense-all" ? "dense" : "sparse", expertGroup: values["expert-group"] ? Number(values["expert-group"]) : undefined, conditional: values.conditional as "if" | "loop" };
   let y: string;
   if (variant === "dense-active") {
     // SwiGLU with the active parameter count: k experts + the shared expert side by side.

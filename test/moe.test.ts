@@ -126,15 +126,15 @@ async function runMoe(cfg: MoeConfig, weights: MoeWeights, precision: WeightPrec
 const identity = (m: Float32Array) => m;
 
 describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
-  const cases: { E: number; k: number; shared: boolean; norm: boolean; group?: number }[] = [
+  const cases: { E: number; k: number; shared: boolean; norm: boolean; group?: number; loop?: boolean }[] = [
     { E: 8, k: 2, shared: true, norm: true },
     { E: 8, k: 2, shared: false, norm: false, group: 2 },
-    { E: 16, k: 4, shared: false, norm: true },
-    { E: 16, k: 4, shared: true, norm: false, group: 4 },
+    { E: 16, k: 4, shared: false, norm: true, loop: true },
+    { E: 16, k: 4, shared: true, norm: false, group: 4, loop: true },
   ];
   for (const c of cases) {
-    it(`fp32 E=${c.E} k=${c.k} shared=${c.shared} norm=${c.norm} expert groups of ${c.group ?? 1}: S = 1, 5, 37 within 1e-5 of the float64 reference`, async () => {
-      const cfg: MoeConfig = { hidden: 64, numExperts: c.E, topK: c.k, intermediate: 32, sharedIntermediate: c.shared ? 48 : undefined, normTopkProb: c.norm, expertGroup: c.group };
+    it(`fp32 E=${c.E} k=${c.k} shared=${c.shared} norm=${c.norm} expert groups of ${c.group ?? 1}, ${c.loop ? "Loop" : "If"}: S = 1, 5, 37 within 1e-5 of the float64 reference`, async () => {
+      const cfg: MoeConfig = { hidden: 64, numExperts: c.E, topK: c.k, intermediate: 32, sharedIntermediate: c.shared ? 48 : undefined, normTopkProb: c.norm, expertGroup: c.group, conditional: c.loop ? "loop" : "if" };
       const weights = makeWeights(cfg, c.shared, 100 + c.E + c.k);
       for (const S of [1, 5, 37]) {
         const x = random(S * cfg.hidden, 7 + S);
@@ -162,7 +162,7 @@ describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
     ["int4", 4],
   ] as const) {
     it(`${precision} (MatMulNBits) E=16 k=4 with shared expert, expert groups of 4: within 2e-2 of the reference over dequantised weights`, async () => {
-      const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 64, expertGroup: 4 };
+      const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 64, expertGroup: 4, conditional: bits === 4 ? "loop" : "if" };
       const weights = makeWeights(cfg, true, 5);
       const deq = (m: Float32Array, r: number, cc: number) => dequantized(m, r, cc, bits);
       for (const S of [1, 5, 37]) {
@@ -214,8 +214,8 @@ describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
     expect(Array.from(await runMoe(cfg, vl, "fp32", x, 5))).toEqual(Array.from(await runMoe(cfg, weights, "fp32", x, 5)));
   });
 
-  for (const group of [1, 4]) it(`decode touches only the chosen experts (expert groups of ${group}): onnxruntime's profile of an S = 1 call runs kernels of exactly those k`, async () => {
-    const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 32, expertGroup: group };
+  for (const [group, conditional] of [[1, "if"], [4, "if"], [1, "loop"]] as const) it(`decode touches only the chosen experts (expert groups of ${group}, ${conditional}): onnxruntime's profile of an S = 1 call runs kernels of exactly those k`, async () => {
+    const cfg: MoeConfig = { hidden: 64, numExperts: 16, topK: 4, intermediate: 32, sharedIntermediate: 32, expertGroup: group, conditional };
     const weights = makeWeights(cfg, true, 17);
     const g = new GraphBuilder("moe");
     g.output(sparseMoe(new Layers(g, "int4"), g.input("x", "float32", [1, 1, 64]), "mlp", cfg, weights), "y", "float32", [1, 1, 64]);

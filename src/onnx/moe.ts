@@ -68,6 +68,14 @@ export interface MoeConfig {
    */
   expertGroup?: number;
   /**
+   * How an expert runs only when chosen: an If (default), or a Loop of 0 or 1 trips (one subgraph instead of two).
+   * onnxruntime 1.30's session creation grows ~quadratically with the number of subgraphs in a model (int4, E 256,
+   * tiny widths, 1 thread: 1 MoE layer 0.8 s, 5 layers 7 s, 10 layers 20–24 s, 40 layers 400 s); "loop" halves the
+   * subgraphs (10 layers 9.3 s) at a similar or slightly higher per-call cost (decode of one real-width layer 3.5–5.2
+   * vs 4.8–5.3 ms; tiny widths, 10 layers 4.1 vs 3.1 ms per layer), so it is an option until measured on a real model.
+   */
+  conditional?: "if" | "loop";
+  /**
    * "sparse" (default): only the chosen experts run. "dense": every expert runs on every token and the unchosen
    * ones are weighted 0 — the same result at the cost of all experts (a cross-check and the bench's baseline).
    */
@@ -161,9 +169,11 @@ export function sparseMoe(layers: Layers, x: string, name: string, cfg: MoeConfi
       const G = cfg.expertGroup ?? 1;
       if (!(G >= 1 && E % G === 0)) throw new VideolmError(`MoE expert group ${G} must divide ${E} experts`);
       const split = (cond: string, n: number) => (n === 1 ? [cond] : g.opN("Split", [cond, g.ints(new Array(n).fill(1))], { axis: 0 }, n)); // [n] → n × [1]
+      let hitCount = "";
       const { hit, groupHit } = g.scope("experts_hit", () => {
         const ones = g.op("Expand", [g.scalar(1), g.op("Shape", [flatIdx])]); // [T·k]
         const chosen = g.op("ScatterElements", [g.constant("float32", [E], new Float32Array(E)), flatIdx, ones], { axis: 0 }); // [E]: 1 where chosen
+        hitCount = chosen;
         const perGroup = G === 1 ? null : g.op("ReduceMax", [g.op("Reshape", [chosen, g.ints([E / G, G])]), g.ints([1])], { keepdims: 0 }); // [E/G, G] → [E/G]
         return { hit: split(g.op("Cast", [chosen], { to: 9 }), E), groupHit: perGroup ? split(g.op("Cast", [perGroup], { to: 9 }), E / G) : null }; // bool
       });
@@ -174,18 +184,25 @@ export function sparseMoe(layers: Layers, x: string, name: string, cfg: MoeConfi
         { dtype: "int64", shape: [n] },
       ];
       // Qwen3_5MoeExperts.forward: token_idx / top_k_pos where top_k_index == e; the expert on those rows.
+      const expertBody = (e: number) =>
+        g.scope(`experts.${e}`, () => {
+          const p = g.op("Squeeze", [g.op("NonZero", [g.op("Equal", [flatIdx, g.constant("int64", [], [BigInt(e)])])]), g.ints([0])]); // [1, n] → [n]
+          const tokens = g.op("Div", [p, g.constant("int64", [], [BigInt(k)])]); // pair t·k + j → token t
+          return [expertMlp(e, g.op("Gather", [rows, tokens], { axis: 0 })), p]; // [n, h], [n]
+        });
+      const trips = cfg.conditional === "loop" ? split(g.op("Cast", [hitCount], { to: 7 }), E) : [];
       const expertIf = (e: number) =>
-        g.ifElse(
-          hit[e],
-          () =>
-            g.scope(`experts.${e}`, () => {
-              const p = g.op("Squeeze", [g.op("NonZero", [g.op("Equal", [flatIdx, g.constant("int64", [], [BigInt(e)])])]), g.ints([0])]); // [1, n] → [n]
-              const tokens = g.op("Div", [p, g.constant("int64", [], [BigInt(k)])]); // pair t·k + j → token t
-              return [expertMlp(e, g.op("Gather", [rows, tokens], { axis: 0 })), p]; // [n, h], [n]
-            }),
-          () => [emptyRows, emptyPairs],
-          rowsAndPairs(`n_${e}`),
-        );
+        cfg.conditional === "loop"
+          ? g.loop(
+              g.op("Squeeze", [trips[e], g.ints([0])]),
+              [
+                { init: emptyRows, dtype: "float32", shape: [`n_${e}`, h] },
+                { init: emptyPairs, dtype: "int64", shape: [`n_${e}`] },
+              ],
+              [],
+              () => expertBody(e),
+            )
+          : g.ifElse(hit[e], () => expertBody(e), () => [emptyRows, emptyPairs], rowsAndPairs(`n_${e}`));
       const outs = { rows: [] as string[], pairs: [] as string[] };
       for (let first = 0; first < E; first += G) {
         const experts = Array.from({ length: G }, (_, j) => first + j);
