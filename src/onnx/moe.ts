@@ -73,6 +73,8 @@ export interface MoeConfig {
    * tiny widths, 1 thread: 1 MoE layer 0.8 s, 5 layers 7 s, 10 layers 20–24 s, 40 layers 400 s); "loop" halves the
    * subgraphs (10 layers 9.3 s) at a similar or slightly higher per-call cost (decode of one real-width layer 3.5–5.2
    * vs 4.8–5.3 ms; tiny widths, 10 layers 4.1 vs 3.1 ms per layer), so it is an option until measured on a real model.
+   * The quadratic part is graph partitioning (onnxruntime's verbose log, from "CreateGraphPartitioner" to
+   * "SaveInitializedTensors": 2 layers 0.36 s, 6 layers 3.7 s); decoder graphs of a few layers each would bound it.
    */
   conditional?: "if" | "loop";
   /**
