@@ -74,7 +74,8 @@ export interface MoeConfig {
    * subgraphs (10 layers 9.3 s) at a similar or slightly higher per-call cost (decode of one real-width layer 3.5–5.2
    * vs 4.8–5.3 ms; tiny widths, 10 layers 4.1 vs 3.1 ms per layer), so it is an option until measured on a real model.
    * The quadratic part is graph partitioning (onnxruntime's verbose log, from "CreateGraphPartitioner" to
-   * "SaveInitializedTensors": 2 layers 0.36 s, 6 layers 3.7 s); decoder graphs of a few layers each would bound it.
+   * "SaveInitializedTensors": 2 layers 0.36 s, 6 layers 3.7 s), and it is the If count alone (a graph of trivial Ifs:
+   * 1,280 → 1.0 s, 2,560 → 3.9 s, 5,120 → 12.3 s); decoder graphs of a few layers each would bound it.
    */
   conditional?: "if" | "loop";
   /**
