@@ -1,6 +1,6 @@
 /**
  * Qwen3.5 (model_type `qwen3_5`) and Qwen3.5-MoE / Qwen3.6 (`qwen3_5_moe`, fused and per-expert expert tensors) end
- * to end through VideoModel on the tiny fixtures against transformers 5.18 (test/fixtures/qwen3_5*/…/golden.json,
+ * to end through VideoModel on the tiny fixtures against transformers 5.18 (test/fixtures/qwen3_5/ and qwen3_5_moe/ golden.json files,
  * recorded by tools/oracle/record_qwen3_5.py and record_qwen3_5_moe.py, float32, eager): the
  * `text` case's prompt ids and positions, logits at the recorded positions, 12 greedy tokens with the decoder state
  * (conv + recurrent state of the Gated DeltaNet layers, KV of the attention layer) after chunked prefill of several
