@@ -4,13 +4,15 @@
  * (28 attention layers, all KV), both bench shapes with random weights (src/bench/presets.ts).
  *
  *   npx tsx bench/decoder-state-growth.ts [--precision int4] [--contexts 1024,2048,4096,8192] [--decode-tokens 16]
- *        [--threads N] [--models qwen3_5-2b,qwen3-vl-2b] [--json FILE]
+ *        [--threads N] [--models qwen3_5-2b,qwen3-vl-2b] [--rounds N] [--json FILE]
  *
  * Per context length and model, one child process (so its peak memory is its own): load the converted model, prefill
  * `context` text tokens the way the engine does (src/engine/generate.ts prefill: chunks of 512), read the decoder
  * state's bytes (DecoderState: KV layers per filled position, recurrent layers in full — printed apart), then decode
  * `--decode-tokens` greedy tokens and time them. The models alternate per context (A, B, A, B, …) so that load from
- * other processes on a shared machine falls on both alike.
+ * other processes on a shared machine falls on both alike. `--rounds N` repeats the whole sequence N times and keeps
+ * each figure's best (shortest prefill, fastest decode, largest peak memory): on a shared machine noise only slows a
+ * run down (as bench/compare.ts --rounds).
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     "decode-tokens": { type: "string", default: "16" },
     threads: { type: "string", default: "0" },
     models: { type: "string", default: "qwen3_5-2b,qwen3-vl-2b" },
+    rounds: { type: "string", default: "1" },
     json: { type: "string" },
     /** internal: measure one (model, context) in this process and print the result as JSON */
     "measure-one": { type: "string" },
@@ -197,22 +200,40 @@ async function main(): Promise<void> {
     const prep = await RequestPreparer.load(dir);
     ensureConverted(prep.checkpoint, prep.family, prep.config, precision, { onProgress: progress });
   }
-  const rows: Measurement[] = [];
+  const rounds = Number(values.rounds);
+  const all: Measurement[] = [];
   const started = new Date().toISOString();
-  for (const context of contexts) {
-    for (const m of models) {
-      process.stderr.write(`measuring ${m} at ${context} tokens…\n`);
-      const r = await measureInChild(m, context);
-      process.stderr.write(
-        `  prefill ${f(r.prefillMs / 1000)} s, state ${f((r.kvBytes + r.linearBytes) / MiB)} MiB (KV ${f(r.kvBytes / MiB)} + linear ${f(r.linearBytes / MiB)}), decode ${f(r.decodeTokensPerSecond, 2)} tok/s, peak ${f(r.peakRssBytes / 2 ** 30, 2)} GiB\n`,
-      );
-      rows.push(r);
+  for (let round = 1; round <= rounds; round++) {
+    for (const context of contexts) {
+      for (const m of models) {
+        process.stderr.write(`round ${round}/${rounds}: measuring ${m} at ${context} tokens…\n`);
+        const r = await measureInChild(m, context);
+        process.stderr.write(
+          `  prefill ${f(r.prefillMs / 1000)} s, state ${f((r.kvBytes + r.linearBytes) / MiB)} MiB (KV ${f(r.kvBytes / MiB)} + linear ${f(r.linearBytes / MiB)}), decode ${f(r.decodeTokensPerSecond, 2)} tok/s, peak ${f(r.peakRssBytes / 2 ** 30, 2)} GiB\n`,
+        );
+        all.push(r);
+      }
     }
   }
-  const out = [`${precision}, threads ${threads || "all"}, ${decodeTokens} decode tokens, started ${started}`, "", table(rows)];
+  // Each figure's best over the rounds.
+  const rows: Measurement[] = [];
+  for (const context of contexts) {
+    for (const m of models) {
+      const runs = all.filter((r) => r.model === m && r.context === context);
+      rows.push({
+        ...runs[0],
+        loadMs: Math.min(...runs.map((r) => r.loadMs)),
+        prefillMs: Math.min(...runs.map((r) => r.prefillMs)),
+        decodeTokensPerSecond: Math.max(...runs.map((r) => r.decodeTokensPerSecond)),
+        rssAfterLoadBytes: Math.max(...runs.map((r) => r.rssAfterLoadBytes)),
+        peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
+      });
+    }
+  }
+  const out = [`${precision}, threads ${threads || "all"}, ${decodeTokens} decode tokens, ${rounds} round(s) (each figure its best), started ${started}`, "", table(rows)];
   if (models.length >= 2) out.push("", ratios(rows, models[0], models[1]));
   process.stdout.write(out.join("\n") + "\n");
-  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ precision, threads, decodeTokens, started, rows }, null, 2) + "\n");
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ precision, threads, decodeTokens, rounds, started, rows, all }, null, 2) + "\n");
 }
 
 await main();
