@@ -22,7 +22,9 @@ const messages = [
 ];
 
 /** The onnxruntime sessions a model holds (private fields, looked at by the test only). */
-const sessionsOf = (model: VideoModel) => [(model.vision as unknown as { session: { release(): Promise<void> } }).session, (model.decoder as unknown as { session: { release(): Promise<void> } }).session];
+type Releasable = { release(): Promise<void> };
+// The vision session and the decoder's sessions (one per decoder stage).
+const sessionsOf = (model: VideoModel) => [(model.vision as unknown as { session: Releasable }).session, ...(model.decoder as unknown as { sessions: Releasable[] }).sessions];
 
 describe("VideoModel lifecycle", () => {
   it("load() with no folder (or undefined) opens the built-in demo model", async () => {

@@ -61,6 +61,19 @@ export class WeightMap {
     };
   }
 
+  /**
+   * Reads again (float32) a tensor that was already claimed with `take`, asserting the same shape: for a graph that
+   * needs a tensor another graph of the same conversion claimed, e.g. the last decoder stage's tied head reading the
+   * embedding table the first stage took. Throws when the tensor was not claimed (a tensor still needs exactly one
+   * `take`); not counted again in the conversion's progress.
+   */
+  readClaimed(name: string, shape: number[]): Float32Array {
+    if (!this.used.has(name)) throw new Error(`tensor ${name} is read again before it was claimed`);
+    const info = this.tensors.get(name)!;
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) throw new Error(`tensor ${name} [${info.shape}] read again as [${shape}]`);
+    return readTensorFloat32(info);
+  }
+
   assertAllUsed(): void {
     const unused = [...this.tensors.keys()].filter((n) => !this.used.has(n));
     if (unused.length > 0) {

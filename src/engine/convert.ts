@@ -1,6 +1,7 @@
 /**
- * First-load conversion: checkpoint safetensors → ONNX graphs (vision.onnx, decoder.onnx) with external weight
- * data in the chosen precision, written into a cache folder. Later loads find the folder by its key and open
+ * First-load conversion: checkpoint safetensors → ONNX graphs (vision.onnx, decoder.onnx — or decoder-0.onnx …
+ * decoder-(n−1).onnx when the decoder is split into stages, decoder-stages.ts) with external weight data in the chosen
+ * precision, written into a cache folder; manifest.json lists the decoder graphs. Later loads find the folder by its key and open
  * the graphs directly. The folder is built under a temporary name and renamed when complete, so an
  * interrupted conversion never leaves a half-written cache behind.
  */
@@ -12,10 +13,11 @@ import type { Checkpoint } from "../checkpoint/checkpoint.js";
 import { WeightMap } from "../checkpoint/weight-map.js";
 import type { TensorInfo } from "../checkpoint/safetensors.js";
 import { VideolmError } from "../errors.js";
-import type { FamilyConfig, ModelFamily } from "../families/family.js";
+import type { DecoderStage, FamilyConfig, ModelFamily } from "../families/family.js";
 import { GraphBuilder } from "../onnx/graph.js";
 import { Layers, type QuantizedKernel, type WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
+import { describeStages, layersPerStageOverride, planDecoderStages } from "./decoder-stages.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
 export const CONVERTER_VERSION = 10;
@@ -23,17 +25,22 @@ export const CONVERTER_VERSION = 10;
 export interface ConvertedModel {
   dir: string;
   visionPath: string;
-  decoderPath: string;
+  /** The decoder's graphs in stage order: [decoder.onnx], or decoder-0.onnx … decoder-(n−1).onnx. */
+  decoderPaths: string[];
 }
 
 export function defaultCacheRoot(): string {
   return process.env.VIDEOLM_CACHE ?? path.join(os.homedir(), ".cache", "videolm");
 }
 
-/** Cache key: converter version, checkpoint identity (config + each weight file's name, size, mtime), precision. */
-export function conversionKey(ckpt: Checkpoint, precision: WeightPrecision): string {
+/**
+ * Cache key: converter version, checkpoint identity (config + each weight file's name, size, mtime), precision, and
+ * the decoder's stages when it has more than one (a single decoder graph keeps the key it always had).
+ */
+export function conversionKey(ckpt: Checkpoint, precision: WeightPrecision, stages?: readonly DecoderStage[]): string {
   const h = crypto.createHash("sha256");
   h.update(`v${CONVERTER_VERSION}|${precision}|${ckpt.dir}|${JSON.stringify(ckpt.config)}`);
+  if (stages && stages.length > 1) h.update(`|stages:${describeStages(stages)}`);
   for (const f of ckpt.files) {
     const st = fs.statSync(f);
     h.update(`|${path.basename(f)}:${st.size}:${st.mtimeMs}`);
@@ -41,8 +48,21 @@ export function conversionKey(ckpt: Checkpoint, precision: WeightPrecision): str
   return h.digest("hex").slice(0, 16);
 }
 
+/** The decoder graphs' file names for these stages: decoder.onnx for one, decoder-i.onnx for several. */
+export function decoderFileNames(stageCount: number): string[] {
+  return stageCount === 1 ? ["decoder.onnx"] : Array.from({ length: stageCount }, (_, i) => `decoder-${i}.onnx`);
+}
+
+/** The graphs of a converted folder: the decoders its manifest lists (folders written before stages: decoder.onnx). */
 export function convertedPaths(dir: string): ConvertedModel {
-  return { dir, visionPath: path.join(dir, "vision.onnx"), decoderPath: path.join(dir, "decoder.onnx") };
+  let decoders = ["decoder.onnx"];
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as { decoders?: unknown };
+    if (Array.isArray(m.decoders) && m.decoders.length > 0 && m.decoders.every((d) => typeof d === "string")) decoders = m.decoders as string[];
+  } catch {
+    // no manifest yet (being written) or unreadable: the single decoder
+  }
+  return { dir, visionPath: path.join(dir, "vision.onnx"), decoderPaths: decoders.map((d) => path.join(dir, d)) };
 }
 
 /**
@@ -57,16 +77,21 @@ export function visionKernelFor(precision: WeightPrecision): QuantizedKernel {
   return precision === "int4" ? "rowwise-int8" : "nbits-acc1";
 }
 
-/** Returns the converted model for this checkpoint and precision, converting it first when not cached. */
+/**
+ * Returns the converted model for this checkpoint and precision, converting it first when not cached. The decoder is
+ * split into stages as the family asks (decoder-stages.ts), or into stages of `layersPerStage` layers when given (else
+ * $VIDEOLM_DECODER_LAYERS_PER_STAGE; for tests and benchmarks).
+ */
 export function ensureConverted<C extends FamilyConfig>(
   ckpt: Checkpoint,
   family: ModelFamily<C>,
   config: C,
   precision: WeightPrecision,
-  options: { cacheRoot?: string; onProgress?: ProgressCallback } = {},
+  options: { cacheRoot?: string; onProgress?: ProgressCallback; layersPerStage?: number } = {},
 ): ConvertedModel {
   const root = path.join(options.cacheRoot ?? defaultCacheRoot(), "converted");
-  const name = `${path.basename(ckpt.dir)}-${precision}-${conversionKey(ckpt, precision)}`;
+  const stages = planDecoderStages(family, config, layersPerStageOverride(options.layersPerStage));
+  const name = `${path.basename(ckpt.dir)}-${precision}-${conversionKey(ckpt, precision, stages)}`;
   const finalDir = path.join(root, name);
   if (fs.existsSync(path.join(finalDir, "manifest.json"))) return convertedPaths(finalDir);
 
@@ -89,11 +114,26 @@ export function ensureConverted<C extends FamilyConfig>(
       options.onProgress?.({ task: `Converting ${path.basename(ckpt.dir)} (${precision})`, done, total, unit: "bytes" });
     });
     total = weights.totalBytes();
-    const out = convertedPaths(tmpDir);
-    writeGraph(out.visionPath, "vision", precision, visionKernelFor(precision), (layers) => family.buildVision(layers, weights, config));
-    writeGraph(out.decoderPath, "decoder", precision, "nbits-acc4", (layers) => family.buildDecoder(layers, weights, config));
+    writeGraph(path.join(tmpDir, "vision.onnx"), "vision", precision, visionKernelFor(precision), (layers) => family.buildVision(layers, weights, config));
+    const decoders = decoderFileNames(stages.length);
+    if (stages.length === 1) {
+      // One graph of all layers, built without a stage argument: the graph every conversion wrote before stages.
+      writeGraph(path.join(tmpDir, decoders[0]), "decoder", precision, "nbits-acc4", (layers) => family.buildDecoder(layers, weights, config));
+    } else {
+      stages.forEach((stage, i) =>
+        writeGraph(path.join(tmpDir, decoders[i]), `decoder_${i}`, precision, "nbits-acc4", (layers) => family.buildDecoder(layers, weights, config, stage)),
+      );
+    }
     weights.assertAllUsed();
-    const manifest = { converterVersion: CONVERTER_VERSION, family: family.name, precision, checkpoint: ckpt.dir, createdAt: new Date().toISOString() };
+    const manifest = {
+      converterVersion: CONVERTER_VERSION,
+      family: family.name,
+      precision,
+      checkpoint: ckpt.dir,
+      decoders,
+      ...(stages.length > 1 ? { decoderStages: describeStages(stages) } : {}),
+      createdAt: new Date().toISOString(),
+    };
     fs.writeFileSync(path.join(tmpDir, "manifest.json"), JSON.stringify(manifest, null, 2));
     try {
       fs.renameSync(tmpDir, finalDir);

@@ -12,7 +12,7 @@ import type { WeightPrecision } from "../onnx/layers.js";
 import { StreamingDecoder } from "../text/streaming-decoder.js";
 import { ThinkingSplitter } from "../text/thinking.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
-import type { ProgressCallback } from "../util/progress.js";
+import { delayedProgress, type ProgressCallback } from "../util/progress.js";
 import { ensureConverted } from "./convert.js";
 import { generate, type GenerationResult, type PreparedPrompt, type ThinkingBudget, type TokenEvent } from "./generate.js";
 import { RequestPreparer, type PreparedRequest } from "./preparer.js";
@@ -40,6 +40,12 @@ export interface LoadOptions {
    * the 2-core reference machine (170 vs 121 GFLOP/s for the ViT MLP, docs/performance.md).
    */
   visionChunkPatches?: number;
+  /**
+   * Splits the decoder into stages of this many layers (one onnxruntime session each) instead of the family's own
+   * plan (src/engine/decoder-stages.ts: one graph, or stages of at most 512 MoE experts); default
+   * $VIDEOLM_DECODER_LAYERS_PER_STAGE, else the family's plan. For tests and benchmarks; converted separately.
+   */
+  decoderLayersPerStage?: number;
 }
 
 
@@ -118,16 +124,41 @@ export class VideoModel {
   /** Loads the weights for a checkpoint already opened for preparation (e.g. after checking a plan fits). */
   static async fromPreparer(preparer: RequestPreparer, options: LoadOptions = {}, t0 = performance.now()): Promise<VideoModel> {
     const { checkpoint, family, config } = preparer;
-    const converted = ensureConverted(checkpoint, family, config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
+    const converted = ensureConverted(checkpoint, family, config, options.dtype ?? "fp32", {
+      cacheRoot: options.cacheDir,
+      onProgress: options.onProgress,
+      layersPerStage: options.decoderLayersPerStage,
+    });
     const sessionOptions = { threads: options.threads };
-    const [visionSession, decoderSession] = await Promise.all([createSession(converted.visionPath, sessionOptions), createSession(converted.decoderPath, sessionOptions)]);
+    // All graphs at once (a decoder split into stages has one per stage; decoder-stages.ts says why); progress for a
+    // staged decoder when creating its sessions takes more than a second.
+    const files = [converted.visionPath, ...converted.decoderPaths];
+    let created = 0;
+    const progress = options.onProgress && converted.decoderPaths.length > 1 ? delayedProgress(options.onProgress) : undefined;
+    const report = () => progress?.({ task: "Creating onnxruntime sessions", done: created, total: files.length, unit: "items" });
+    report();
+    const results = await Promise.allSettled(
+      files.map(async (f) => {
+        const s = await createSession(f, sessionOptions);
+        created++;
+        report();
+        return s;
+      }),
+    );
+    const sessions = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      await Promise.all(sessions.map((s) => s.release()));
+      throw failed.reason;
+    }
+    const [visionSession, ...decoderSessions] = sessions;
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
     const chunkPatches = options.visionChunkPatches ?? DEFAULT_VISION_CHUNK_PATCHES;
     let decoder: Decoder;
     try {
-      decoder = new Decoder(decoderSession, config, family.decoderState(config));
+      decoder = new Decoder(decoderSessions, config, family.decoderState(config));
     } catch (e) {
-      await Promise.all([visionSession.release(), decoderSession.release()]);
+      await Promise.all(sessions.map((s) => s.release()));
       throw e;
     }
     const model = new VideoModel(preparer, new VisionEncoder(visionSession), decoder, performance.now() - t0, visionCache, chunkPatches);

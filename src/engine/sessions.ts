@@ -1,12 +1,13 @@
 /**
  * onnxruntime sessions for the converted graphs: the vision encoder (one grid per call) and the decoder
- * (a chunk of tokens per call, its per-layer state — KV cache and/or recurrent state — in a DecoderState).
+ * (a chunk of tokens per call, its per-layer state — KV cache and/or recurrent state — in a DecoderState; one session,
+ * or one per decoder stage run in order, src/engine/decoder-stages.ts).
  */
 import "../onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { VideolmError } from "../errors.js";
 import type { FamilyConfig } from "../families/family.js";
-import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, VISION_INPUTS, VISION_OUTPUT } from "../families/graph-io.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, HIDDEN_STATES_IN, HIDDEN_STATES_OUT, VISION_INPUTS, VISION_OUTPUT } from "../families/graph-io.js";
 import { DecoderState, stateInputNames, stateOutputNames, type LayerStateSpec } from "./decoder-state.js";
 
 export interface SessionOptions {
@@ -98,27 +99,53 @@ export interface DecoderChunk {
   logitsIndices: ArrayLike<number>;
 }
 
+/**
+ * The decoder: one session, or one per stage (consecutive layers; the first embeds the tokens, each later one takes
+ * the previous one's `hidden_states_out` as `hidden_states_in`, the last returns the logits). Each session is fed only
+ * the inputs it declares; the stages' outputs are merged and taken into the state once per call.
+ */
 export class Decoder {
   /** DeepStack levels the graph takes (`deepstack_embeds` [levels, M, hidden]); 0 when it has no such input. */
   readonly deepstackLevels: number;
+  private readonly sessions: readonly ort.InferenceSession[];
 
   constructor(
-    private readonly session: ort.InferenceSession,
+    /** The decoder's session, or its stages' sessions in layer order. */
+    sessions: ort.InferenceSession | readonly ort.InferenceSession[],
     readonly config: FamilyConfig,
     /** The state each decoder layer keeps (the family's `decoderState`). */
     readonly stateSpecs: readonly LayerStateSpec[],
   ) {
-    const missing = [...stateInputNames(stateSpecs).filter((n) => !session.inputNames.includes(n)), ...stateOutputNames(stateSpecs).filter((n) => !session.outputNames.includes(n))];
-    if (missing.length > 0) throw new VideolmError(`the decoder graph does not match its family's state layers: no ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", …" : ""} (delete the cache folder to rebuild it)`);
-    const meta = session.inputMetadata?.find((m) => m.name === DEEPSTACK_EMBEDS);
+    this.sessions = Array.isArray(sessions) ? sessions : [sessions as ort.InferenceSession];
+    if (this.sessions.length === 0) throw new Error("a decoder needs at least one session");
+    const rebuild = "(delete the cache folder to rebuild it)";
+    const inputs = new Set(this.sessions.flatMap((s) => s.inputNames));
+    const outputs = new Set(this.sessions.flatMap((s) => s.outputNames));
+    const missing = [...stateInputNames(stateSpecs).filter((n) => !inputs.has(n)), ...stateOutputNames(stateSpecs).filter((n) => !outputs.has(n))];
+    if (missing.length > 0) throw new VideolmError(`the decoder graph does not match its family's state layers: no ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", …" : ""} ${rebuild}`);
+    // The chain: every stage but the first takes hidden states, every stage but the last returns them, the last the logits.
+    this.sessions.forEach((s, i) => {
+      const last = i === this.sessions.length - 1;
+      if (i > 0 !== s.inputNames.includes(HIDDEN_STATES_IN) || !last !== s.outputNames.includes(HIDDEN_STATES_OUT) || (last && !s.outputNames.includes(DECODER_LOGITS))) {
+        throw new VideolmError(`decoder stage ${i} of ${this.sessions.length} does not fit the chain (hidden states in from the previous stage, out to the next, logits from the last) ${rebuild}`);
+      }
+    });
+    const meta = this.sessions.flatMap((s) => s.inputMetadata ?? []).find((m) => m.name === DEEPSTACK_EMBEDS);
     this.deepstackLevels = meta && meta.isTensor && typeof meta.shape[0] === "number" ? meta.shape[0] : 0;
+  }
+
+  /** The number of sessions (decoder stages). */
+  get stageCount(): number {
+    return this.sessions.length;
   }
 
   private readonly released = { done: false };
 
-  /** Frees the onnxruntime session (idempotent); the decoder cannot run afterwards. */
-  release(): Promise<void> {
-    return releaseSession(this.session, this.released);
+  /** Frees the onnxruntime sessions (idempotent); the decoder cannot run afterwards. */
+  async release(): Promise<void> {
+    if (this.released.done) return;
+    this.released.done = true;
+    await Promise.all(this.sessions.map((s) => s.release()));
   }
 
   /** A fresh (empty) state for one sequence of at most `capacity` positions. */
@@ -128,7 +155,7 @@ export class Decoder {
 
   /** Runs one chunk, taking its new state into `state` (KV appended, recurrent replaced); returns logits [K, vocab]. */
   async forward(chunk: DecoderChunk, state: DecoderState): Promise<Float32Array> {
-    if (this.released.done) throw new VideolmError("the decoder's session was released (the model was disposed)");
+    if (this.released.done) throw new VideolmError("the decoder's sessions were released (the model was disposed)");
     const S = chunk.inputIds.length;
     state.checkRoom(S);
     const total = state.length + S;
@@ -155,7 +182,20 @@ export class Decoder {
     // The graph attends over the KV cache (its past inputs, read in place) plus the chunk, and returns only the chunk's
     // own keys/values, which the state appends (graph-io.ts newKey explains why not the full present outputs);
     // recurrent layers return their whole new state, which replaces the old.
-    const out = await this.session.run(feeds);
+    // Stages: each runs on the inputs it declares and the previous stage's hidden states; the state is updated once,
+    // from all stages' outputs, after the last.
+    const out: Record<string, ort.Tensor> = {};
+    let hidden: ort.Tensor | undefined;
+    for (const session of this.sessions) {
+      const own: Record<string, ort.Tensor> = {};
+      for (const name of session.inputNames) {
+        const t = name === HIDDEN_STATES_IN ? hidden : feeds[name];
+        if (!t) throw new VideolmError(`the decoder graph takes an input ${name} the engine does not feed (delete the cache folder to rebuild it)`);
+        own[name] = t;
+      }
+      Object.assign(out, await session.run(own));
+      hidden = out[HIDDEN_STATES_OUT];
+    }
     state.update(out, S);
     return out[DECODER_LOGITS].data as Float32Array;
   }

@@ -55,6 +55,19 @@ export interface FamilyConfig {
   eosTokenIds: number[];
 }
 
+/**
+ * A decoder stage: layers [from, to) of the decoder (global layer indices, as in the state names). The first stage
+ * embeds input_ids and places the visual rows, later ones take `hidden_states_in`; the last stage applies the final
+ * norm and the head (logits), earlier ones return `hidden_states_out` (graph-io.ts). Every stage computes its own
+ * rotary tables from position_ids and declares the state inputs/outputs of its own layers only.
+ */
+export interface DecoderStage {
+  from: number;
+  to: number;
+  first: boolean;
+  last: boolean;
+}
+
 export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   /** Human name, e.g. "Qwen2-VL". */
   name: string;
@@ -67,7 +80,18 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
    */
   sanitizeTensorName(name: string): string | null;
   buildVision(layers: Layers, weights: WeightMap, config: C): void;
-  buildDecoder(layers: Layers, weights: WeightMap, config: C): void;
+  /**
+   * The decoder graph: all layers (no `stage`: one graph, the model's decoder.onnx), or the stage of consecutive
+   * layers `stage` describes when the converter splits the decoder (src/engine/decoder-stages.ts).
+   */
+  buildDecoder(layers: Layers, weights: WeightMap, config: C, stage?: DecoderStage): void;
+  /**
+   * Per decoder layer, in layer order, the conditional subgraphs (If / Loop nodes) its graph holds: a sparse MoE layer
+   * has one per expert (src/onnx/moe.ts). onnxruntime's session creation is quadratic in their number within one graph,
+   * so the converter splits decoders with many into stages (src/engine/decoder-stages.ts). Families without it (dense
+   * decoders, a handful of Ifs) get one decoder graph.
+   */
+  decoderLayerSubgraphs?(config: C): number[];
   /**
    * The state each decoder layer keeps per sequence, in layer order: `{kind: "kv"}` for attention layers (fed as
    * past_key_values.i.key/value, new.i.key/value appended), `{kind: "recurrent", shapes}` for linear-attention layers

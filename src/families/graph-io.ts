@@ -24,6 +24,13 @@ export const DECODER_INPUTS = {
 } as const;
 export const DECODER_LOGITS = "logits"; // float32 [1, K, vocab]
 /**
+ * Decoder stages (a decoder split into several graphs of consecutive layers, family.ts `DecoderStage`): every stage
+ * but the first takes the hidden states the previous one returns, float32 [1, S, hidden] (the residual stream after
+ * the previous stage's last layer); every stage but the last returns them instead of logits.
+ */
+export const HIDDEN_STATES_IN = "hidden_states_in";
+export const HIDDEN_STATES_OUT = "hidden_states_out";
+/**
  * DeepStack (Qwen3-VL): float32 [levels, M, hidden] — an output of the vision graph (one merged feature set per
  * listed vision layer) and an input of the decoder (added at the visual positions after decoder layers 0..levels−1).
  */

@@ -31,6 +31,13 @@
  * (or groups holding their own weights, `expertGroup`, at a memory cost). Loop+Gather stays competitive only for fp32
  * (Gather copy + Gemm, ~0.9 ms for the same matrix).
  *
+ * The price of a flat If per expert: onnxruntime's session creation is quadratic in the number of If nodes at one
+ * graph level (graph partitioning; a graph of trivial Ifs, .notes/ifs.mts: 1,280 → 0.9 s, 2,560 → 2.7–8.7 s, 5,120 →
+ * 9–35 s), so a Qwen3.5-35B-A3B decoder (40 layers × 256 experts = 10,240 Ifs) would take ~400 s to create. Nesting
+ * the Ifs to cut their count loses the prepacking above (or duplicates the weights), so instead the converter splits
+ * such decoders into stages of consecutive layers, one session of at most 512 experts each (the families'
+ * `decoderLayerSubgraphs`, src/engine/decoder-stages.ts).
+ *
  * Canonical weight layout the builder takes (families convert other orientations and per-expert tensors):
  *   router    [E, h]
  *   gateUp    [E, 2·Im, h]  (per expert: the Im gate rows, then the Im up rows; nn.Linear [out, in])

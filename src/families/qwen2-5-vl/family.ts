@@ -21,7 +21,7 @@ export const qwen2_5VL: ModelFamily<Qwen2_5VLConfig> = {
   parseConfig: parseQwen2_5VLConfig,
   sanitizeTensorName: sanitizeQwenVLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen2_5VLVision(layers, weights, cfg.vision),
-  buildDecoder: (layers, weights, cfg) => buildQwen2VLDecoder(layers, weights, cfg.text),
+  buildDecoder: (layers, weights, cfg, stage) => buildQwen2VLDecoder(layers, weights, cfg.text, undefined, undefined, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
   createProcessor: (dir, cfg) => new Qwen2_5VLProcessor(dir, cfg),
 };

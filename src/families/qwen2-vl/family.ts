@@ -25,7 +25,7 @@ export const qwen2VL: ModelFamily<Qwen2VLConfig> = {
   parseConfig: parseQwen2VLConfig,
   sanitizeTensorName: sanitizeQwenVLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen2VLVision(layers, weights, cfg.vision),
-  buildDecoder: (layers, weights, cfg) => buildQwen2VLDecoder(layers, weights, cfg.text),
+  buildDecoder: (layers, weights, cfg, stage) => buildQwen2VLDecoder(layers, weights, cfg.text, undefined, undefined, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
   createProcessor: (dir, cfg) => new Qwen2VLProcessor(dir, cfg),
 };

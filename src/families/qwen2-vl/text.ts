@@ -13,12 +13,17 @@
  * (graph-io.ts). Prefill chunks attend with GroupQueryAttention, single-token decode steps with
  * singleTokenAttention (no copy of the cache). Rotary is applied before attention because M-RoPE is not the
  * 1-D rotary GQA implements.
+ *
+ * Decoder stages (family.ts DecoderStage, src/engine/decoder-stages.ts): a stage builds layers [from, to) only; a
+ * later stage starts from `hidden_states_in` instead of the embedding, an earlier one ends with `hidden_states_out`
+ * instead of the head; DeepStack features are added in whichever stage holds layers 0 … levels−1.
  */
 import type { GraphBuilder } from "../../onnx/graph.js";
 import { isFloatPrecision, Layers } from "../../onnx/layers.js";
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Qwen2VLTextConfig } from "./config.js";
-import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
+import type { DecoderStage } from "../family.js";
+import { DECODER_INPUTS, DECODER_LOGITS, DEEPSTACK_EMBEDS, HIDDEN_STATES_IN, HIDDEN_STATES_OUT, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
 
 /**
  * For each rotary frequency j < hd/2, which position axis (0 = T, 1 = H, 2 = W) drives it.
@@ -49,6 +54,8 @@ export function buildQwen2VLDecoder(
   cfg: Qwen2VLTextConfig,
   axisOfFrequency: MropeAxisOfFrequency = chunkedMrope,
   variant: DecoderVariant = {},
+  /** Layers [from, to) only (decoder stages); default all layers, embedding to logits. */
+  stage: DecoderStage = { from: 0, to: cfg.numLayers, first: true, last: true },
 ): void {
   const g = layers.g;
   const qkNorm = variant.qkNorm ?? false;
@@ -60,22 +67,33 @@ export function buildQwen2VLDecoder(
   const KV = cfg.numKvHeads;
   const F = cfg.intermediateSize;
 
-  const inputIds = g.input(DECODER_INPUTS.inputIds, "int64", [1, "seq"]);
-  const visualEmbeds = g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]);
-  const visualPositions = g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]);
+  // This stage adds DeepStack features when it holds any of layers 0 … deepstackLayers−1.
+  const stageDeepstack = stage.from < deepstackLayers;
+  // The first stage's token ids, a later stage's incoming hidden states [1, S, D]: either gives S (dimension 1).
+  const inputIds = stage.first ? g.input(DECODER_INPUTS.inputIds, "int64", [1, "seq"]) : g.input(HIDDEN_STATES_IN, "float32", [1, "seq", D]);
+  const visualEmbeds = stage.first ? g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]) : "";
+  const visualPositions = stage.first || stageDeepstack ? g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) : "";
   const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, "seq"]);
   const seqlensK = g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
   const totalLen = g.input(DECODER_INPUTS.totalSequenceLength, "int32", []);
-  const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
-  const deepstack = deepstackLayers > 0 ? g.input(DEEPSTACK_EMBEDS, "float32", [deepstackLayers, "num_visual", D]) : "";
+  const logitsIndices = stage.last ? g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]) : "";
+  const deepstack = stageDeepstack ? g.input(DEEPSTACK_EMBEDS, "float32", [deepstackLayers, "num_visual", D]) : "";
 
-  const embedTable = weights.take("model.embed_tokens.weight", [cfg.vocabSize, D]);
-  const embedName = layers.floatWeight("model.embed_tokens.weight", [cfg.vocabSize, D], embedTable);
-  let x = g.scope("embed_tokens", () => {
-    const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S, D]
-    const merged = g.op("ScatterND", [tokens, visualPositions, visualEmbeds]); // visual rows replace their placeholders
-    return g.op("Unsqueeze", [merged, g.ints([0])]); // [1, S, D]
-  });
+  // The embedding table: claimed by the first stage; the last stage of a tied model reads it again for its head.
+  const needsTable = stage.first || (stage.last && cfg.tieWordEmbeddings);
+  const embedTable = !needsTable
+    ? new Float32Array(0)
+    : stage.first
+      ? weights.take("model.embed_tokens.weight", [cfg.vocabSize, D])
+      : weights.readClaimed("model.embed_tokens.weight", [cfg.vocabSize, D]);
+  const embedName = needsTable ? layers.floatWeight("model.embed_tokens.weight", [cfg.vocabSize, D], embedTable) : "";
+  let x = !stage.first
+    ? inputIds
+    : g.scope("embed_tokens", () => {
+        const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S, D]
+        const merged = g.op("ScatterND", [tokens, visualPositions, visualEmbeds]); // visual rows replace their placeholders
+        return g.op("Unsqueeze", [merged, g.ints([0])]); // [1, S, D]
+      });
 
   // M-RoPE: freqs[b, s, j] = pos[axis(j), b, s] · inv_freq[j]; emb = cat(freqs, freqs).
   const { cos, sin } = g.scope("rotary", () => {
@@ -98,10 +116,10 @@ export function buildQwen2VLDecoder(
   // Decode steps (one token) take a different attention path than prefill chunks, see singleTokenAttention.
   const { singleToken, decodePastBias } = g.scope("decode_attention", () => ({
     singleToken: g.op("Squeeze", [g.op("Equal", [g.op("Shape", [inputIds], { start: 1, end: 2 }), g.ints([1])]), g.ints([0])]), // bool scalar
-    decodePastBias: pastBias(g, pastKey(0), seqlensK),
+    decodePastBias: pastBias(g, pastKey(stage.from), seqlensK),
   }));
 
-  for (let i = 0; i < cfg.numLayers; i++) {
+  for (let i = stage.from; i < stage.to; i++) {
     const p = `model.layers.${i}`;
     x = g.scope(`layers.${i}`, () => {
       const h = layers.rmsNorm(x, "input_layernorm", weights.take(`${p}.input_layernorm.weight`, [D]), cfg.rmsNormEps);
@@ -145,6 +163,11 @@ export function buildQwen2VLDecoder(
     });
   }
 
+  if (!stage.last) {
+    g.output(x, HIDDEN_STATES_OUT, "float32", [1, "seq", D]);
+    declarePastInputs(g, cfg, stage);
+    return;
+  }
   const logits = g.scope("lm_head", () => {
     const normed = layers.rmsNorm(x, "norm", weights.take("model.norm.weight", [D]), cfg.rmsNormEps);
     const picked = g.op("Gather", [normed, logitsIndices], { axis: 1 }); // [1, K, D]
@@ -162,7 +185,7 @@ export function buildQwen2VLDecoder(
     return layers.linear(picked, "lm_head", head, cfg.vocabSize, D, undefined, headPrecision);
   });
   g.output(logits, DECODER_LOGITS, "float32", [1, "num_logits", cfg.vocabSize]);
-  declarePastInputs(g, cfg);
+  declarePastInputs(g, cfg, stage);
 }
 
 /**
@@ -239,8 +262,8 @@ function addAtVisualPositions(g: GraphBuilder, x: string, rows: string, visualPo
   return g.op("Unsqueeze", [g.op("ScatterND", [flat, visualPositions, updated]), g.ints([0])]);
 }
 
-function declarePastInputs(g: GraphBuilder, cfg: Qwen2VLTextConfig): void {
-  for (let i = 0; i < cfg.numLayers; i++) {
+function declarePastInputs(g: GraphBuilder, cfg: Qwen2VLTextConfig, stage: DecoderStage): void {
+  for (let i = stage.from; i < stage.to; i++) {
     g.input(pastKey(i), "float32", [1, cfg.numKvHeads, "capacity", cfg.headDim]);
     g.input(pastValue(i), "float32", [1, cfg.numKvHeads, "capacity", cfg.headDim]);
   }

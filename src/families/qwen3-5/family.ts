@@ -7,7 +7,7 @@
  * qwen3-vl/prompt.ts "5.x"). For this family 5.x is the authors' release, so its layout is the one to match.
  * Reference: docs/qwen3_5-reference.md (transformers 5.18.0 models/qwen3_5/, §8 vision, §9 prompt and positions).
  */
-import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
+import { ConfigReader } from "../../checkpoint/config-values.js";
 import type { LayerStateSpec } from "../../engine/decoder-state.js";
 import { VideolmError } from "../../errors.js";
 import type { ModelFamily } from "../family.js";
@@ -63,7 +63,7 @@ export const qwen3_5: ModelFamily<Qwen3_5FamilyConfig> = {
   parseConfig: parseQwen3_5FamilyConfig,
   sanitizeTensorName: sanitizeQwen3_5TensorName,
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
-  buildDecoder: (layers, weights, cfg) => buildQwen3_5EngineDecoder(layers, weights, cfg.text),
+  buildDecoder: (layers, weights, cfg, stage) => buildQwen3_5EngineDecoder(layers, weights, cfg.text, {}, stage),
   decoderState: qwen3_5DecoderState,
   decoderCost: qwen3_5DecoderCost,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),

@@ -30,7 +30,9 @@ export const qwen3_5Moe: ModelFamily<Qwen3_5MoeFamilyConfig> = {
   parseConfig: parseQwen3_5MoeFamilyConfig,
   sanitizeTensorName: sanitizeQwen3_5TensorName,
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
-  buildDecoder: (layers, weights, cfg) => buildQwen3_5EngineDecoder(layers, weights, cfg.text, { mlp: qwen3_5MoeMlp(cfg.moe, cfg.text.hiddenSize, cfg.text.hiddenAct) }),
+  buildDecoder: (layers, weights, cfg, stage) => buildQwen3_5EngineDecoder(layers, weights, cfg.text, { mlp: qwen3_5MoeMlp(cfg.moe, cfg.text.hiddenSize, cfg.text.hiddenAct) }, stage),
+  // One If per expert in every layer (src/onnx/moe.ts): Qwen3.5-35B-A3B's 40 × 256 are split into stages.
+  decoderLayerSubgraphs: (cfg) => Array.from({ length: cfg.text.numLayers }, () => cfg.moe.numExperts),
   decoderState: qwen3_5DecoderState,
   decoderCost: qwen3_5MoeDecoderCost,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),

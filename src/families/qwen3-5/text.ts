@@ -22,11 +22,16 @@
  * read `past_state.{i}.conv_state` / `past_state.{i}.recurrent_state` and run the recurrent form
  * (torch_recurrent_gated_delta_rule); attention layers read `past_key_values.{i}.key/value` [1, KV, P, hd] (exactly
  * the P tokens so far, no capacity padding) and attend over them plus the new token.
+ *
+ * Decoder stages (family.ts DecoderStage, src/engine/decoder-stages.ts; the engine graph): a stage builds layers
+ * [from, to) only, a later stage starting from `hidden_states_in` instead of the embedding, an earlier one ending with
+ * `hidden_states_out` instead of the head.
  */
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import { causalConv1d, gatedDeltaChunked, gatedDeltaStep, gatedRmsNorm } from "../../onnx/gated-delta.js";
 import { f32bytes, isFloatPrecision, type Layers } from "../../onnx/layers.js";
-import { DECODER_INPUTS, DECODER_LOGITS, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
+import type { DecoderStage } from "../family.js";
+import { DECODER_INPUTS, DECODER_LOGITS, HIDDEN_STATES_IN, HIDDEN_STATES_OUT, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
 import { swigluMlp } from "../qwen2-vl/text.js";
 import { interleavedMrope } from "../qwen3-vl/text.js";
 import type { Qwen3_5TextConfig } from "./config.js";
@@ -82,24 +87,33 @@ export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: 
  * `past_key_values.i.key/value` [1, KV, capacity, hd] and mask causally from P. `seqlens_k` is declared (the Decoder
  * feeds it) but not read.
  */
-export function buildQwen3_5EngineDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}): void {
-  buildDecoder(layers, weights, cfg, { kind: "engine", chunkSize: options.deltaChunkSize ?? 64 }, options.mlp ?? denseMlp(cfg));
+export function buildQwen3_5EngineDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}, stage?: DecoderStage): void {
+  buildDecoder(layers, weights, cfg, { kind: "engine", chunkSize: options.deltaChunkSize ?? 64 }, options.mlp ?? denseMlp(cfg), stage);
 }
 
 type Mode = { kind: "prefill"; chunkSize: number } | { kind: "step" } | { kind: "engine"; chunkSize: number };
 
-function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, mode: Mode, mlpBuilder: Qwen3_5MlpBuilder): void {
+function buildDecoder(
+  layers: Layers,
+  weights: WeightMap,
+  cfg: Qwen3_5TextConfig,
+  mode: Mode,
+  mlpBuilder: Qwen3_5MlpBuilder,
+  stage: DecoderStage = { from: 0, to: cfg.numLayers, first: true, last: true },
+): void {
   const g = layers.g;
   const D = cfg.hiddenSize;
   const eps = cfg.rmsNormEps;
   const step = mode.kind === "step";
 
-  const inputIds = g.input(DECODER_INPUTS.inputIds, "int64", [1, step ? 1 : "seq"]);
-  const visual = step
-    ? null
-    : { embeds: g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]), positions: g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) };
+  // The first stage's token ids, a later stage's incoming hidden states [1, S, D]: either gives S (dimension 1).
+  const inputIds = stage.first ? g.input(DECODER_INPUTS.inputIds, "int64", [1, step ? 1 : "seq"]) : g.input(HIDDEN_STATES_IN, "float32", [1, step ? 1 : "seq", D]);
+  const visual =
+    step || !stage.first
+      ? null
+      : { embeds: g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]), positions: g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) };
   const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, step ? 1 : "seq"]);
-  const logitsIndices = g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]);
+  const logitsIndices = stage.last ? g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]) : "";
   // Engine graph: P, the positions already in the state (int64 [1]) = total_sequence_length − S.
   const pastLen =
     mode.kind === "engine"
@@ -121,13 +135,18 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
     );
 
   // Qwen3_5TextModel.forward (M:1239): inputs_embeds = embed_tokens(input_ids); visual rows are placed by the caller.
-  const embedTable = weights.take(`${LM}.embed_tokens.weight`, [cfg.vocabSize, D]);
-  const embedName = layers.floatWeight(`${LM}.embed_tokens.weight`, [cfg.vocabSize, D], embedTable);
-  let x = g.scope("embed_tokens", () => {
-    const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S] → [S, D]
-    const merged = visual ? g.op("ScatterND", [tokens, visual.positions, visual.embeds]) : tokens; // visual rows replace their placeholders
-    return g.op("Unsqueeze", [merged, g.ints([0])]); // [S, D] → [1, S, D]
-  });
+  // The table: claimed by the first stage; the last stage of a tied model reads it again for its head.
+  const embedKey = `${LM}.embed_tokens.weight`;
+  const needsTable = stage.first || (stage.last && cfg.tieWordEmbeddings);
+  const embedTable = !needsTable ? new Float32Array(0) : stage.first ? weights.take(embedKey, [cfg.vocabSize, D]) : weights.readClaimed(embedKey, [cfg.vocabSize, D]);
+  const embedName = needsTable ? layers.floatWeight(embedKey, [cfg.vocabSize, D], embedTable) : "";
+  let x = !stage.first
+    ? inputIds
+    : g.scope("embed_tokens", () => {
+        const tokens = g.op("Gather", [embedName, g.op("Squeeze", [inputIds, g.ints([0])])], { axis: 0 }); // [S] → [S, D]
+        const merged = visual ? g.op("ScatterND", [tokens, visual.positions, visual.embeds]) : tokens; // visual rows replace their placeholders
+        return g.op("Unsqueeze", [merged, g.ints([0])]); // [S, D] → [1, S, D]
+      });
 
   // Qwen3_5TextRotaryEmbedding (M:142-212): inv_freq[j] = θ^(−2j/rd), j < rd/2; freqs per axis T/H/W recomposed
   // interleaved (apply_interleaved: H at j ≡ 1 mod 3, j < 3·s1; W at j ≡ 2 mod 3, j < 3·s2; else T); emb = cat(f, f).
@@ -161,7 +180,7 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
     return g.op("Where", [future, g.scalar(-Infinity), g.scalar(0)]); // [S, S]
   });
 
-  for (let i = 0; i < cfg.numLayers; i++) {
+  for (let i = stage.from; i < stage.to; i++) {
     const p = `${LM}.layers.${i}`;
     x = g.scope(`layers.${i}`, () => {
       // Qwen3_5DecoderLayer.forward (M:873): x += mixer(input_layernorm(x)); x += mlp(post_attention_layernorm(x)).
@@ -178,6 +197,10 @@ function buildDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig
     });
   }
 
+  if (!stage.last) {
+    g.output(x, HIDDEN_STATES_OUT, "float32", [1, step ? 1 : "seq", D]);
+    return;
+  }
   // Final norm (Qwen3_5TextModel.norm, M:1239+) and lm_head (untied unless tie_word_embeddings, M:1766).
   const logits = g.scope("lm_head", () => {
     const normed = rmsNorm1p(x, "norm", `${LM}.norm.weight`, D);

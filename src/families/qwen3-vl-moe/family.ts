@@ -25,22 +25,31 @@ export const qwen3VLMoe: ModelFamily<Qwen3VLMoeConfig> = {
   parseConfig: parseQwen3VLMoeConfig,
   sanitizeTensorName: sanitizeQwen3VLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
-  buildDecoder: (layers, weights, cfg) => {
+  buildDecoder: (layers, weights, cfg, stage) => {
     const t = cfg.text;
     const { numExperts: E, numExpertsPerTok: k, moeIntermediateSize: Im } = cfg.moe;
-    buildQwen2VLDecoder(layers, weights, t, interleavedMrope(t.headDim / 2), {
-      qkNorm: true,
-      attentionBias: t.attentionBias,
-      deepstackLayers: cfg.vision.deepstackVisualIndexes.length,
-      mlp: (l, w, x, prefix, i) =>
-        isSparseLayer(cfg.moe, i)
-          ? sparseMoe(l, x, "mlp", { hidden: t.hiddenSize, numExperts: E, topK: k, intermediate: Im, normTopkProb: true, act: t.hiddenAct }, {
-              router: w.take(`${prefix}.gate.weight`, [E, t.hiddenSize]),
-              ...expertWeights(w, prefix, { numExperts: E, hidden: t.hiddenSize, intermediate: Im }, "in-out"),
-            })
-          : swigluMlp(l, w, x, prefix, t.hiddenSize, t.intermediateSize, t.hiddenAct),
-    });
+    buildQwen2VLDecoder(
+      layers,
+      weights,
+      t,
+      interleavedMrope(t.headDim / 2),
+      {
+        qkNorm: true,
+        attentionBias: t.attentionBias,
+        deepstackLayers: cfg.vision.deepstackVisualIndexes.length,
+        mlp: (l, w, x, prefix, i) =>
+          isSparseLayer(cfg.moe, i)
+            ? sparseMoe(l, x, "mlp", { hidden: t.hiddenSize, numExperts: E, topK: k, intermediate: Im, normTopkProb: true, act: t.hiddenAct }, {
+                router: w.take(`${prefix}.gate.weight`, [E, t.hiddenSize]),
+                ...expertWeights(w, prefix, { numExperts: E, hidden: t.hiddenSize, intermediate: Im }, "in-out"),
+              })
+            : swigluMlp(l, w, x, prefix, t.hiddenSize, t.intermediateSize, t.hiddenAct),
+      },
+      stage,
+    );
   },
+  // One If per expert in each sparse layer (src/onnx/moe.ts): Qwen3-VL-30B-A3B's 48 × 128 are split into stages.
+  decoderLayerSubgraphs: (cfg) => Array.from({ length: cfg.text.numLayers }, (_, i) => (isSparseLayer(cfg.moe, i) ? cfg.moe.numExperts : 0)),
   decoderState: (cfg) => allKvLayers(cfg.text),
   decoderCost: qwen3VLMoeDecoderCost,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg),

@@ -30,7 +30,7 @@ export const qwen3VL: ModelFamily<Qwen3VLConfig> = {
   parseConfig: parseQwen3VLConfig,
   sanitizeTensorName: sanitizeQwen3VLTensorName,
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
-  buildDecoder: (layers, weights, cfg) => buildQwen3VLDecoder(layers, weights, cfg),
+  buildDecoder: (layers, weights, cfg, stage) => buildQwen3VLDecoder(layers, weights, cfg, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg),
 };

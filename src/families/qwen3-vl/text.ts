@@ -10,6 +10,7 @@
  */
 import type { WeightMap } from "../../checkpoint/weight-map.js";
 import type { Layers } from "../../onnx/layers.js";
+import type { DecoderStage } from "../family.js";
 import { buildQwen2VLDecoder, type MropeAxisOfFrequency } from "../qwen2-vl/text.js";
 import type { Qwen3VLConfig } from "./config.js";
 
@@ -19,10 +20,17 @@ export const interleavedMrope =
   (section) =>
     Array.from({ length: half }, (_, j) => (j % 3 === 1 && j < 3 * section[1] ? 1 : j % 3 === 2 && j < 3 * section[2] ? 2 : 0));
 
-export function buildQwen3VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3VLConfig): void {
-  buildQwen2VLDecoder(layers, weights, cfg.text, interleavedMrope(cfg.text.headDim / 2), {
-    qkNorm: true,
-    attentionBias: cfg.text.attentionBias,
-    deepstackLayers: cfg.vision.deepstackVisualIndexes.length,
-  });
+export function buildQwen3VLDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3VLConfig, stage?: DecoderStage): void {
+  buildQwen2VLDecoder(
+    layers,
+    weights,
+    cfg.text,
+    interleavedMrope(cfg.text.headDim / 2),
+    {
+      qkNorm: true,
+      attentionBias: cfg.text.attentionBias,
+      deepstackLayers: cfg.vision.deepstackVisualIndexes.length,
+    },
+    stage,
+  );
 }
