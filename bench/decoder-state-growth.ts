@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/decoder-state-growth.ts [--precision int4] [--contexts 1024,2048,4096,8192] [--decode-tokens 16]
  *        [--threads N] [--models qwen3_5-2b,qwen3-vl-2b] [--rounds N] [--json FILE]
+ *   npx tsx bench/decoder-state-growth.ts --steps-at 1024,4096,8192,16384   (decode step times only, see below)
  *
  * Per context length and model, one child process (so its peak memory is its own): load the converted model, prefill
  * `context` text tokens the way the engine does (src/engine/generate.ts prefill: chunks of 512), read the decoder
@@ -13,6 +14,9 @@
  * other processes on a shared machine falls on both alike. `--rounds N` repeats the whole sequence N times and keeps
  * each figure's best (shortest prefill, fastest decode, largest peak memory): on a shared machine noise only slows a
  * run down (as bench/compare.ts --rounds).
+ *
+ * `--steps-at L1,L2,…`: only the decode step, at each state length without a prefill (the state's length is set
+ * directly over zero KV: the same work per step as after a real prefill), 8 steps per length, one process per model.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -39,6 +43,9 @@ const { values } = parseArgs({
     /** internal: measure one (model, context) in this process and print the result as JSON */
     "measure-one": { type: "string" },
     context: { type: "string" },
+    "steps-at": { type: "string" },
+    /** internal: step times of one model in this process */
+    "measure-steps": { type: "string" },
   },
 });
 
@@ -134,16 +141,39 @@ async function measureOne(model: BenchShape, context: number): Promise<Measureme
   return result;
 }
 
-function measureInChild(model: BenchShape, context: number): Promise<Measurement> {
+/** Milliseconds of 8 decode steps at each state length (no prefill: length set over zero KV). */
+async function measureSteps(model: BenchShape, lengths: number[]): Promise<Record<number, number[]>> {
+  const vm = await VideoModel.load(path.join(defaultCacheRoot(), "bench", `${model}-random`), { dtype: precision, threads });
+  const out: Record<number, number[]> = {};
+  for (const L of lengths) {
+    const state = vm.decoder.createState(L + 16);
+    state.length = L;
+    out[L] = [];
+    for (let i = 0; i < 8; i++) {
+      const pos = state.nextPosition();
+      const t = performance.now();
+      await vm.decoder.forward({ inputIds: [1000 + i], positionIds: [pos, pos, pos], logitsIndices: [0] }, state);
+      out[L].push(performance.now() - t);
+    }
+  }
+  await vm.dispose();
+  return out;
+}
+
+function childJson<T>(extra: string[], what: string): Promise<T> {
   const self = fileURLToPath(import.meta.url);
-  const args = [...process.execArgv, self, "--measure-one", model, "--context", String(context), "--precision", precision, "--threads", String(threads), "--decode-tokens", String(decodeTokens)];
+  const args = [...process.execArgv, self, ...extra, "--precision", precision, "--threads", String(threads), "--decode-tokens", String(decodeTokens)];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out) as Measurement) : reject(new Error(`${model} at ${context} tokens: exit code ${code}`))));
+    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`${what}: exit code ${code}`))));
   });
+}
+
+function measureInChild(model: BenchShape, context: number): Promise<Measurement> {
+  return childJson(["--measure-one", model, "--context", String(context)], `${model} at ${context} tokens`);
 }
 
 const MiB = 2 ** 20;
@@ -191,8 +221,30 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(r) + "\n");
     return;
   }
+  if (values["measure-steps"]) {
+    const r = await measureSteps(values["measure-steps"] as BenchShape, (values["steps-at"] ?? "").split(",").map(Number));
+    process.stdout.write(JSON.stringify(r) + "\n");
+    return;
+  }
   const models = values.models.split(",") as BenchShape[];
   for (const m of models) if (!BENCH_SHAPE_NAMES.includes(m)) throw new Error(`--models: unknown shape ${m} (one of ${BENCH_SHAPE_NAMES.join(", ")})`);
+  if (values["steps-at"]) {
+    const lengths = values["steps-at"].split(",").map(Number);
+    const byModel: Record<string, Record<number, number[]>> = {};
+    for (const m of models) byModel[m] = await childJson(["--measure-steps", m, "--steps-at", values["steps-at"]], `${m} steps`);
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const lines = [`| state length | ${models.map((m) => `${m} ms/step: min–max, median (tok/s)`).join(" | ")} |`, `|---|${models.map(() => "---|").join("")}`];
+    for (const L of lengths) {
+      const cells = models.map((m) => {
+        const t = byModel[m][L];
+        return `${f(Math.min(...t), 0)}–${f(Math.max(...t), 0)}, ${f(med(t), 0)} (${f(1000 / med(t), 1)})`;
+      });
+      lines.push(`| ${L} | ${cells.join(" | ")} |`);
+    }
+    process.stdout.write(lines.join("\n") + "\n");
+    if (values.json) fs.writeFileSync(values.json, JSON.stringify({ precision, threads, steps: byModel }, null, 2) + "\n");
+    return;
+  }
   const contexts = values.contexts.split(",").map(Number);
   const progress = stderrProgress();
   for (const m of models) {
