@@ -20,7 +20,7 @@ import type { ProgressCallback } from "../util/progress.js";
 import { describeStages, layersPerStageOverride, planDecoderStages } from "./decoder-stages.js";
 
 /** Bump when the emitted graphs change, so stale caches are rebuilt. */
-export const CONVERTER_VERSION = 10;
+export const CONVERTER_VERSION = 11;
 
 export interface ConvertedModel {
   dir: string;

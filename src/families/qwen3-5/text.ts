@@ -32,7 +32,7 @@ import { causalConv1d, gatedDeltaChunked, gatedDeltaStep, gatedRmsNorm } from ".
 import { f32bytes, isFloatPrecision, type Layers } from "../../onnx/layers.js";
 import type { DecoderStage } from "../family.js";
 import { DECODER_INPUTS, DECODER_LOGITS, HIDDEN_STATES_IN, HIDDEN_STATES_OUT, newKey, newValue, pastKey, pastValue } from "../graph-io.js";
-import { swigluMlp } from "../qwen2-vl/text.js";
+import { pastBias, singleTokenAttention, swigluMlp } from "../qwen2-vl/text.js";
 import { interleavedMrope } from "../qwen3-vl/text.js";
 import type { Qwen3_5TextConfig } from "./config.js";
 
@@ -83,9 +83,9 @@ export function buildQwen3_5DecodeStep(layers: Layers, weights: WeightMap, cfg: 
  * every call over the incoming state. Linear layers run the chunk-parallel delta rule from `past_state.i.recurrent_state`
  * and the conv over `past_state.i.conv_state` (a one-token call takes the recurrent form instead, as the reference's
  * cached decode does);
- * attention layers read the first P = total_sequence_length − S rows of the capacity-sized cache
- * `past_key_values.i.key/value` [1, KV, capacity, hd] and mask causally from P. `seqlens_k` is declared (the Decoder
- * feeds it) but not read.
+ * attention layers read the capacity-sized cache `past_key_values.i.key/value` [1, KV, capacity, hd] in place, as the
+ * Qwen-VL decoders do: GroupQueryAttention for a chunk (its filled length from `seqlens_k` / `total_sequence_length`),
+ * singleTokenAttention for one token.
  */
 export function buildQwen3_5EngineDecoder(layers: Layers, weights: WeightMap, cfg: Qwen3_5TextConfig, options: Qwen3_5DecoderOptions = {}, stage?: DecoderStage): void {
   buildDecoder(layers, weights, cfg, { kind: "engine", chunkSize: options.deltaChunkSize ?? 64 }, options.mlp ?? denseMlp(cfg), stage);
@@ -114,13 +114,16 @@ function buildDecoder(
       : { embeds: g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]), positions: g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) };
   const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, step ? 1 : "seq"]);
   const logitsIndices = stage.last ? g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]) : "";
-  // Engine graph: P, the positions already in the state (int64 [1]) = total_sequence_length − S.
-  const pastLen =
+  // Engine graph: the cache inputs GroupQueryAttention reads (seqlens_k = total − 1, total_sequence_length) and whether
+  // this call is a single token (decode step: attention straight from the cache, see gatedAttention).
+  const engine =
     mode.kind === "engine"
       ? g.scope("past_length", () => {
-          g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
-          const total = g.op("Cast", [g.op("Reshape", [g.input(DECODER_INPUTS.totalSequenceLength, "int32", []), g.ints([1])])], { to: 7 }); // int32 scalar → int64 [1]
-          return g.op("Sub", [total, g.op("Shape", [inputIds], { start: 1, end: 2 })]); // [1]
+          const seqlensK = g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
+          const totalLen = g.input(DECODER_INPUTS.totalSequenceLength, "int32", []);
+          const S = g.op("Shape", [inputIds], { start: 1, end: 2 }); // [1]
+          const singleToken = g.op("Squeeze", [g.op("Equal", [S, g.ints([1])]), g.ints([0])]); // bool scalar
+          return { seqlensK, totalLen, singleToken };
         })
       : null;
 
@@ -164,18 +167,12 @@ function buildDecoder(
   });
 
   // Causal mask for a prefill chunk (no past): scores[.., i, j] += −∞ for j > i. A step's one query sees everything.
-  // Engine graph: query i sits at P + i over keys 0 … P + S − 1, so j > P + i is masked ([S, P + S]).
-  const causalBias = step ? null : g.scope("causal_mask", () => {
+  // (The engine graph's attention masks inside GroupQueryAttention.)
+  const causalBias = step || engine ? null : g.scope("causal_mask", () => {
     const S = g.op("Squeeze", [g.op("Shape", [inputIds], { start: 1, end: 2 }), g.ints([0])]); // int64 scalar
     const zero = g.constant("int64", [], [0n]);
     const one = g.constant("int64", [], [1n]);
     const idx = g.op("Range", [zero, S, one]); // [S]
-    if (pastLen) {
-      const P = g.op("Squeeze", [pastLen, g.ints([0])]); // int64 scalar
-      const keys = g.op("Range", [zero, g.op("Add", [P, S]), one]); // [P + S]
-      const future = g.op("Greater", [g.op("Unsqueeze", [keys, g.ints([0])]), g.op("Unsqueeze", [g.op("Add", [idx, P]), g.ints([1])])]); // [1, P+S] > [S, 1] → [S, P+S]
-      return g.op("Where", [future, g.scalar(-Infinity), g.scalar(0)]);
-    }
     const future = g.op("Greater", [g.op("Unsqueeze", [idx, g.ints([0])]), g.op("Unsqueeze", [idx, g.ints([1])])]); // [1, S] > [S, 1] → [S, S]
     return g.op("Where", [future, g.scalar(-Infinity), g.scalar(0)]); // [S, S]
   });
@@ -188,7 +185,7 @@ function buildDecoder(
       const mixer =
         cfg.layerTypes[i] === "linear_attention"
           ? g.scope("linear_attn", () => gatedDeltaNet(layers, weights, cfg, h, i, mode))
-          : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias, pastLen }));
+          : g.scope("attn", () => gatedAttention(layers, weights, cfg, h, i, { cos, sin, causalBias }, engine));
       const x1 = g.op("Add", [x, mixer]);
       const h2 = rmsNorm1p(x1, "post_attention_layernorm", `${p}.post_attention_layernorm.weight`, D);
       // Qwen3_5MLP (M:823) or, in Qwen3.5-MoE, Qwen3_5MoeSparseMoeBlock (MoE:903): options.mlp.
@@ -320,7 +317,8 @@ function gatedAttention(
   cfg: Qwen3_5TextConfig,
   h: string,
   i: number,
-  rope: { cos: string; sin: string; causalBias: string | null; pastLen: string | null },
+  rope: { cos: string; sin: string; causalBias: string | null },
+  engine: { seqlensK: string; totalLen: string; singleToken: string } | null = null,
 ): string {
   const g = layers.g;
   const D = cfg.hiddenSize;
@@ -361,17 +359,34 @@ function gatedAttention(
   g.output(vFlat, newValue(i), "float32", [1, "seq", KV * hd]);
 
   // eager_attention_forward: softmax(q kᵀ · hd^-½ + causal) v, query head j on KV head ⌊j / G⌋ (repeat_kv).
-  const ctx = g.scope("attention", () => {
+  // Engine graph: the same math over the capacity-sized cache read in place, as the Qwen-VL decoders do
+  // (qwen2-vl/text.ts): GroupQueryAttention for a chunk (causal from its past length), singleTokenAttention for one
+  // token. (Slicing the filled rows and concatenating the chunk copied each layer's cache every call: measured on the
+  // qwen3_5-2b bench shape, the decode step grew ~180 ms from 1k to 16k context for 384 MiB of KV.)
+  const ctx = engine ? g.scope("attention", () => {
+    const qFlat = g.op("Reshape", [q, g.ints([0, 0, H * hd])]); // [1, S, H, hd] → [1, S, H·hd]
+    const kNew = g.op("Reshape", [k, g.ints([0, 0, KV * hd])]);
+    const pk = g.input(pastKey(i), "float32", [1, KV, "capacity", hd]);
+    const pv = g.input(pastValue(i), "float32", [1, KV, "capacity", hd]);
+    const [out] = g.ifElse(
+      engine.singleToken,
+      () => [singleTokenAttention(g, { q: qFlat, k: kNew, v: vFlat, pastKey: pk, pastValue: pv, pastBias: pastBias(g, pk, engine.seqlensK), H, KV, hd })],
+      () =>
+        g.opN(
+          "GroupQueryAttention",
+          [qFlat, kNew, vFlat, pk, pv, engine.seqlensK, engine.totalLen],
+          { num_heads: H, kv_num_heads: KV },
+          [`/model/layers.${i}/attn/GroupQueryAttention/output_0`, `/model/layers.${i}/attn/present_key`, `/model/layers.${i}/attn/present_value`],
+          "com.microsoft",
+        ).slice(0, 1),
+      [{ dtype: "float32", shape: [1, "seq", H * hd] }],
+    );
+    return out;
+  }) : g.scope("attention", () => {
     const qT = g.op("Reshape", [g.op("Transpose", [q], { perm: [0, 2, 1, 3] }), g.ints([0, KV, G, -1, hd])]); // [1, S, H, hd] → [1, H, S, hd] → [1, KV, G, S, hd]
     let kH = g.op("Transpose", [k], { perm: [0, 2, 1, 3] }); // [1, S, KV, hd] → [1, KV, S, hd]
     let vH = g.op("Transpose", [g.op("Reshape", [vFlat, g.ints([0, 0, KV, hd])])], { perm: [0, 2, 1, 3] }); // [1, S, KV·hd] → [1, S, KV, hd] → [1, KV, S, hd]
-    const pastLen = rope.pastLen;
-    if (pastLen) {
-      // Engine graph: the first P rows of the capacity-sized cache [1, KV, capacity, hd], then the chunk's own.
-      const past = (name: string) => g.op("Slice", [g.input(name, "float32", [1, KV, "capacity", hd]), g.ints([0]), pastLen, g.ints([2])]); // [1, KV, P, hd]
-      kH = g.op("Concat", [past(pastKey(i)), kH], { axis: 2 }); // [1, KV, P + S, hd]
-      vH = g.op("Concat", [past(pastValue(i)), vH], { axis: 2 });
-    } else if (!rope.causalBias) {
+    if (!rope.causalBias) {
       // A step: the cached keys/values [1, KV, P, hd] (DynamicLayer.update, past_key_values.update M:796) then the new one.
       kH = g.op("Concat", [g.input(pastKey(i), "float32", [1, KV, "past", hd]), kH], { axis: 2 }); // [1, KV, P + 1, hd]
       vH = g.op("Concat", [g.input(pastValue(i), "float32", [1, KV, "past", hd]), vH], { axis: 2 }); // [1, KV, P + 1, hd]
