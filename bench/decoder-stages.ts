@@ -5,10 +5,20 @@
  * (Qwen3.5-35B-A3B's count by default: 40 × 256), random weights, converted at --dtype.
  *
  *   npx tsx bench/decoder-stages.ts [--layers 40] [--experts 256] [--dtype int4] [--modes staged,single] [--threads 1]
+ *                                   [--layers-per-stage N]   (staged: N layers per stage instead of the family's plan)
  *
  * Prints per mode: the stages, conversion time, the creation time of each session created one after another (their
  * sum), the wall time of creating them all at once (as VideoModel.load does), and the median decode step over a
  * 16-token prompt.
+ *
+ * Measured on this project's 2-core machine (shared, load average ~3), 40 × 256 experts, int4, 1 thread:
+ *   single (1 session)              creation 538 s                                  decode step median 208 ms (min 156)
+ *   2 layers per stage (20, ≤ 512)  creation 72 s one after another, 53 s at once   118 ms (92)
+ *   1 layer per stage (40, ≤ 256)   creation 32 s one after another, 26 s at once    94 ms (87)   ← the family's plan
+ * 2 threads: 1 layer per stage 32 s / 30 s, decode 123 ms (110) with idle threads sleeping (SessionOptions.spinning
+ * false, as VideoModel.load creates staged decoders), 1,744 ms (920) with onnxruntime's spinning pools (--spin).
+ * 10 × 256 experts, 2 threads: single creation 28.3 s, decode 71 ms (54); 10 stages 7.8 s (7.0 s at once), 26 ms (23);
+ * 10 stages spinning 9.3 s, 312 ms (189).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -27,6 +37,8 @@ const { values } = parseArgs({
     dtype: { type: "string", default: "int4" },
     modes: { type: "string", default: "staged,single" },
     threads: { type: "string", default: "1" },
+    "layers-per-stage": { type: "string" },
+    spin: { type: "boolean", default: false },
   },
 });
 const L = Number(values.layers);
@@ -54,25 +66,31 @@ const prep = await RequestPreparer.load(dir);
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 for (const mode of values.modes.split(",")) {
-  const layersPerStage = mode === "single" ? L : undefined;
+  const layersPerStage = mode === "single" ? L : values["layers-per-stage"] !== undefined ? Number(values["layers-per-stage"]) : undefined;
   const stages = planDecoderStages(prep.family, prep.config, layersPerStage);
   const t0 = performance.now();
   const converted = ensureConverted(prep.checkpoint, prep.family, prep.config, dtype, { cacheRoot: root, layersPerStage });
   const convertMs = performance.now() - t0;
   console.log(`${mode}: ${stages.length} stage(s) [${describeStages(stages)}], ${dtype}, ${threads} thread(s); conversion (or cache) ${s(convertMs)}`);
-  // One after another: each session's own creation time.
+  // One after another: each session's own creation time (one session: kept for the decode steps).
   const each: number[] = [];
+  let sessions: Awaited<ReturnType<typeof createSession>>[] = [];
+  // As VideoModel.load: a staged decoder's sessions do not spin (SessionOptions.spinning), unless --spin.
+  const options = { threads, ...(converted.decoderPaths.length > 1 && !values.spin ? { spinning: false } : {}) };
   for (const f of converted.decoderPaths) {
     const t = performance.now();
-    const session = await createSession(f, { threads });
+    const session = await createSession(f, options);
     each.push(performance.now() - t);
-    await session.release();
+    if (converted.decoderPaths.length === 1) sessions = [session];
+    else await session.release();
   }
   console.log(`  sequential creation: sum ${s(each.reduce((a, b) => a + b, 0))}, per session ${each.map((ms) => (ms / 1000).toFixed(2)).join(" ")} s`);
-  // All at once, as VideoModel.load creates them.
-  const t1 = performance.now();
-  const sessions = await Promise.all(converted.decoderPaths.map((f) => createSession(f, { threads })));
-  console.log(`  parallel creation (wall): ${s(performance.now() - t1)}`);
+  if (sessions.length === 0) {
+    // All at once, as VideoModel.load creates them.
+    const t1 = performance.now();
+    sessions = await Promise.all(converted.decoderPaths.map((f) => createSession(f, options)));
+    console.log(`  parallel creation (wall): ${s(performance.now() - t1)}`);
+  }
   const decoder = new Decoder(sessions, prep.config, prep.family.decoderState(prep.config));
   const P = 16;
   const state = decoder.createState(P + 40);

@@ -111,12 +111,12 @@ for (const { fixture: name, deepstack } of CASES) {
 }
 
 describe("stage plans", () => {
-  it("Qwen3.5-35B-A3B (40 × 256 experts): 20 stages of 2 layers; Qwen3-VL-30B-A3B (48 × 128): 12 of 4; dense: one", () => {
+  it("Qwen3.5-35B-A3B (40 × 256 experts): 40 stages of 1 layer; Qwen3-VL-30B-A3B (48 × 128): 24 of 2; dense: one", () => {
     // Only the fields the plans read (configs cast: `never` fits any family's config type).
     const a = planDecoderStages(qwen3_5Moe, { text: { numLayers: 40 }, moe: { numExperts: 256 } } as never);
-    expect(a.map((s) => s.to - s.from)).toEqual(Array(20).fill(2));
+    expect(a.map((s) => s.to - s.from)).toEqual(Array(40).fill(1));
     const b = planDecoderStages(qwen3VLMoe, { text: { numLayers: 48 }, moe: { numExperts: 128, decoderSparseStep: 1, mlpOnlyLayers: [] } } as never);
-    expect(b.map((s) => s.to - s.from)).toEqual(Array(12).fill(4));
+    expect(b.map((s) => s.to - s.from)).toEqual(Array(24).fill(2));
     expect(planDecoderStages(qwen3VL, { text: { numLayers: 36 } } as never)).toEqual([{ from: 0, to: 36, first: true, last: true }]);
     expect(planDecoderStages(qwen3VL, { text: { numLayers: 5 } } as never, 2).map((s) => [s.from, s.to, s.first, s.last])).toEqual([
       [0, 2, true, false],

@@ -10,12 +10,20 @@
  * per expert (src/onnx/moe.ts), so Qwen3.5-35B-A3B's 40 × 256 experts in one graph would take ~400 s to create.
  * Stages of at most MAX_SUBGRAPHS_PER_STAGE Ifs each keep every session's creation short (and they are created in
  * parallel). Dense decoders stay one graph (decoder.onnx, unchanged).
+ *
+ * Measured (bench/decoder-stages.ts: 40 layers × 256 experts at tiny widths, int4, 1 thread, the 2-core shared
+ * machine): one session 538 s to create, decode step 208 ms; stages of 2 layers (512 Ifs) 72 s one after another
+ * (2.2–9 s each; 53 s all at once), 118 ms; stages of 1 layer (256 Ifs) 32 s (0.6–1.1 s each; 26 s at once), 94 ms.
+ * Creation is still quadratic at 512, hence the budget of 256.
  */
 import { VideolmError } from "../errors.js";
 import type { DecoderStage, FamilyConfig, ModelFamily } from "../families/family.js";
 
-/** Conditional subgraphs (If nodes) a stage holds at most, by the families' `decoderLayerSubgraphs` (2 layers of 256 experts). */
-export const MAX_SUBGRAPHS_PER_STAGE = 512;
+/**
+ * Conditional subgraphs (If nodes) a stage holds at most, by the families' `decoderLayerSubgraphs`: one layer of 256
+ * experts (Qwen3.5-35B-A3B: 40 stages), two of 128 (Qwen3-VL-30B-A3B: 24 stages).
+ */
+export const MAX_SUBGRAPHS_PER_STAGE = 256;
 
 /** Environment override of the stage size (layers per stage), for tests and benchmarks: LoadOptions.decoderLayersPerStage. */
 export const LAYERS_PER_STAGE_ENV = "VIDEOLM_DECODER_LAYERS_PER_STAGE";

@@ -42,7 +42,7 @@ export interface LoadOptions {
   visionChunkPatches?: number;
   /**
    * Splits the decoder into stages of this many layers (one onnxruntime session each) instead of the family's own
-   * plan (src/engine/decoder-stages.ts: one graph, or stages of at most 512 MoE experts); default
+   * plan (src/engine/decoder-stages.ts: one graph, or stages of at most 256 MoE experts); default
    * $VIDEOLM_DECODER_LAYERS_PER_STAGE, else the family's plan. For tests and benchmarks; converted separately.
    */
   decoderLayersPerStage?: number;
@@ -137,9 +137,11 @@ export class VideoModel {
     const progress = options.onProgress && converted.decoderPaths.length > 1 ? delayedProgress(options.onProgress) : undefined;
     const report = () => progress?.({ task: "Creating onnxruntime sessions", done: created, total: files.length, unit: "items" });
     report();
+    // A staged decoder's sessions do not spin (SessionOptions.spinning: their thread pools would compete).
+    const staged = converted.decoderPaths.length > 1;
     const results = await Promise.allSettled(
-      files.map(async (f) => {
-        const s = await createSession(f, sessionOptions);
+      files.map(async (f, i) => {
+        const s = await createSession(f, { ...sessionOptions, ...(staged && i > 0 ? { spinning: false } : {}) });
         created++;
         report();
         return s;
