@@ -295,8 +295,7 @@ export const BENCH_SHAPES = {
   "qwen3_5-35b-a3b-4l": {
     source: "Qwen/Qwen3.5-35B-A3B widths, 4 of 40 layers (see QWEN3_5_35B_A3B_4L)",
     config: QWEN3_5_35B_A3B_4L,
-    // Fused experts (the hub layout); the mtp layer carries a MoE block too (~11.3 GB of bf16 in all). The engine runs
-    // it once the qwen3_5_moe family is registered (src/families/qwen3-5/moe-family.ts).
+    // Fused experts (the hub layout); the mtp layer carries a MoE block too (~11.3 GB of bf16 in all; mtp.* is not read).
     weightSpec: (c, seed) => qwen3_5MoeWeightSpec(c as unknown as Qwen3_5MoeShapeConfig, seed),
     companions: fixtureCompanions("qwen3_5_moe/qwen3_5_moe-tiny"),
   },

@@ -35,8 +35,8 @@ estimate a request's time from them.
 
   --shape NAME        random-weight checkpoint with a published model's shapes, generated once into the cache
                       (default qwen2-vl-2b: ~4.4 GB; qwen2-vl-7b: ~16.6 GB; qwen3-vl-2b: ~4.3 GB;
-                      qwen3_5-2b: ~4.8 GB; qwen3_5-35b-a3b-4l: Qwen3.5-35B-A3B's widths with 4 layers, once
-                      the qwen3_5_moe family lands). Sources of each shape: src/bench/presets.ts
+                      qwen3_5-2b: ~4.8 GB; qwen3_5-35b-a3b-4l: ~11.3 GB, Qwen3.5-35B-A3B's widths with 4 of
+                      its 40 layers). Sources of each shape: src/bench/presets.ts
   -m, --model DIR     bench a real checkpoint instead (folder or Hugging Face repo id)
   --dtype fp32|fp16|int8|int4   weight precision (default int4)
   --threads N         CPU threads (default: all cores)
