@@ -115,7 +115,7 @@ const pct = (x: number) => `${Math.round(x * 100)}%`;
 function printReport(r: BenchReport): void {
   const { run } = r;
   const lines = [
-    `model: ${r.model} (${run.dtype}, ${run.threads} threads)`,
+    `model: ${r.model} (${run.dtype}, ${run.threads > 0 ? `${run.threads} threads` : "threads: onnxruntime default"})`,
     `input: ${r.input.frames} frames of ${r.input.size}×${r.input.size} (grid ${run.grid.join("×")}), ${run.promptTokens} prompt tokens, ${run.generatedTokens} generated`,
     "",
     "stage            time        achieved           bound              of bound",
