@@ -3,7 +3,7 @@
  * `mlp` alone on 6 random rows, recorded in float32 by tools/oracle/record_qwen3_5_moe.py with 5.18's
  * Qwen3_5MoeSparseMoeBlock, and by record_qwen3_vl_moe.py with 4.57.6's Qwen3VLMoeTextSparseMoeBlock). The 5.x
  * checkpoint's fused experts are the builder's canonical layout (+ shared expert, via moe-mlp.ts's takeMoeWeights);
- * 4.57.6's are x @ W stacks ([E, h, 2·Im], [E, Im, h]) read through transposedExperts, no shared expert. fp32 within
+ * 4.57.6's are x @ W stacks ([E, h, 2·Im], [E, Im, h]) read through the family's loader (families/moe-experts.ts "in-out"), no shared expert. fp32 within
  * 1e-5 of max |y| (measured 2.6e-7, 2.2e-7); int8 within 3e-2 (measured 0.9e-2, 1.4e-2); int4 within 0.2 (measured 0.13,
  * 0.11: 4-bit blocks of uniformly random weights, a step of 1/15 of each block's range; test/moe.test.ts checks int4
  * against the dequantised weights, where the error is only the activations' int8 rounding).
@@ -18,7 +18,8 @@ import { WeightMap } from "../src/checkpoint/weight-map.js";
 import { takeMoeWeights } from "../src/families/qwen3-5/moe-mlp.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Layers, type WeightPrecision } from "../src/onnx/layers.js";
-import { type MoeConfig, type MoeWeights, sparseMoe, transposedExperts } from "../src/onnx/moe.js";
+import { expertWeights } from "../src/families/moe-experts.js";
+import { type MoeConfig, type MoeWeights, sparseMoe } from "../src/onnx/moe.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
@@ -74,8 +75,7 @@ describe("sparse MoE block = the transformers block (fixtures' moe_block case)",
       const cfg: MoeConfig = { hidden: h, numExperts: E, topK: k, intermediate: Im, normTopkProb: true };
       const w: MoeWeights = {
         router: weights.take(`${p}.gate.weight`, [E, h]),
-        gateUp: transposedExperts(weights.take(`${p}.experts.gate_up_proj`, [E, h, 2 * Im]), E, h, 2 * Im),
-        down: transposedExperts(weights.take(`${p}.experts.down_proj`, [E, Im, h]), E, Im, h),
+        ...expertWeights(weights, p, { numExperts: E, hidden: h, intermediate: Im }, "in-out"), // the family's loader
       };
       const rel = await run(cfg, w, precision, block);
       console.log(`qwen3_vl_moe moe_block ${precision}: max |Δ| / max |y| = ${rel.toExponential(2)}`);

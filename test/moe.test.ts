@@ -12,8 +12,8 @@ import "../src/onnx/no-telemetry.js";
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../src/onnx/graph.js";
-import { Layers, transpose, type WeightPrecision } from "../src/onnx/layers.js";
-import { type MoeConfig, type MoeWeights, sparseMoe, transposedExperts } from "../src/onnx/moe.js";
+import { Layers, type WeightPrecision } from "../src/onnx/layers.js";
+import { type MoeConfig, type MoeWeights, sparseMoe } from "../src/onnx/moe.js";
 import { quantizeBlockwise } from "../src/onnx/quantize.js";
 
 function random(n: number, seed: number, scale = 1): Float32Array {
@@ -194,24 +194,6 @@ describe("sparse MoE block (Qwen3_5MoeSparseMoeBlock)", () => {
     let err = 0;
     for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
     expect(err).toBeLessThan(5e-3);
-  });
-
-  it("transposedExperts: Qwen3-VL-MoE's x @ W stacks ([E, h, 2·Im], [E, Im, h]) give the canonical layout's result", async () => {
-    const cfg: MoeConfig = { hidden: 64, numExperts: 8, topK: 2, intermediate: 32 };
-    const weights = makeWeights(cfg, false, 13);
-    const [E, I, h] = [8, 32, 64];
-    const stackT = (t: Float32Array, out: number, inn: number) => {
-      const o = new Float32Array(t.length);
-      for (let e = 0; e < E; e++) o.set(transpose(t.subarray(e * out * inn, (e + 1) * out * inn), out, inn), e * out * inn); // [out, in] → [in, out]
-      return o;
-    };
-    const vl: MoeWeights = {
-      router: weights.router,
-      gateUp: transposedExperts(stackT(weights.gateUp as Float32Array, 2 * I, h), E, h, 2 * I),
-      down: transposedExperts(stackT(weights.down as Float32Array, h, I), E, I, h),
-    };
-    const x = random(5 * 64, 5);
-    expect(Array.from(await runMoe(cfg, vl, "fp32", x, 5))).toEqual(Array.from(await runMoe(cfg, weights, "fp32", x, 5)));
   });
 
   for (const [group, conditional] of [[1, "if"], [4, "if"], [1, "loop"]] as const) it(`decode touches only the chosen experts (expert groups of ${group}, ${conditional}): onnxruntime's profile of an S = 1 call runs kernels of exactly those k`, async () => {

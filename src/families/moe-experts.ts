@@ -17,6 +17,7 @@
  */
 import { readTensorFloat32 } from "../checkpoint/safetensors.js";
 import type { WeightMap } from "../checkpoint/weight-map.js";
+import { transpose } from "../onnx/layers.js";
 import type { ExpertTensor } from "../onnx/moe.js";
 
 export type FusedExpertOrientation = "out-in" | "in-out";
@@ -27,13 +28,6 @@ export interface ExpertShape {
   intermediate: number;
 }
 
-/** [rows, cols] → [cols, rows]. */
-function transposed(m: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(m.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
-  return out;
-}
-
 export function expertWeights(weights: WeightMap, prefix: string, shape: ExpertShape, fused: FusedExpertOrientation): { gateUp: ExpertTensor; down: ExpertTensor } {
   const { numExperts: E, hidden: h, intermediate: Im } = shape;
   if (weights.has(`${prefix}.experts.gate_up_proj`)) {
@@ -42,7 +36,7 @@ export function expertWeights(weights: WeightMap, prefix: string, shape: ExpertS
     }
     const gateUp = weights.takeSlices(`${prefix}.experts.gate_up_proj`, [E, h, 2 * Im]);
     const down = weights.takeSlices(`${prefix}.experts.down_proj`, [E, Im, h]);
-    return { gateUp: (e) => transposed(gateUp(e), h, 2 * Im), down: (e) => transposed(down(e), Im, h) };
+    return { gateUp: (e) => transpose(gateUp(e), h, 2 * Im), down: (e) => transpose(down(e), Im, h) };
   }
   // Per-expert tensors: claimed now (a missing or misshapen one is reported before any graph is built), read on use.
   const claim = (j: number, name: string, dims: number[]) => weights.info(`${prefix}.experts.${j}.${name}.weight`, dims);

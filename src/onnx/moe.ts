@@ -49,7 +49,7 @@
  */
 import { VideolmError } from "../errors.js";
 import type { DType } from "./graph.js";
-import { type Layers, transpose } from "./layers.js";
+import type { Layers } from "./layers.js";
 
 export interface MoeConfig {
   /** model width h */
@@ -119,17 +119,6 @@ export function expertMatrix(t: ExpertTensor, e: number, rows: number, cols: num
   const m = typeof t === "function" ? t(e) : t.subarray(e * n, (e + 1) * n);
   if (m.length !== n) throw new VideolmError(`MoE ${what} of expert ${e}: ${m.length} values, expected [${rows}, ${cols}]`);
   return m;
-}
-
-/**
- * Experts stored for `x @ W` ([E, in, out]: Qwen3-VL-MoE 4.57.6's Qwen3VLMoeTextExperts, gate_up_proj [E, h, 2·Im]
- * with the gate columns first, down_proj [E, Im, h]) as the canonical [out, in] per expert, transposed one expert at a
- * time when the builder asks for it.
- */
-export function transposedExperts(stack: Float32Array, E: number, inFeatures: number, outFeatures: number): ExpertTensor {
-  const n = inFeatures * outFeatures;
-  if (stack.length !== E * n) throw new VideolmError(`MoE experts: ${stack.length} values, expected [${E}, ${inFeatures}, ${outFeatures}]`);
-  return (e) => transpose(stack.subarray(e * n, (e + 1) * n), inFeatures, outFeatures);
 }
 
 /**
