@@ -154,3 +154,22 @@ export async function checkGreedyDecoding(model: VideoModel, prompt: PreparedPro
   const ref = greedy.full_forward_last.top20;
   return Math.max(worst, diff, checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), greedy.full_forward_last.max_abs));
 }
+
+/** A recorded float tensor's summary (golden.json): sums, and values at a few flat indices. */
+export interface Summary {
+  sum: number;
+  abs_sum: number;
+  indices: number[];
+  values: number[];
+  shape: number[];
+}
+
+/** `ours` matches a recorded summary: same size, sums within `tol` relative, sampled values within 10 × `tol`. */
+export function checkSummary(ours: Float32Array, ref: Summary, tol: number): void {
+  expect(ours.length).toBe(ref.shape.reduce((a, b) => a * b, 1));
+  const { sum, abs } = sumStats(ours);
+  expect(Math.abs(abs - ref.abs_sum)).toBeLessThan(tol * (1 + ref.abs_sum));
+  expect(Math.abs(sum - ref.sum)).toBeLessThan(tol * (1 + ref.abs_sum));
+  ref.indices.forEach((idx, j) => expect(Math.abs(ours[idx] - ref.values[j])).toBeLessThan(tol * Math.max(1, Math.abs(ref.values[j])) * 10));
+}
+

@@ -12,18 +12,11 @@ import { VideoModel } from "../src/engine/model.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { linspaceF32 } from "../src/families/qwen3-vl/pos-embed.js";
 import { materializeTinyCheckpoint, qwen3VlWeightSpec, readWeightSpec, repoRoot, type Qwen3VlShapeConfig, testCacheDir } from "../src/testing/tiny-checkpoint.js";
-import { checkGreedyDecoding, checkLogitRecords, concatFloat32, fullForward, sumStats, type LogitRecord } from "./golden-helpers.js";
+import { checkGreedyDecoding, checkLogitRecords, concatFloat32, fullForward, type LogitRecord, checkSummary, type Summary } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/qwen3-vl");
 const CACHE = testCacheDir();
 
-interface Summary {
-  sum: number;
-  abs_sum: number;
-  indices: number[];
-  values: number[];
-  shape: number[];
-}
 interface GoldenCase {
   messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[]; sample_fps?: number }[] }[];
   input_ids: number[];
@@ -65,13 +58,6 @@ function toMessagesIn(c: GoldenCase, fixtures: string): ChatRequestMessage[] {
 
 
 
-function checkSummary(ours: Float32Array, ref: Summary, tol: number) {
-  expect(ours.length).toBe(ref.shape.reduce((a, b) => a * b, 1));
-  const { sum, abs } = sumStats(ours);
-  expect(Math.abs(abs - ref.abs_sum)).toBeLessThan(tol * (1 + ref.abs_sum));
-  expect(Math.abs(sum - ref.sum)).toBeLessThan(tol * (1 + ref.abs_sum));
-  ref.indices.forEach((idx, j) => expect(Math.abs(ours[idx] - ref.values[j])).toBeLessThan(tol * Math.max(1, Math.abs(ref.values[j])) * 10));
-}
 
 
 // Qwen3-VL-MoE (transformers 4.57.6 qwen3_vl_moe; tools/oracle/record_qwen3_vl_moe.py) is Qwen3-VL with a sparse

@@ -16,19 +16,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
-import { checkGreedyDecoding, checkLogitRecords, concatFloat32, fullForward, pixelValuesOf, sumStats, type GreedyGolden, type LogitRecord } from "./golden-helpers.js";
+import { checkGreedyDecoding, checkLogitRecords, concatFloat32, fullForward, pixelValuesOf, type GreedyGolden, type LogitRecord, checkSummary, type Summary } from "./golden-helpers.js";
 
 // Qwen3.5-MoE / Qwen3.6 (qwen3_5_moe; tools/oracle/record_qwen3_5_moe.py, transformers 5.18) is the same model with a
 // sparse mixture-of-experts MLP: the same checks on its fixture, with fused and with per-expert expert tensors.
 const FIXTURES = ["qwen3_5/qwen3_5-tiny", "qwen3_5_moe/qwen3_5_moe-tiny", "qwen3_5_moe/qwen3_5_moe-tiny-per-expert"].map((f) => path.join(repoRoot(), "test/fixtures", f));
 
-interface Summary {
-  sum: number;
-  abs_sum: number;
-  indices: number[];
-  values: number[];
-  shape: number[];
-}
 interface GoldenCase {
   messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[]; sample_fps?: number }[] }[];
   input_ids: number[];
@@ -61,13 +54,6 @@ function toMessagesIn(fixture: string, gc: GoldenCase, transform: (frames: strin
   }));
 }
 
-function checkSummary(ours: Float32Array, ref: Summary, tol: number) {
-  expect(ours.length).toBe(ref.shape.reduce((a, b) => a * b, 1));
-  const { sum, abs } = sumStats(ours);
-  expect(Math.abs(abs - ref.abs_sum)).toBeLessThan(tol * (1 + ref.abs_sum));
-  expect(Math.abs(sum - ref.sum)).toBeLessThan(tol * (1 + ref.abs_sum));
-  ref.indices.forEach((idx, j) => expect(Math.abs(ours[idx] - ref.values[j])).toBeLessThan(tol * Math.max(1, Math.abs(ref.values[j])) * 10));
-}
 
 for (const FIXTURE of FIXTURES) describe(`Qwen3.5 golden through the engine: ${path.basename(FIXTURE)}`, () => {
   const golden = JSON.parse(fs.readFileSync(path.join(FIXTURE, "golden.json"), "utf8")) as { cases: Record<string, GoldenCase> };
