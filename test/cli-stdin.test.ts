@@ -1,4 +1,6 @@
 /** The question from stdin: `echo "what?" | videolm run clip.mp4`, `videolm run clip.mp4 -`. */
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { stdinQuestion } from "../src/cli/commands/run.js";
@@ -51,4 +53,25 @@ describe("readQuestion", () => {
     expect(await readQuestion(slow, { onWaiting: () => said++, waitHintMs: 10 })).toBe("late?");
     expect(said).toBe(1);
   });
+});
+
+describe("videolm inspect reads the question from stdin in place of -", () => {
+  const ROOT = path.resolve(import.meta.dirname, "..");
+  const inspect = (args: string[], stdin: string) =>
+    spawnSync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), "inspect", "-q", "--json", ...args], { input: stdin, encoding: "utf8", timeout: 120_000 });
+
+  it("`echo q | videolm inspect clip.mp4 -` plans the piped question; without - the pipe is not read", () => {
+    const clip = path.join(ROOT, "examples/demo.mp4");
+    const piped = inspect([clip, "-"], "what color is the triangle?\n");
+    expect(piped.stderr).toBe("");
+    expect(piped.status).toBe(0);
+    const withQuestion = JSON.parse(piped.stdout) as { promptIds?: number[]; promptTokens: number };
+    const without = inspect([clip], "what color is the triangle?\n");
+    expect(without.status).toBe(0);
+    const noQuestion = JSON.parse(without.stdout) as { promptIds?: number[]; promptTokens: number };
+    const asArgument = JSON.parse(inspect([clip, "what color is the triangle?"], "").stdout) as { promptIds?: number[] };
+    expect(withQuestion.promptIds).toEqual(asArgument.promptIds); // the piped question, not "-"
+    expect(noQuestion.promptIds).toBeUndefined();
+    expect(withQuestion.promptTokens).toBeGreaterThan(noQuestion.promptTokens);
+  }, 240_000);
 });

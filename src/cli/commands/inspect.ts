@@ -8,9 +8,9 @@ import { RequestPreparer } from "../../engine/preparer.js";
 import type { VisualPlan } from "../../engine/request.js";
 import { costJson, decoderMemoryText, formatBytes, formatSeconds, planCost } from "../../engine/plan-cost.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags, precisionFlag } from "../args.js";
-import { buildUserContent, mediaFlags, modelFromFlags } from "./run.js";
+import { buildUserContent, mediaFlags, modelFromFlags, stdinQuestion } from "./run.js";
 
-export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question"]
+export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question" | -]
 
 Shows what videolm run would feed the model, without running it and without decoding any frame: for each video
 the sampled frame indices and times, the resized frame size, the grid (t, h, w) and the visual tokens; the total
@@ -51,7 +51,10 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     process.stdout.write(INSPECT_HELP + "\n");
     return 0;
   }
-  const { question, content } = buildUserContent(flags, positionals, { questionRequired: false });
+  // The question may come from stdin in place of "-" (`echo "what?" | videolm inspect clip.mp4 -`); never implicitly:
+  // the question is optional here, so a pipe left open must not make inspect wait for it.
+  const fromStdin = await stdinQuestion(positionals, { implicit: false, quiet: Boolean(flags.quiet) });
+  const { question, content } = buildUserContent(flags, fromStdin.positionals, { questionRequired: false, question: fromStdin.question });
   const preparer = await RequestPreparer.load(await modelFromFlags(flags));
   const explicit = generationFlags(flags);
   preparer.resolveOptions(explicit); // validates the generation flags
