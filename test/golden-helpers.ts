@@ -30,6 +30,13 @@ export function sumStats(values: Float32Array): { sum: number; abs: number } {
   return { sum, abs };
 }
 
+/** The largest |a[i] − b[i]| over the first `n` values (default: all of `a`). */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, n = a.length): number {
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
 /** Asserts `row[ids[j]]` ≈ `expected[j]` within the tolerance; returns the largest difference. */
 export function checkRow(row: Float32Array, ids: number[], expected: number[], maxAbs: number): number {
   let worst = 0;
@@ -148,8 +155,7 @@ export async function checkGreedyDecoding(model: VideoModel, prompt: PreparedPro
   const continued = withContinuation(prompt, tokens);
   const onePass = await fullForward(model, continued, [continued.inputIds.length - 1]);
   const last = stepRows[steps - 1];
-  let diff = 0;
-  for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(onePass[i] - last[i]));
+  const diff = maxAbsDiff(onePass, last, V);
   expect(diff).toBeLessThanOrEqual(tolerance(greedy.full_forward_last.max_abs));
   const ref = greedy.full_forward_last.top20;
   return Math.max(worst, diff, checkRow(onePass, ref.map(([id]) => id), ref.map(([, v]) => v), greedy.full_forward_last.max_abs));

@@ -21,6 +21,7 @@ import { newKey, newValue, pastKey, pastValue } from "../src/families/graph-io.j
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Layers } from "../src/onnx/layers.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
+import type { LogitRecord } from "./golden-helpers.js";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "qwen3_5", "qwen3_5-tiny");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qwen3_5-text-"));
@@ -40,12 +41,6 @@ interface LayerState {
   recurrent_state?: Summary;
   keys?: Summary;
   values?: Summary;
-}
-interface LogitRecord {
-  position: number;
-  max_abs: number;
-  top20: [number, number][];
-  at_ids: number[];
 }
 interface TextCase {
   input_ids: number[];

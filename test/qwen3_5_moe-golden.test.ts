@@ -22,17 +22,12 @@ import { sanitizeQwen3_5TensorName } from "../src/families/qwen3-5/family.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Layers, type WeightPrecision } from "../src/onnx/layers.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
+import type { LogitRecord } from "./golden-helpers.js";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures", "qwen3_5_moe");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qwen3_5_moe-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-interface LogitRecord {
-  position: number;
-  max_abs: number;
-  top20: [number, number][];
-  at_ids: number[];
-}
 interface TextCase {
   input_ids: number[];
   position_ids: number[][];
