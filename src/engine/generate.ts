@@ -12,9 +12,12 @@ import type { Decoder } from "./sessions.js";
 /** A prompt ready for the decoder. */
 export interface PreparedPrompt {
   inputIds: number[];
-  /** Absolute 3-D rotary positions of the prompt, [3][S]. */
+  /**
+   * Absolute rotary positions of the prompt, [axes][S]: 3 axes (T, H, W) for M-RoPE families, 1 for plain 1-D RoPE
+   * (InternVL); the family decides, the decoder graph's position_ids input says how many it takes.
+   */
   positionIds: Int32Array;
-  /** Generated token i (0-based) gets position S + i + ropeDelta on all three axes. */
+  /** Generated token i (0-based) gets position S + i + ropeDelta on every axis. */
   ropeDelta: number;
   /** Rows of visual embeddings in prompt order and the prompt index each one replaces. */
   visualEmbeds: Float32Array;
@@ -96,7 +99,8 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: D
     const end = Math.min(S, start + chunkLen);
     const firstRow = visualRow;
     while (visualRow < prompt.visualPositions.length && prompt.visualPositions[visualRow] < end) visualRow++;
-    const positionIds = new Int32Array(3 * (end - start));
+    const axes = decoder.positionAxes;
+    const positionIds = new Int32Array(axes * (end - start));
     const levels = prompt.deepstackLevels ?? 0;
     let deepstackEmbeds: Float32Array | undefined;
     if (levels > 0 && prompt.deepstackEmbeds) {
@@ -106,7 +110,7 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: D
       deepstackEmbeds = new Float32Array(levels * rows * D);
       for (let l = 0; l < levels; l++) deepstackEmbeds.set(prompt.deepstackEmbeds.subarray((l * M + firstRow) * D, (l * M + visualRow) * D), l * rows * D);
     }
-    for (let a = 0; a < 3; a++) positionIds.set(prompt.positionIds.subarray(a * S + start, a * S + end), a * (end - start));
+    for (let a = 0; a < axes; a++) positionIds.set(prompt.positionIds.subarray(a * S + start, a * S + end), a * (end - start));
     logits = await decoder.forward(
       {
         inputIds: prompt.inputIds.slice(start, end),
@@ -174,7 +178,7 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
     }
     if (tokens.length >= options.maxNewTokens) break;
     const pos = state.nextPosition(); // = S + tokens.length − 1 + ropeDelta
-    logits = await decoder.forward({ inputIds: [step.token], positionIds: [pos, pos, pos], logitsIndices: [0] }, state);
+    logits = await decoder.forward({ inputIds: [step.token], positionIds: new Array<number>(decoder.positionAxes).fill(pos), logitsIndices: [0] }, state);
   }
   if (finishReason !== "stop") {
     const tail = finalText(args.streamer, stopper);

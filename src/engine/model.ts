@@ -2,7 +2,7 @@
  * The library's entry point: a loaded model that answers questions about images and videos.
  *
  *   VideoModel.load(dir) ─ open checkpoint, pick the family, convert (cached), create sessions, load tokenizer
- *   model.prepare(messages) ─ media → frames → patches; chat template → ids → placeholders → 3-D positions
+ *   model.prepare(messages) ─ media → frames → patches; chat template → ids → placeholders → positions
  *   model.generate(messages) ─ prepare, encode visuals, prefill, decode (streamed)
  */
 import { VideolmError } from "../errors.js";
@@ -333,13 +333,16 @@ export class VideoModel {
   private async encodeVisualsNow(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
     const D = this.config.text.hiddenSize;
     const ids = prepared.inputIds;
-    const byKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
-    const deepstackByKind = { image: [] as Float32Array[], video: [] as Float32Array[] };
+    // Placeholder classes: the i-th image's rows fill the i-th run of image pads, the i-th video's the i-th run of
+    // video pads (as the reference scatters them); families with one placeholder for both (InternVL's <IMG_CONTEXT>)
+    // fill them with the visuals in request order.
+    const shared = this.config.imageTokenId === this.config.videoTokenId;
+    const classOf = (kind: "image" | "video") => (shared ? "image" : kind);
+    const byClass = { image: [] as VisionOutput[], video: [] as VisionOutput[] };
     let levels = 0;
     for (const v of prepared.visuals) {
       const out = await this.visionCache.getOrEncode(v.batch, () => this.encodeInChunks(v.kind, v.batch, onProgress, signal));
-      byKind[v.kind].push(out.embeds);
-      if (out.deepstack) deepstackByKind[v.kind].push(out.deepstack);
+      byClass[classOf(v.kind)].push(out);
       levels = out.deepstackLevels;
     }
     const positions: number[] = [];
@@ -348,20 +351,19 @@ export class VideoModel {
     const embeds = new Float32Array(M * D);
     // DeepStack: [levels, M, D], rows in the same (sequence) order as `embeds` (the reference's visual_pos_masks order).
     const deepstack = levels > 0 ? new Float32Array(levels * M * D) : undefined;
-    // The i-th image's rows fill the i-th run of image pads, the i-th video's the i-th run of video pads (as the reference scatters them).
     const cursor = { image: { index: 0, row: 0 }, video: { index: 0, row: 0 } };
     positions.forEach((p, k) => {
-      const kind = ids[p] === this.config.imageTokenId ? "image" : "video";
-      const c = cursor[kind];
-      const source = byKind[kind][c.index];
-      if (!source) throw new VideolmError(`the prompt has more ${kind} placeholders than ${kind} inputs`);
-      embeds.set(source.subarray(c.row * D, (c.row + 1) * D), k * D);
+      const cls = ids[p] === this.config.imageTokenId ? "image" : "video";
+      const c = cursor[cls];
+      const source = byClass[cls][c.index];
+      if (!source) throw new VideolmError(`the prompt has more ${shared ? "visual" : cls} placeholders than ${shared ? "visual" : cls} inputs`);
+      const rows = source.embeds.length / D;
+      embeds.set(source.embeds.subarray(c.row * D, (c.row + 1) * D), k * D);
       if (deepstack) {
-        const ds = deepstackByKind[kind][c.index];
-        const rows = source.length / D;
+        const ds = source.deepstack!;
         for (let l = 0; l < levels; l++) deepstack.set(ds.subarray((l * rows + c.row) * D, (l * rows + c.row + 1) * D), (l * M + k) * D);
       }
-      if (++c.row * D === source.length) {
+      if (++c.row === rows) {
         c.index++;
         c.row = 0;
       }

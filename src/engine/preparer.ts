@@ -4,7 +4,7 @@
  * VideoModel uses it before encoding and decoding.
  *
  *   messages ─ media parts → frames → patches (family processor)
- *            ─ chat template → text → ids → placeholders expanded → 3-D positions
+ *            ─ chat template → text → ids → placeholders expanded → positions (the family's rule)
  */
 import type { ProgressCallback } from "../util/progress.js";
 import * as path from "node:path";
@@ -23,7 +23,7 @@ import type { ChatRequestMessage, ContentPart, MediaOptions, PlanLimit, Prepared
 export interface PreparedRequest {
   promptText: string;
   inputIds: number[];
-  /** [3][S] rotary positions (T, H, W rows). */
+  /** [axes][S] rotary positions: the family's (T, H, W rows for M-RoPE; one row for 1-D RoPE). */
   positionIds: Int32Array;
   ropeDelta: number;
   visuals: PreparedVisual[];
@@ -321,14 +321,19 @@ export class RequestPreparer {
 }
 
 /**
- * The Qwen-VL placeholder and marker tokens by the config.json key that gives their id: the tokenizer must map each
- * string to exactly that id, or the prompt's placeholders would never be found (or worse, found at other tokens).
+ * The placeholder and marker tokens by the config.json key that gives their id (the family's `visionTokens`, else
+ * Qwen-VL's): the tokenizer must map each string to exactly that id, or the prompt's placeholders would never be found
+ * (or worse, found at other tokens).
  */
-const VISION_TOKENS: [keyof FamilyConfig & string, string, string][] = [
-  ["imageTokenId", "image_token_id", "<|image_pad|>"],
-  ["videoTokenId", "video_token_id", "<|video_pad|>"],
-  ["visionStartTokenId", "vision_start_token_id", "<|vision_start|>"],
-];
+function visionTokensOf(config: FamilyConfig): { key: string; token: string; id: number }[] {
+  return (
+    config.visionTokens ?? [
+      { key: "image_token_id", token: "<|image_pad|>", id: config.imageTokenId },
+      { key: "video_token_id", token: "<|video_pad|>", id: config.videoTokenId },
+      { key: "vision_start_token_id", token: "<|vision_start|>", id: config.visionStartTokenId },
+    ]
+  );
+}
 
 /** tokenizer.json against config.json: every id it can produce indexes the embedding table; vision tokens agree. */
 function checkTokenizerAgainstConfig(tokenizer: TextTokenizer, config: FamilyConfig): void {
@@ -338,8 +343,7 @@ function checkTokenizerAgainstConfig(tokenizer: TextTokenizer, config: FamilyCon
       `tokenizer.json: token id ${tokenizer.maxTokenId} (${JSON.stringify(tokenizer.idToToken(tokenizer.maxTokenId) ?? "?")}) is outside config.json vocab_size ${vocab}; the tokenizer does not belong to these weights`,
     );
   }
-  for (const [field, key, token] of VISION_TOKENS) {
-    const want = config[field] as number;
+  for (const { key, token, id: want } of visionTokensOf(config)) {
     const got = tokenizer.idToToken(want);
     let id: number | undefined;
     try {

@@ -87,6 +87,9 @@ export class VisionEncoder {
     for (const [name, t] of Object.entries(batch.extraInputs ?? {})) {
       feeds[name] = t.type === "float32" ? new ort.Tensor("float32", Float32Array.from(t.data), t.dims) : new ort.Tensor("int64", BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims);
     }
+    // Only the inputs the graph declares (InternVL's tower takes pixel rows alone: no rotary position ids).
+    const declared = new Set(this.session.inputNames);
+    for (const name of Object.keys(feeds)) if (!declared.has(name)) delete feeds[name];
     const out = await this.session.run(feeds);
     const ds = this.session.outputNames.includes(DEEPSTACK_EMBEDS) ? out[DEEPSTACK_EMBEDS] : undefined;
     return { embeds: out[VISION_OUTPUT].data as Float32Array, deepstack: ds?.data as Float32Array | undefined, deepstackLevels: ds ? ds.dims[0] : 0 };
@@ -96,7 +99,7 @@ export class VisionEncoder {
 /** A chunk of tokens for one decoder call. */
 export interface DecoderChunk {
   inputIds: ArrayLike<number>;
-  /** Absolute 3-D rotary positions, layout [3][S]. */
+  /** Absolute rotary positions, layout [axes][S] (Decoder.positionAxes: 3 for M-RoPE, 1 for 1-D RoPE). */
   positionIds: ArrayLike<number>;
   /** Visual embeddings [M, hidden] that replace the tokens at `visualPositions` (chunk-relative). */
   visualEmbeds?: Float32Array;
@@ -115,6 +118,11 @@ export interface DecoderChunk {
 export class Decoder {
   /** DeepStack levels the graph takes (`deepstack_embeds` [levels, M, hidden]); 0 when it has no such input. */
   readonly deepstackLevels: number;
+  /**
+   * Rotary position axes the graph takes (`position_ids` [axes, 1, S]): 3 for M-RoPE families (T, H, W), 1 for plain
+   * 1-D RoPE. Read from the graph, so a family's positions and its decoder cannot disagree silently.
+   */
+  readonly positionAxes: number;
   private readonly sessions: readonly ort.InferenceSession[];
 
   constructor(
@@ -140,6 +148,8 @@ export class Decoder {
     });
     const meta = this.sessions.flatMap((s) => s.inputMetadata ?? []).find((m) => m.name === DEEPSTACK_EMBEDS);
     this.deepstackLevels = meta && meta.isTensor && typeof meta.shape[0] === "number" ? meta.shape[0] : 0;
+    const pos = this.sessions.flatMap((s) => s.inputMetadata ?? []).find((m) => m.name === DECODER_INPUTS.positionIds);
+    this.positionAxes = pos && pos.isTensor && typeof pos.shape[0] === "number" ? pos.shape[0] : 3;
   }
 
   /** The number of sessions (decoder stages). */
@@ -165,6 +175,7 @@ export class Decoder {
   async forward(chunk: DecoderChunk, state: DecoderState): Promise<Float32Array> {
     if (this.released.done) throw new VideolmError("the decoder's sessions were released (the model was disposed)");
     const S = chunk.inputIds.length;
+    if (chunk.positionIds.length !== this.positionAxes * S) throw new VideolmError(`position ids hold ${chunk.positionIds.length} values, expected ${this.positionAxes}×${S} (the family's positions do not match its decoder graph)`);
     state.checkRoom(S);
     const total = state.length + S;
     const D = this.config.text.hiddenSize;
@@ -175,7 +186,7 @@ export class Decoder {
       [DECODER_INPUTS.inputIds]: new ort.Tensor("int64", i64(chunk.inputIds), [1, S]),
       [DECODER_INPUTS.visualEmbeds]: new ort.Tensor("float32", visual, [visual.length / D, D]),
       [DECODER_INPUTS.visualPositions]: new ort.Tensor("int64", i64(visualPositions), [visualPositions.length, 1]),
-      [DECODER_INPUTS.positionIds]: new ort.Tensor("int64", i64(chunk.positionIds), [3, 1, S]),
+      [DECODER_INPUTS.positionIds]: new ort.Tensor("int64", i64(chunk.positionIds), [this.positionAxes, 1, S]),
       [DECODER_INPUTS.seqlensK]: new ort.Tensor("int32", Int32Array.from([total - 1]), [1]),
       [DECODER_INPUTS.totalSequenceLength]: new ort.Tensor("int32", Int32Array.from([total]), []),
       [DECODER_INPUTS.logitsIndices]: new ort.Tensor("int64", i64(chunk.logitsIndices), [chunk.logitsIndices.length]),

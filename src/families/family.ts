@@ -53,6 +53,12 @@ export interface FamilyConfig {
   videoTokenId: number;
   visionStartTokenId: number;
   eosTokenIds: number[];
+  /**
+   * The placeholder and marker tokens the prompt relies on, each with the config.json key that sets its id: the
+   * tokenizer must map each string to exactly that id (checked on load). Absent: Qwen-VL's `<|image_pad|>`,
+   * `<|video_pad|>`, `<|vision_start|>` from imageTokenId / videoTokenId / visionStartTokenId.
+   */
+  visionTokens?: { key: string; token: string; id: number }[];
 }
 
 /**

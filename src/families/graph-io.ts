@@ -17,7 +17,7 @@ export const DECODER_INPUTS = {
   inputIds: "input_ids", // int64 [1, S]
   visualEmbeds: "visual_embeds", // float32 [M, hidden]
   visualPositions: "visual_positions", // int64 [M, 1], chunk-relative
-  positionIds: "position_ids", // int64 [3, 1, S]
+  positionIds: "position_ids", // int64 [axes, 1, S]: 3 (M-RoPE T, H, W) or 1 (1-D RoPE); the engine reads axes from the graph
   seqlensK: "seqlens_k", // int32 [1] = total length − 1
   totalSequenceLength: "total_sequence_length", // int32 scalar
   logitsIndices: "logits_indices", // int64 [K], chunk-relative
