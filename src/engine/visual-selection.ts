@@ -1,0 +1,55 @@
+/**
+ * Prompts whose visual token count is only known after the vision encoder ran: InternVL-Flash's resolution router
+ * (a frame keeps 64 of its 256 slots), token pruning (EVS; VideoLLaMA3's DiffFP). The prompt is planned with every
+ * slot, so the plan is an upper bound that fits the context; once the kept rows are known, the dropped placeholder
+ * tokens are removed from the ids and from the positions here, by the family's rule:
+ *
+ *   keep-coordinates  every kept token keeps its planned position (M-RoPE (t, h, w) stays on the patch it came from,
+ *                     text after the visual resumes where the unpruned layout would): the dropped columns are
+ *                     removed and ropeDelta grows by their number, so generation continues at the same position;
+ *   renumber          1-D families that compact (InternVL-Flash, VideoLLaMA3 as its reference does): every token
+ *                     after a dropped one moves down by the number dropped before it, so positions stay contiguous.
+ */
+import { VideolmError } from "../errors.js";
+
+export type PositionRule = "keep-coordinates" | "renumber";
+
+export interface PromptLayout {
+  inputIds: number[];
+  /** [axes][S] */
+  positionIds: Int32Array;
+  ropeDelta: number;
+}
+
+/**
+ * `layout` without the tokens whose `drop` flag is set (one flag per prompt token). Returns the layout unchanged
+ * (the same object) when nothing is dropped.
+ */
+export function dropPromptTokens(layout: PromptLayout, drop: Uint8Array, rule: PositionRule): PromptLayout {
+  const S = layout.inputIds.length;
+  if (drop.length !== S) throw new VideolmError(`token selection covers ${drop.length} tokens, the prompt has ${S}`);
+  if (S === 0 || layout.positionIds.length % S !== 0) throw new VideolmError(`position ids hold ${layout.positionIds.length} values for ${S} tokens`);
+  const axes = layout.positionIds.length / S;
+  let dropped = 0;
+  for (let i = 0; i < S; i++) dropped += drop[i] ? 1 : 0;
+  if (dropped === 0) return layout;
+  const kept = S - dropped;
+  const inputIds: number[] = [];
+  const positionIds = new Int32Array(axes * kept);
+  let before = 0; // tokens dropped before i
+  let k = 0;
+  for (let i = 0; i < S; i++) {
+    if (drop[i]) {
+      before++;
+      continue;
+    }
+    inputIds.push(layout.inputIds[i]);
+    const shift = rule === "renumber" ? before : 0;
+    for (let a = 0; a < axes; a++) positionIds[a * kept + k] = layout.positionIds[a * S + i] - shift;
+    k++;
+  }
+  // The next generated token: keep-coordinates continues where the unpruned prompt would (S + ropeDelta, so the delta
+  // grows by the dropped count); renumber continues right after the compacted prompt.
+  const ropeDelta = rule === "renumber" ? layout.ropeDelta : layout.ropeDelta + dropped;
+  return { inputIds, positionIds, ropeDelta };
+}
