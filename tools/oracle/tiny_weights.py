@@ -33,6 +33,14 @@ THE SAFETENSORS BYTE LAYOUT (both writers produce exactly this)
     "__metadata__". The JSON is padded at the end with ASCII spaces so that N is a multiple of 8.
   - the tensor data, in the same sorted-name order, contiguous (data_offsets are relative to the end of
     the header; the first tensor begins at 0, each next one where the previous ended).
+ADDED TOKENS (a fixture's tokenizer_added_tokens.json; both materializers apply it)
+  {"added_tokens": [{"id": N, "content": "<tok>", "special": true|false}, ...]} (other keys are ignored).
+  tokenizer.json is the base tokenizer.json's text with each token inserted, in the listed order, as the last entries
+  of its top-level "added_tokens" array (before the first "\n  ]," that follows `"added_tokens": [`), each written as
+    ",\n    {\n      \"id\": N,\n      \"content\": \"<tok>\",\n      \"single_word\": false,\n      \"lstrip\": false,\n
+      \"rstrip\": false,\n      \"normalized\": false,\n      \"special\": true\n    }"
+  (the base file's own formatting). Contents must be printable ASCII without '"' or '\\'; ids must be new and above
+  every id already in the array. Without the file, tokenizer.json is the base file's bytes.
 """
 
 from __future__ import annotations
@@ -163,3 +171,38 @@ def load_spec(path: str) -> dict:
         spec = json.load(f)
     check_spec(spec)
     return spec
+
+
+ADDED_TOKENS_FILE = "tokenizer_added_tokens.json"
+
+
+def add_tokens_to_tokenizer_json(base: bytes, added: list[dict]) -> bytes:
+    """The base tokenizer.json bytes with `added` inserted at the end of its added_tokens array (see ADDED TOKENS)."""
+    text = base.decode("utf-8")
+    head = text.index('"added_tokens": [')
+    end = text.index("\n  ],", head)
+    existing = [int(m) for m in __import__("re").findall(r'"id": (\d+)', text[head:end])]
+    last = max(existing) if existing else -1
+    parts = []
+    for t in added:
+        content, tid, special = t["content"], int(t["id"]), bool(t["special"])
+        assert all(0x20 <= ord(ch) < 0x7F and ch not in '"\\' for ch in content), f"unsupported token {content!r}"
+        assert tid > last, f"added token {content} id {tid} must exceed {last}"
+        last = tid
+        parts.append(
+            ",\n    {\n"
+            f'      "id": {tid},\n      "content": "{content}",\n      "single_word": false,\n'
+            '      "lstrip": false,\n      "rstrip": false,\n      "normalized": false,\n'
+            f'      "special": {"true" if special else "false"}\n    }}'
+        )
+    return (text[:end] + "".join(parts) + text[end:]).encode("utf-8")
+
+
+def write_tokenizer_json(base_path, fixture_dir, out_path) -> None:
+    """tokenizer.json of a materialized checkpoint: the base file, plus the fixture's added tokens if it has any."""
+    from pathlib import Path
+    base = Path(base_path).read_bytes()
+    spec = Path(fixture_dir) / ADDED_TOKENS_FILE
+    if spec.exists():
+        base = add_tokens_to_tokenizer_json(base, json.loads(spec.read_text(encoding="utf-8"))["added_tokens"])
+    Path(out_path).write_bytes(base)
