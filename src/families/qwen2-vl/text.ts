@@ -39,13 +39,17 @@ export const chunkedMrope: MropeAxisOfFrequency = (s) => [...Array(s[0]).fill(0)
  * - deepstackLayers: L > 0 adds the input `deepstack_embeds` [L, num_visual, D] whose k-th slice is added to the
  *   hidden states at `visual_positions` after decoder layer k (Qwen3VLTextModel._deepstack_process);
  * - mlp: the feed-forward block of layer i on the normed hidden states x [1, S, D] (weights under `prefix` =
- *   `model.layers.{i}.mlp`), for mixture-of-experts decoders (Qwen3-VL-MoE); default the dense SwiGLU `swigluMlp`.
+ *   `model.layers.{i}.mlp`), for mixture-of-experts decoders (Qwen3-VL-MoE); default the dense SwiGLU `swigluMlp`;
+ * - positionAxes: 3 (default) declares `position_ids` [3, 1, S] for M-RoPE; 1 declares [1, 1, S] and drives every
+ *   rotary frequency from that one axis — plain 1-D RoPE (InternVL's Qwen2/Qwen3 LLMs, modeling_qwen3.py
+ *   Qwen3RotaryEmbedding); `axisOfFrequency` and mrope_section are then not read.
  */
 export interface DecoderVariant {
   qkNorm?: boolean;
   attentionBias?: boolean;
   deepstackLayers?: number;
   mlp?: (layers: Layers, weights: WeightMap, x: string, prefix: string, layer: number) => string;
+  positionAxes?: 1 | 3;
 }
 
 export function buildQwen2VLDecoder(
@@ -61,6 +65,7 @@ export function buildQwen2VLDecoder(
   const qkNorm = variant.qkNorm ?? false;
   const attentionBias = variant.attentionBias ?? true;
   const deepstackLayers = variant.deepstackLayers ?? 0;
+  const positionAxes = variant.positionAxes ?? 3;
   const D = cfg.hiddenSize;
   const hd = cfg.headDim;
   const H = cfg.numHeads;
@@ -73,7 +78,7 @@ export function buildQwen2VLDecoder(
   const inputIds = stage.first ? g.input(DECODER_INPUTS.inputIds, "int64", [1, "seq"]) : g.input(HIDDEN_STATES_IN, "float32", [1, "seq", D]);
   const visualEmbeds = stage.first ? g.input(DECODER_INPUTS.visualEmbeds, "float32", ["num_visual", D]) : "";
   const visualPositions = stage.first || stageDeepstack ? g.input(DECODER_INPUTS.visualPositions, "int64", ["num_visual", 1]) : "";
-  const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [3, 1, "seq"]);
+  const positionIds = g.input(DECODER_INPUTS.positionIds, "int64", [positionAxes, 1, "seq"]);
   const seqlensK = g.input(DECODER_INPUTS.seqlensK, "int32", [1]);
   const totalLen = g.input(DECODER_INPUTS.totalSequenceLength, "int32", []);
   const logitsIndices = stage.last ? g.input(DECODER_INPUTS.logitsIndices, "int64", ["num_logits"]) : "";
@@ -95,14 +100,16 @@ export function buildQwen2VLDecoder(
         return g.op("Unsqueeze", [merged, g.ints([0])]); // [1, S, D]
       });
 
-  // M-RoPE: freqs[b, s, j] = pos[axis(j), b, s] · inv_freq[j]; emb = cat(freqs, freqs).
+  // M-RoPE: freqs[b, s, j] = pos[axis(j), b, s] · inv_freq[j]; emb = cat(freqs, freqs). With one position axis
+  // every frequency takes axis 0: freqs = pos · inv_freq, plain RoPE.
   const { cos, sin } = g.scope("rotary", () => {
     const half = hd / 2;
-    const axes = axisOfFrequency(cfg.mropeSection);
-    const masked = new Float32Array(3 * half); // [3, half]: inv_freq where axis(j) == a, else 0
+    const A = positionAxes;
+    const axes = A === 1 ? new Array<number>(half).fill(0) : axisOfFrequency(cfg.mropeSection);
+    const masked = new Float32Array(A * half); // [A, half]: inv_freq where axis(j) == a, else 0
     for (let j = 0; j < half; j++) masked[axes[j] * half + j] = 1 / cfg.ropeTheta ** ((2 * j) / hd);
-    const pos = g.op("Unsqueeze", [g.op("Cast", [positionIds], { to: 1 }), g.ints([3])]); // [3, 1, S, 1]
-    const perAxis = g.op("Mul", [pos, g.constant("float32", [3, 1, 1, half], masked)]); // [3, 1, S, half]
+    const pos = g.op("Unsqueeze", [g.op("Cast", [positionIds], { to: 1 }), g.ints([3])]); // [A, 1, S, 1]
+    const perAxis = g.op("Mul", [pos, g.constant("float32", [A, 1, 1, half], masked)]); // [A, 1, S, half]
     const freqs = g.op("ReduceSum", [perAxis, g.ints([0])], { keepdims: 0 }); // [1, S, half]: one non-zero term per j
     // RotaryEmbedding reads row p of its caches for position p; with caches of this chunk's S rows and start
     // position 0, row s holds token s's own M-RoPE angles (cos/sin of the first half; the op mirrors them).
