@@ -91,18 +91,19 @@ export function fullForward(model: VideoModel, prompt: PreparedPrompt, positions
 
 /**
  * The prompt followed by generated[:-1], as one sequence for a full pass: generated token i sits at
- * S + i + ropeDelta on all three rotary axes (the positions cached decoding gives it).
+ * S + i + ropeDelta on every rotary axis (the positions cached decoding gives it; 3 axes for M-RoPE, 1 for 1-D RoPE).
  */
 export function withContinuation(prompt: PreparedPrompt, generated: number[]): PreparedPrompt {
   const S = prompt.inputIds.length;
+  const axes = prompt.positionIds.length / S;
   const ids = [...prompt.inputIds, ...generated.slice(0, -1)];
   const T = ids.length;
-  const pos3 = new Int32Array(3 * T);
-  for (let a = 0; a < 3; a++) {
-    pos3.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
-    for (let i = S; i < T; i++) pos3[a * T + i] = i + prompt.ropeDelta;
+  const pos = new Int32Array(axes * T);
+  for (let a = 0; a < axes; a++) {
+    pos.set(prompt.positionIds.subarray(a * S, (a + 1) * S), a * T);
+    for (let i = S; i < T; i++) pos[a * T + i] = i + prompt.ropeDelta;
   }
-  return { ...prompt, inputIds: ids, positionIds: pos3 };
+  return { ...prompt, inputIds: ids, positionIds: pos };
 }
 
 export interface GreedyGolden {
@@ -132,13 +133,13 @@ export async function checkGreedyDecoding(model: VideoModel, prompt: PreparedPro
     if (i === steps - 1) break;
     const pos = S + i + prompt.ropeDelta;
     expect(state.nextPosition()).toBe(pos);
-    row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: [pos, pos, pos], logitsIndices: [0] }, state);
+    row = await model.decoder.forward({ inputIds: [tokens[i]], positionIds: new Array<number>(model.decoder.positionAxes).fill(pos), logitsIndices: [0] }, state);
   }
   expect(tokens).toEqual(greedy.new_tokens);
   expect(new Set(tokens).size).toBeGreaterThanOrEqual(6); // a broken cache could not hide behind a repeated token
   if (steps > 1) {
     const pos = snapshot.nextPosition();
-    const fromSnapshot = await model.decoder.forward({ inputIds: [tokens[0]], positionIds: [pos, pos, pos], logitsIndices: [0] }, snapshot);
+    const fromSnapshot = await model.decoder.forward({ inputIds: [tokens[0]], positionIds: new Array<number>(model.decoder.positionAxes).fill(pos), logitsIndices: [0] }, snapshot);
     // Not bit-equal: the attention reads a cache of another capacity (masked past the filled length).
     let d = 0;
     let scale = 1;
