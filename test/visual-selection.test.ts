@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dropPromptTokens } from "../src/engine/visual-selection.js";
+import { dropFlags, dropPromptTokens } from "../src/engine/visual-selection.js";
 
 describe("dropPromptTokens", () => {
   // 2 text, 4 placeholders (P), 2 text; 3 axes with M-RoPE-like coordinates, ropeDelta −2.
@@ -30,5 +30,19 @@ describe("dropPromptTokens", () => {
     const layout = { inputIds: ids, positionIds: pos3, ropeDelta: 0 };
     expect(dropPromptTokens(layout, new Uint8Array(8), "keep-coordinates")).toBe(layout);
     expect(() => dropPromptTokens(layout, new Uint8Array(7), "renumber")).toThrow(/covers 7 tokens/);
+  });
+});
+
+describe("dropFlags", () => {
+  it("matches placeholders to visuals per id, or in request order when images and videos share one id", () => {
+    // ids: text 1, image pad 7, video pad 8. Request order: video (3 rows), image (2 rows); the prompt has the image first.
+    const prompt = [1, 7, 7, 1, 8, 8, 8, 1];
+    const visuals = [{ kind: "video" as const }, { kind: "image" as const }];
+    const keep = [Uint8Array.from([1, 0, 1]), Uint8Array.from([0, 1])];
+    expect(Array.from(dropFlags(prompt, { imageTokenId: 7, videoTokenId: 8 }, visuals, keep))).toEqual([0, 1, 0, 0, 0, 1, 0, 0]);
+    // Shared id 7: the first 3 placeholders are the video's (request order), the next 2 the image's.
+    const sharedPrompt = [1, 7, 7, 7, 1, 7, 7];
+    expect(Array.from(dropFlags(sharedPrompt, { imageTokenId: 7, videoTokenId: 7 }, visuals, keep))).toEqual([0, 0, 1, 0, 0, 1, 0]);
+    expect(() => dropFlags([7, 7, 7, 7, 7, 7], { imageTokenId: 7, videoTokenId: 7 }, visuals, keep)).toThrow(/more visual placeholders/);
   });
 });

@@ -56,6 +56,11 @@ export interface VisionOutput {
   /** DeepStack graphs (Qwen3-VL): one feature set per level, [levels, M, hidden]; absent otherwise. */
   deepstack?: Float32Array;
   deepstackLevels: number;
+  /**
+   * Other outputs of the vision graph by name, rows along the first axis (e.g. InternVL-Flash's `gate_p0` [tiles] and
+   * `visual_embeds_compressed` [tiles·64, D]): the family's `selectVisualRows` reads them. Absent when there are none.
+   */
+  extra?: Record<string, { data: Float32Array; dims: number[] }>;
 }
 
 /** Releases a session's native resources once; later runs fail inside onnxruntime, so callers check first. */
@@ -92,7 +97,9 @@ export class VisionEncoder {
     for (const name of Object.keys(feeds)) if (!declared.has(name)) delete feeds[name];
     const out = await this.session.run(feeds);
     const ds = this.session.outputNames.includes(DEEPSTACK_EMBEDS) ? out[DEEPSTACK_EMBEDS] : undefined;
-    return { embeds: out[VISION_OUTPUT].data as Float32Array, deepstack: ds?.data as Float32Array | undefined, deepstackLevels: ds ? ds.dims[0] : 0 };
+    const others = this.session.outputNames.filter((n) => n !== VISION_OUTPUT && n !== DEEPSTACK_EMBEDS);
+    const extra = others.length > 0 ? Object.fromEntries(others.map((n) => [n, { data: out[n].data as Float32Array, dims: [...out[n].dims] }])) : undefined;
+    return { embeds: out[VISION_OUTPUT].data as Float32Array, deepstack: ds?.data as Float32Array | undefined, deepstackLevels: ds ? ds.dims[0] : 0, ...(extra ? { extra } : {}) };
   }
 }
 

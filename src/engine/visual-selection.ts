@@ -53,3 +53,37 @@ export function dropPromptTokens(layout: PromptLayout, drop: Uint8Array, rule: P
   const ropeDelta = rule === "renumber" ? layout.ropeDelta : layout.ropeDelta + dropped;
   return { inputIds, positionIds, ropeDelta };
 }
+
+/**
+ * The per-token drop flags of a prompt from each visual's kept placeholder rows (`keep[i]`, one flag per planned row
+ * of visual i, request order). Placeholders are matched to visuals as the engine scatters rows: per placeholder id
+ * (image pads to images, video pads to videos, each in request order), or all visuals in request order when images
+ * and videos share one placeholder id.
+ */
+export function dropFlags(
+  inputIds: readonly number[],
+  ids: { imageTokenId: number; videoTokenId: number },
+  visuals: readonly { kind: "image" | "video" }[],
+  keep: readonly Uint8Array[],
+): Uint8Array {
+  const shared = ids.imageTokenId === ids.videoTokenId;
+  const queues = { image: [] as number[], video: [] as number[] };
+  visuals.forEach((v, i) => queues[shared ? "image" : v.kind].push(i));
+  const cursor = { image: { q: 0, row: 0 }, video: { q: 0, row: 0 } };
+  const drop = new Uint8Array(inputIds.length);
+  for (let t = 0; t < inputIds.length; t++) {
+    const id = inputIds[t];
+    if (id !== ids.imageTokenId && id !== ids.videoTokenId) continue;
+    const cls = id === ids.imageTokenId ? "image" : "video";
+    const c = cursor[cls];
+    const visual = queues[cls][c.q];
+    if (visual === undefined) throw new VideolmError(`the prompt has more ${shared ? "visual" : cls} placeholders than its visuals plan`);
+    const mask = keep[visual];
+    drop[t] = mask[c.row] ? 0 : 1;
+    if (++c.row === mask.length) {
+      c.q++;
+      c.row = 0;
+    }
+  }
+  return drop;
+}

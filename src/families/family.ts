@@ -7,7 +7,8 @@ import type { WeightMap } from "../checkpoint/weight-map.js";
 import type { ContentPart, MediaOptions, PreparedVisual, VisualPlan } from "../engine/request.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
 import type { ProgressCallback } from "../util/progress.js";
-import type { VisionBatch } from "../engine/sessions.js";
+import type { VisionBatch, VisionOutput } from "../engine/sessions.js";
+import type { PositionRule } from "../engine/visual-selection.js";
 import type { LayerStateSpec } from "../engine/decoder-state.js";
 import type { DecoderLayerCost } from "../bench/cost.js";
 
@@ -35,6 +36,36 @@ export interface FamilyProcessor {
    * videos encode in bounded memory and report progress. Families without it are encoded in one call.
    */
   visionChunks?(batch: VisionBatch, maxPatches: number): VisionBatch[];
+  /**
+   * Families whose visual token count the vision encoder decides (InternVL-Flash's resolution router): from every
+   * visual's encoder output, in request order, the rows each visual contributes and which of its planned placeholder
+   * rows stay. The prompt was planned with every row (an upper bound that fits the context); the engine removes the
+   * dropped placeholders and renumbers positions by `rule` (engine/visual-selection.ts). Absent: every planned row is
+   * kept as encoded. The engine cannot overlap such a family's vision pass with prefill (the decision needs all tiles).
+   */
+  selectVisualRows?(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], media: MediaOptions): VisualSelection;
+}
+
+/** What `selectVisualRows` decided. */
+export interface VisualSelection {
+  /** Per visual, request order: the kept rows [kept, hidden], in placeholder order. */
+  rows: Float32Array[];
+  /** Per visual: 1 for each planned placeholder row that stays, 0 for one that is removed from the prompt. */
+  keep: Uint8Array[];
+  rule: PositionRule;
+  /** For people (inspect, `run --json`, the server's usage): what was decided and what it saved. */
+  report: VisualSelectionReport;
+}
+
+export interface VisualSelectionReport {
+  /** e.g. "InternVL-Flash resolution router". */
+  method: string;
+  plannedTokens: number;
+  keptTokens: number;
+  /** Per tile / frame, request order: which visual it belongs to, its index there, the score and what was decided. */
+  units: { visual: number; index: number; score: number; reduced: boolean; tokens: number }[];
+  /** The rule's parameters as used, e.g. {relative: 0.5, absolute: 0.3, quantile: 0.4585}. */
+  parameters: Record<string, number>;
 }
 
 /** The parts of a family's config the generic engine needs. */

@@ -83,3 +83,41 @@ export function compactVisual(
   });
   return { rows, keep };
 }
+
+/** Vision outputs of one visual that the router reads (graph names: flash.ts FLASH_OUTPUTS). */
+export interface FlashVisualOutput {
+  /** [tiles·256, D] */
+  embeds: Float32Array;
+  /** [tiles·64, D] */
+  compressed: Float32Array;
+  /** [tiles] */
+  p0: Float32Array;
+}
+
+export interface FlashSelection {
+  rows: Float32Array[];
+  keep: Uint8Array[];
+  decision: FlashDecision;
+  /** Per tile, request order. */
+  tiles: { visual: number; index: number; p0: number; compressed: boolean }[];
+}
+
+/** The router over one request's visuals (request order): decide over all their tiles, then compact each visual. */
+export function selectFlashRows(visuals: readonly FlashVisualOutput[], t: FlashThresholds, D: number): FlashSelection {
+  const tiles = visuals.flatMap((v, visual) => Array.from(v.p0, (p0, index) => ({ visual, index, p0 })));
+  const decision = decideFlash(
+    tiles.map((x) => x.p0),
+    t,
+  );
+  let at = 0;
+  const rows: Float32Array[] = [];
+  const keep: Uint8Array[] = [];
+  for (const v of visuals) {
+    const compress = decision.compress.slice(at, at + v.p0.length);
+    at += v.p0.length;
+    const c = compactVisual(v.embeds, v.compressed, compress, D);
+    rows.push(c.rows);
+    keep.push(c.keep);
+  }
+  return { rows, keep, decision, tiles: tiles.map((x, i) => ({ ...x, compressed: decision.compress[i] })) };
+}
