@@ -11,6 +11,9 @@
  *                     after a dropped one moves down by the number dropped before it, so positions stay contiguous.
  */
 import { VideolmError } from "../errors.js";
+import type { FamilyConfig, FamilyProcessor, VisualSelectionReport } from "../families/family.js";
+import type { MediaOptions, VisualPlan } from "./request.js";
+import type { VisionOutput } from "./sessions.js";
 
 export type PositionRule = "keep-coordinates" | "renumber";
 
@@ -86,4 +89,23 @@ export function dropFlags(
     }
   }
   return drop;
+}
+
+/**
+ * The prompt and visual rows after the family's selection (FamilyProcessor.selectVisualRows), from the planned prompt
+ * and every visual's encoder output (request order); unchanged for families without one.
+ */
+export function applyVisualSelection(
+  layout: PromptLayout,
+  visuals: readonly VisualPlan[],
+  outputs: readonly VisionOutput[],
+  processor: FamilyProcessor,
+  config: FamilyConfig,
+  media: MediaOptions,
+): { layout: PromptLayout; outputs: readonly VisionOutput[]; report?: VisualSelectionReport } {
+  if (!processor.selectVisualRows) return { layout, outputs };
+  const selection = processor.selectVisualRows(outputs, visuals, media);
+  const drop = dropFlags(layout.inputIds, config, visuals, selection.keep);
+  const rows = selection.rows.map((embeds): VisionOutput => ({ embeds, deepstackLevels: 0 }));
+  return { layout: dropPromptTokens(layout, drop, selection.rule), outputs: rows, report: selection.report };
 }
