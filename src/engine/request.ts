@@ -45,6 +45,14 @@ export interface MediaOptions {
    * Not a per-part option: set it in the request's media options.
    */
   frameLimit?: number;
+  /**
+   * InternVL-Flash checkpoints' resolution router, for the whole request (one decision over all its tiles and frames):
+   * `false` gives every tile its 256 tokens (the plain InternVL path), an object overrides the checkpoint's
+   * `flash_relative_threshold` (`relative`, a quantile in [0, 1]) and/or `flash_absolute_threshold` (`absolute`, the
+   * floor on the gate's probability). CLI `--flash-relative`, `--flash-absolute`, `--no-flash`. Ignored by other
+   * families. Not a per-part option: set it in the request's media options.
+   */
+  flash?: false | { relative?: number; absolute?: number };
 }
 
 export interface TextPart {

@@ -24,7 +24,7 @@ export function visionCacheKey(batch: VisionBatch): string {
 }
 
 function outputBytes(o: VisionOutput): number {
-  return o.embeds.byteLength + (o.deepstack?.byteLength ?? 0);
+  return o.embeds.byteLength + (o.deepstack?.byteLength ?? 0) + Object.values(o.extra ?? {}).reduce((n, t) => n + t.data.byteLength, 0);
 }
 
 export class VisionCache {
