@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ContentPart, PreparedVisual, VisualPlan } from "../src/engine/request.js";
 import { InternVLProcessor, patchifyTiles, type InternVLProcessorConfig } from "../src/families/internvl/processor.js";
-import { expandPromptText, videoText } from "../src/families/internvl/prompt.js";
+import { expandPromptText, promptTokensFromTokenizerConfig, videoText } from "../src/families/internvl/prompt.js";
 import { DEFAULT_FRAMES, getIndex, planInternVLFrames, roundHalfEven } from "../src/families/internvl/sampling.js";
 import { candidateGrids, chooseTileGrid, dynamicPreprocess, tileCount } from "../src/families/internvl/tiling.js";
 import { ChatTemplate, specialTokenVariables } from "../src/text/chat-template.js";
@@ -191,6 +191,14 @@ describe("prompt expansion", () => {
     expect(out).toBe("aFrame1: <img><IMG_CONTEXT><IMG_CONTEXT></img>\nb<img>" + "<IMG_CONTEXT>".repeat(4) + "</img>\nc");
     expect(() => expandPromptText(text, [{ kind: "video", tiles: 1 }], 2)).toThrow(/more <IMG_CONTEXT> placeholders/);
     expect(() => expandPromptText("x", [{ kind: "video", tiles: 1 }], 2)).toThrow(/0 image and 0 video placeholder/);
+  });
+
+  it("takes the placeholders from the tokenizer's extra_special_tokens, as transformers' InternVLProcessor", () => {
+    const t = promptTokensFromTokenizerConfig({ extra_special_tokens: { video_token: "<vid>", context_image_token: "<ctx>" } });
+    expect(t).toEqual({ start: "<img>", end: "</img>", context: "<ctx>", video: "<vid>" });
+    expect(expandPromptText("<vid>|<ctx>", [{ kind: "video", tiles: 1 }, { kind: "image", tiles: 1 }], 1, t)).toBe("Frame1: <img><ctx></img>|<img><ctx></img>");
+    const dir = path.join(ROOT, "internvl-tiny");
+    expect(new InternVLProcessor(dir, processorConfig(dir)).promptTokens).toEqual(promptTokensFromTokenizerConfig(undefined));
   });
 });
 

@@ -41,7 +41,7 @@ import { withLocalVideoFile } from "../../media/sources.js";
 import type { RgbImage } from "../../processing/rgb-image.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import type { ProgressCallback } from "../../util/progress.js";
-import { expandPromptText } from "./prompt.js";
+import { expandPromptText, promptTokensFromTokenizerConfig, type InternVLPromptTokens } from "./prompt.js";
 import { planInternVLFrames, type InternVLFramePlan, type InternVLSamplingOptions } from "./sampling.js";
 import { dynamicPreprocess, frameTile, tileCount } from "./tiling.js";
 
@@ -131,6 +131,8 @@ export class InternVLProcessor implements FamilyProcessor {
   /** Patches per tile side (imageSize / patchSize). */
   readonly patchesPerSide: number;
   readonly tokensPerTile: number;
+  /** The template's placeholders and the expansion's markers (tokenizer_config.json extra_special_tokens; prompt.ts). */
+  readonly promptTokens: InternVLPromptTokens;
 
   constructor(
     checkpointDir: string,
@@ -151,6 +153,7 @@ export class InternVLProcessor implements FamilyProcessor {
     this.maxNum = cfg.maxDynamicPatch ?? limits.maxPatches ?? 12;
     if (this.minNum > this.maxNum) throw new VideolmError(`tile limits: min_patches ${this.minNum} exceeds max_patches ${this.maxNum}`);
     this.useThumbnail = cfg.useThumbnail ?? true;
+    this.promptTokens = promptTokensFromTokenizerConfig(readBoundedJsonObject(path.join(checkpointDir, "tokenizer_config.json"), undefined, true));
   }
 
   private tiling() {
@@ -339,13 +342,14 @@ export class InternVLProcessor implements FamilyProcessor {
 
   /** The rendered template with its placeholders expanded (prompt.ts), tokenized; positions 0 … S−1. */
   buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number } {
-    const text = expandPromptText(promptText, visuals.map((v) => ({ kind: v.kind, tiles: v.grid[0] })), this.tokensPerTile);
+    const text = expandPromptText(promptText, visuals.map((v) => ({ kind: v.kind, tiles: v.grid[0] })), this.tokensPerTile, this.promptTokens);
     const inputIds = tokenizer.encode(text);
     const expected = visuals.reduce((n, v) => n + v.grid[0] * this.tokensPerTile, 0);
     let found = 0;
     for (const id of inputIds) if (id === this.cfg.imageTokenId) found++;
     if (found !== expected) {
-      throw new VideolmError(`the prompt holds ${found} <IMG_CONTEXT> tokens where the visuals need ${expected}: the tokenizer does not map <IMG_CONTEXT> to image_token_id ${this.cfg.imageTokenId}, or the text contains it`);
+      const ctx = this.promptTokens.context;
+      throw new VideolmError(`the prompt holds ${found} ${ctx} tokens where the visuals need ${expected}: the tokenizer does not map ${ctx} to image_token_id ${this.cfg.imageTokenId}, or the text contains it`);
     }
     const positionIds = new Int32Array(inputIds.length);
     for (let i = 0; i < positionIds.length; i++) positionIds[i] = i;

@@ -21,6 +21,29 @@ export const IMG_END_TOKEN = "</img>";
 export const IMG_CONTEXT_TOKEN = "<IMG_CONTEXT>";
 export const VIDEO_TOKEN = "<video>";
 
+/**
+ * The placeholder and marker strings: transformers' InternVLProcessor takes them from the tokenizer's
+ * `extra_special_tokens` (start_image_token, end_image_token, context_image_token, video_token; written by
+ * convert_internvl_weights_to_hf.py), the values below when absent.
+ */
+export interface InternVLPromptTokens {
+  start: string;
+  end: string;
+  context: string;
+  video: string;
+}
+export const DEFAULT_PROMPT_TOKENS: InternVLPromptTokens = { start: IMG_START_TOKEN, end: IMG_END_TOKEN, context: IMG_CONTEXT_TOKEN, video: VIDEO_TOKEN };
+
+/** The strings from a tokenizer_config.json object (its extra_special_tokens), defaults for the missing ones. */
+export function promptTokensFromTokenizerConfig(config: Record<string, unknown> | undefined): InternVLPromptTokens {
+  const extra = config?.extra_special_tokens;
+  const get = (key: string, fallback: string) => {
+    const v = extra && typeof extra === "object" && !Array.isArray(extra) ? (extra as Record<string, unknown>)[key] : undefined;
+    return typeof v === "string" && v.length > 0 ? v : fallback;
+  };
+  return { start: get("start_image_token", IMG_START_TOKEN), end: get("end_image_token", IMG_END_TOKEN), context: get("context_image_token", IMG_CONTEXT_TOKEN), video: get("video_token", VIDEO_TOKEN) };
+}
+
 export interface PromptVisual {
   kind: "image" | "video";
   /** Images: tiles incl. the thumbnail; videos: frames (one tile each). */
@@ -28,18 +51,20 @@ export interface PromptVisual {
 }
 
 /** The text an image of `tiles` tiles becomes. */
-export function imageText(tiles: number, tokensPerTile: number): string {
-  return IMG_START_TOKEN + IMG_CONTEXT_TOKEN.repeat(tokensPerTile * tiles) + IMG_END_TOKEN;
+export function imageText(tiles: number, tokensPerTile: number, t: InternVLPromptTokens = DEFAULT_PROMPT_TOKENS): string {
+  return t.start + t.context.repeat(tokensPerTile * tiles) + t.end;
 }
 
 /** The text a video of `frames` frames becomes (one tile per frame). */
-export function videoText(frames: number, tokensPerTile: number): string {
-  const tile = imageText(1, tokensPerTile);
+export function videoText(frames: number, tokensPerTile: number, t: InternVLPromptTokens = DEFAULT_PROMPT_TOKENS): string {
+  const tile = imageText(1, tokensPerTile, t);
   return Array.from({ length: frames }, (_, k) => `Frame${k + 1}: ${tile}`).join("\n");
 }
 
-/** The rendered template with every `<IMG_CONTEXT>` / `<video>` placeholder expanded (file comment). */
-export function expandPromptText(text: string, visuals: readonly PromptVisual[], tokensPerTile: number): string {
+/** The rendered template with every image (`<IMG_CONTEXT>`) / video (`<video>`) placeholder expanded (file comment). */
+export function expandPromptText(text: string, visuals: readonly PromptVisual[], tokensPerTile: number, t: InternVLPromptTokens = DEFAULT_PROMPT_TOKENS): string {
+  const IMG_CONTEXT_TOKEN = t.context;
+  const VIDEO_TOKEN = t.video;
   const images = visuals.filter((v) => v.kind === "image");
   const videos = visuals.filter((v) => v.kind === "video");
   let out = "";
@@ -56,12 +81,12 @@ export function expandPromptText(text: string, visuals: readonly PromptVisual[],
     if (isImage) {
       const image = images[imageIndex++];
       if (!image) throw new VideolmError(`the prompt has more ${IMG_CONTEXT_TOKEN} placeholders than the ${images.length} image(s) given; each image needs exactly one {"type": "image"} content part`);
-      out += imageText(image.tiles, tokensPerTile);
+      out += imageText(image.tiles, tokensPerTile, t);
       pos = at + IMG_CONTEXT_TOKEN.length;
     } else {
       const video = videos[videoIndex++];
       if (!video) throw new VideolmError(`the prompt has more ${VIDEO_TOKEN} placeholders than the ${videos.length} video(s) given; each video needs exactly one {"type": "video"} content part`);
-      out += videoText(video.tiles, tokensPerTile);
+      out += videoText(video.tiles, tokensPerTile, t);
       pos = at + VIDEO_TOKEN.length;
     }
   }
