@@ -19,7 +19,9 @@
  * `nframes` exactly as given (the model card's num_segments: more segments than frames repeat frames, as get_index
  * does); otherwise `fps` frames per second of the clip range (at least one, at most the range's frames), else
  * DEFAULT_FRAMES (16) but never more than the range's frames; then `maxFrames` / the server's frame limit cap it and
- * `minFrames` raises it (within the range's frames). `start` / `end` become get_index's `bound`.
+ * `minFrames` raises it (within the range's frames). `start` / `end` become get_index's `bound`. Kept from the
+ * reference on purpose: get_index spans max_frame = total − 1 frames, so asking for as many segments as frames repeats
+ * one and never takes the last (10 of 10 → [0,1,2,3,4,4,5,6,7,8]).
  */
 import { VideolmError } from "../../errors.js";
 
