@@ -7,6 +7,7 @@ import { qwen2_5VL } from "./qwen2-5-vl/family.js";
 import { qwen3_5 } from "./qwen3-5/family.js";
 import { qwen3_5Moe } from "./qwen3-5/moe-family.js";
 import { qwen3VLMoe } from "./qwen3-vl-moe/family.js";
+import { internVL } from "./internvl/family.js";
 
 const FAMILIES: ModelFamily<FamilyConfig>[] = [
   qwen2VL as unknown as ModelFamily<FamilyConfig>,
@@ -15,6 +16,7 @@ const FAMILIES: ModelFamily<FamilyConfig>[] = [
   qwen3VLMoe as unknown as ModelFamily<FamilyConfig>,
   qwen3_5 as unknown as ModelFamily<FamilyConfig>,
   qwen3_5Moe as unknown as ModelFamily<FamilyConfig>,
+  internVL as unknown as ModelFamily<FamilyConfig>,
 ];
 
 export function supportedModelTypes(): string[] {

@@ -18,6 +18,7 @@ import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import { describeJson } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
 import type { FamilyConfig } from "../family.js";
+import type { InternVLProcessorConfig } from "./processor.js";
 import { SUPPORTED_ACTIVATIONS, TEXT_HEAD_DIM_MULTIPLE, type Qwen2VLTextConfig, type Qwen2VLVisionConfig } from "../qwen2-vl/config.js";
 
 type Json = Record<string, unknown>;
@@ -69,29 +70,18 @@ export interface InternVLVisionConfig extends Qwen2VLVisionConfig {
   projectorAct: string;
 }
 
-/**
- * The processor's settings (processor.ts `InternVLProcessorConfig`, written by its owner; the same fields, so the
- * family passes this object to its constructor): tile side and patch in pixels, downsample ratio, the `<IMG_CONTEXT>`
- * id, and the original format's tiling limits (`max_dynamic_patch`, `use_thumbnail`; the HF format keeps them in
- * preprocessor_config.json).
- */
-export interface InternVLProcessorSettings {
-  imageSize: number;
-  patchSize: number;
-  downsampleRatio: number;
-  imageTokenId: number;
-  maxDynamicPatch?: number;
-  useThumbnail?: boolean;
-}
-
 export interface InternVLConfig extends FamilyConfig {
   /** Which checkpoint layout the tensors have (family.ts sanitizes both to the Hugging Face names). */
   format: "hf" | "original";
   text: InternVLTextConfig;
   vision: InternVLVisionConfig;
   moe?: InternVLMoeConfig;
-  /** What the processor (processor.ts) needs: tile size, patch, downsample, placeholder id, tiling limits. */
-  processor: InternVLProcessorSettings;
+  /**
+   * What the processor (processor.ts) needs: tile side and patch in pixels, downsample ratio, the `<IMG_CONTEXT>` id,
+   * and the original format's tiling limits (`max_dynamic_patch`, `use_thumbnail`; HF checkpoints keep them in
+   * preprocessor_config.json, which the processor reads).
+   */
+  processor: InternVLProcessorConfig;
 }
 
 /**

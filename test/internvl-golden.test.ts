@@ -1,0 +1,291 @@
+/**
+ * InternVL (transformers 4.57.6 models/internvl, InternVL3.5 -HF checkpoints and the original InternVLChatModel
+ * layout) against the reference: for each tiny fixture (tools/oracle/record_internvl.py; internvl-tiny: HF layout,
+ * InternViT-300M-style tower with 56-px tiles; internvl-tiny-6b-style: RMSNorm + QK-norm tower, 112-px tiles;
+ * internvl-tiny-original: internvl-tiny's weights in the original InternVLChatModel layout, same golden) the prompt
+ * ids, 1-D positions, pixel values, the tower's rows, the projector's rows, logits at the recorded positions, 12 greedy
+ * tokens with chunked prefill and cached decode, and one full pass over prompt + generated; int8 close to fp32.
+ *
+ * Published widths: an InternVL3.5-2B-shaped checkpoint (InternViT-300M tower, Qwen3-1.7B decoder, 2 layers each,
+ * seeded random weights) converts through the family's names and builders and runs one tile and one prompt.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { openCheckpoint } from "../src/checkpoint/checkpoint.js";
+import type { TensorInfo } from "../src/checkpoint/safetensors.js";
+import { WeightMap } from "../src/checkpoint/weight-map.js";
+import { allKvLayers } from "../src/engine/decoder-state.js";
+import { createSession, Decoder, VisionEncoder } from "../src/engine/sessions.js";
+import { parseInternVLConfig, type InternVLConfig } from "../src/families/internvl/config.js";
+import { sanitizeInternVLTensorName } from "../src/families/internvl/names.js";
+import { buildInternVLDecoder } from "../src/families/internvl/text.js";
+import { buildInternVLVision } from "../src/families/internvl/vision.js";
+import { GraphBuilder } from "../src/onnx/graph.js";
+import { Layers } from "../src/onnx/layers.js";
+import { VideoModel } from "../src/engine/model.js";
+import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
+import { materializeTinyCheckpoint, repoRoot, testCacheDir, writeSafetensors, type TensorSpec, type WeightSpec } from "../src/testing/tiny-checkpoint.js";
+import { checkGreedyDecoding, checkLogitRecords, checkSummary, concatFloat32, fullForward, maxAbsDiff, type GreedyGolden, type LogitRecord, type Summary } from "./golden-helpers.js";
+
+const FIXTURES = path.join(repoRoot(), "test/fixtures/internvl");
+const CACHE = testCacheDir();
+
+interface GoldenCase {
+  messages: { role: string; content: { type: string; text?: string; image?: string; video?: string[]; fps?: number; num_segments?: number }[] }[];
+  input_ids: number[];
+  expanded_prompt: string;
+  position_ids: number[];
+  num_tiles: number;
+  pixel_values: Summary | null;
+  vision_embeds?: Summary;
+  vision_tower_last_hidden?: Summary;
+  logit_ids: number[];
+  logits: LogitRecord[];
+  greedy: GreedyGolden;
+}
+type Golden = { checkpoint: { name: string }; reference: { tokens_per_tile: number }; cases: Record<string, GoldenCase> };
+
+/** The recorded messages with media paths resolved; a video is its 40 source frames at `fps`, `num_segments` sampled. */
+function toMessages(c: GoldenCase): ChatRequestMessage[] {
+  return c.messages.map((m) => ({
+    role: m.role as ChatRequestMessage["role"],
+    content: m.content.map((p): ContentPart => {
+      if (p.type === "image") return { type: "image", image: path.join(FIXTURES, p.image!) };
+      if (p.type === "video") return { type: "video", video: p.video!.map((f) => path.join(FIXTURES, f)), fps: p.fps, nframes: p.num_segments };
+      return { type: "text", text: p.text! };
+    }),
+  }));
+}
+
+/** Patch rows [tiles·P², (c, y, x)] → the reference's pixel_values layout [tiles, 3, size, size]. */
+function tilesNCHW(rows: Float32Array, size: number, patch: number): Float32Array {
+  const P = size / patch;
+  const out = new Float32Array(rows.length);
+  const tiles = rows.length / (3 * size * size);
+  let k = 0;
+  for (let t = 0; t < tiles; t++)
+    for (let py = 0; py < P; py++)
+      for (let px = 0; px < P; px++)
+        for (let c = 0; c < 3; c++) for (let y = 0; y < patch; y++) for (let x = 0; x < patch; x++) out[((t * 3 + c) * size + py * patch + y) * size + px * patch + x] = rows[k++];
+  return out;
+}
+
+/** Largest logit difference per checkpoint (and the max |logit| it was measured at), for the report. */
+const worst: Record<string, { delta: number; maxAbs: number }> = {};
+
+for (const checkpoint of ["internvl-tiny", "internvl-tiny-6b-style", "internvl-tiny-original"]) {
+  describe(`InternVL golden: ${checkpoint}`, () => {
+    const fixture = path.join(FIXTURES, checkpoint);
+    const golden = JSON.parse(fs.readFileSync(path.join(fixture, "golden.json"), "utf8")) as Golden;
+    let model: VideoModel;
+    beforeAll(async () => {
+      model = await VideoModel.load(await materializeTinyCheckpoint(fixture), { cacheDir: CACHE, threads: 1 });
+    }, 120_000);
+    const note = (delta: number, maxAbs: number) => {
+      const w = (worst[checkpoint] ??= { delta: 0, maxAbs: 0 });
+      if (delta > w.delta) Object.assign(w, { delta, maxAbs });
+    };
+
+    it("config: the <IMG_CONTEXT> / <img> ids, 1-D decoder, tiles of the config's size", () => {
+      expect(model.config.imageTokenId).toBe(151671);
+      expect(model.config.videoTokenId).toBe(151671);
+      expect(model.config.visionStartTokenId).toBe(151669);
+      expect(model.tokenizer.tokenId("<img>")).toBe(151669);
+      expect(model.decoder.positionAxes).toBe(1);
+    });
+
+    for (const [name, c] of Object.entries(golden.cases)) {
+      it(`${name}: prompt ids, positions, pixels, tower and projector rows, logits, greedy tokens, cached decode`, async () => {
+        const prepared = await model.prepare(toMessages(c));
+        expect(model.tokenizer.decode(prepared.inputIds, { skipSpecialTokens: false })).toBe(c.expanded_prompt);
+        expect(prepared.inputIds).toEqual(c.input_ids);
+        expect(Array.from(prepared.positionIds)).toEqual(c.position_ids);
+        expect(prepared.ropeDelta).toBe(0);
+        const tiles = prepared.visuals.reduce((n, v) => n + v.batch.grid[0], 0);
+        expect(tiles).toBe(c.num_tiles);
+        if (c.pixel_values) {
+          // The reference's [tiles, 3, size, size] in prompt order, from our patch rows.
+          const { imageSize, patchSize } = (model.config as InternVLConfig).vision;
+          checkSummary(tilesNCHW(concatFloat32(prepared.visuals.map((v) => v.batch.pixelValues)), imageSize, patchSize), c.pixel_values, 1e-6);
+          // Vision tower + pixel shuffle + projector, tile by tile (debug aid: fails before the logits do).
+          const outs = await Promise.all(prepared.visuals.map((v) => model.vision.encode(v.batch)));
+          checkSummary(concatFloat32(outs.map((o) => o.embeds)), c.vision_embeds!, 1e-5);
+          expect(outs.reduce((n, o) => n + o.embeds.length, 0)).toBe(tiles * golden.reference.tokens_per_tile * model.config.text.hiddenSize);
+        }
+        const prompt = await model.encodeVisuals(prepared);
+        note(await checkLogitRecords(model, prompt, c.logit_ids, c.logits), Math.max(...c.logits.map((l) => l.max_abs)));
+        // Greedy decoding with the KV cache; prefill in chunks of 7 so a tile's rows straddle chunks.
+        note(await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids), c.greedy.full_forward_last.max_abs);
+      }, 120_000);
+    }
+
+    if (checkpoint === "internvl-tiny") {
+      it("reversing the frames changes the output (the frames' order reaches the model)", async () => {
+        const c = golden.cases["video-8"];
+        const forward = await model.prepare(toMessages(c));
+        const messages = toMessages(c);
+        const part = messages[0].content[0] as Extract<ContentPart, { type: "video" }>;
+        part.video = [...(part.video as string[])].reverse();
+        const reversed = await model.prepare(messages);
+        expect(reversed.inputIds).toEqual(forward.inputIds);
+        const a = await fullForward(model, await model.encodeVisuals(forward), [forward.inputIds.length - 1]);
+        const b = await fullForward(model, await model.encodeVisuals(reversed), [reversed.inputIds.length - 1]);
+        expect(maxAbsDiff(a, b)).toBeGreaterThan(1e-2);
+      });
+
+      it("int8: logits close to fp32 on the mixed case", async () => {
+        const c = golden.cases.mixed;
+        const q = await VideoModel.load(await materializeTinyCheckpoint(fixture), { cacheDir: CACHE, threads: 1, dtype: "int8" });
+        const last = [c.input_ids.length - 1];
+        const ref = await fullForward(model, await model.encodeVisuals(await model.prepare(toMessages(c))), last);
+        const ours = await fullForward(q, await q.encodeVisuals(await q.prepare(toMessages(c))), last);
+        let dot = 0, na = 0, nb = 0;
+        for (let i = 0; i < ref.length; i++) {
+          dot += ref[i] * ours[i];
+          na += ref[i] * ref[i];
+          nb += ours[i] * ours[i];
+        }
+        expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.99);
+        await q.dispose();
+      }, 120_000);
+    }
+  });
+}
+
+describe("InternVL measured deltas", () => {
+  it("reports the largest logit deltas", () => {
+    for (const [k, v] of Object.entries(worst)) console.log(`${k}: max |Δlogit| ${v.delta.toExponential(2)} at max |logit| ${v.maxAbs.toFixed(2)}`);
+    expect(Object.keys(worst).length).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * InternVL3.5-2B's shapes (OpenGVLab/InternVL3_5-2B-HF: InternViT-300M — width 1024, 16 heads, MLP 4096, q/k/v bias,
+ * LayerNorm, 448-px tiles of 14-px patches; Qwen3-1.7B — hidden 2048, 16 heads, 8 KV heads, head_dim 128, MLP 6144,
+ * vocab 151,936, tied embeddings, rope_theta 1e6) with 2 layers in each tower.
+ */
+const PUBLISHED_2B = {
+  architectures: ["InternVLForConditionalGeneration"],
+  model_type: "internvl",
+  downsample_ratio: 0.5,
+  image_token_id: 151671,
+  projector_hidden_act: "gelu",
+  vision_feature_layer: -1,
+  vision_feature_select_strategy: "default",
+  text_config: {
+    model_type: "qwen3", hidden_size: 2048, intermediate_size: 6144, num_hidden_layers: 2, num_attention_heads: 16, num_key_value_heads: 8,
+    head_dim: 128, vocab_size: 151936, max_position_embeddings: 40960, rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true,
+    attention_bias: false, hidden_act: "silu", eos_token_id: 151645,
+  },
+  vision_config: {
+    model_type: "internvl_vision", hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 2, num_attention_heads: 16, attention_bias: true,
+    use_qk_norm: false, norm_type: "layer_norm", layer_norm_eps: 1e-6, hidden_act: "gelu", image_size: [448, 448], patch_size: [14, 14], use_mean_pooling: true,
+  },
+};
+
+/** The tensors of an HF InternVL checkpoint with a Qwen3 LLM, as transformers 4.57.6 save_pretrained names them. */
+function internVLWeightSpec(cfg: InternVLConfig, seed: number): WeightSpec {
+  const t: TensorSpec[] = [];
+  const add = (name: string, shape: number[], norm = false) => t.push({ name, shape, offset: norm ? 1 : 0, scale: norm ? 0.1 : 0.05 });
+  const v = cfg.vision;
+  const E = v.embedDim;
+  const P = v.imageSize / v.patchSize;
+  add("vision_tower.embeddings.cls_token", [1, 1, E]);
+  add("vision_tower.embeddings.position_embeddings", [1, P * P + 1, E]);
+  add("vision_tower.embeddings.patch_embeddings.projection.weight", [E, v.inChannels, v.patchSize, v.patchSize]);
+  add("vision_tower.embeddings.patch_embeddings.projection.bias", [E]);
+  for (let i = 0; i < v.depth; i++) {
+    const p = `vision_tower.encoder.layer.${i}`;
+    for (const n of ["q", "k", "v"]) {
+      add(`${p}.attention.${n}_proj.weight`, [E, E]);
+      add(`${p}.attention.${n}_proj.bias`, [E]);
+    }
+    add(`${p}.attention.projection_layer.weight`, [E, E]);
+    add(`${p}.attention.projection_layer.bias`, [E]);
+    for (const n of ["layernorm_before", "layernorm_after"]) {
+      add(`${p}.${n}.weight`, [E], true);
+      add(`${p}.${n}.bias`, [E]);
+    }
+    add(`${p}.lambda_1`, [E], true);
+    add(`${p}.lambda_2`, [E], true);
+    add(`${p}.mlp.fc1.weight`, [v.intermediateSize, E]);
+    add(`${p}.mlp.fc1.bias`, [v.intermediateSize]);
+    add(`${p}.mlp.fc2.weight`, [E, v.intermediateSize]);
+    add(`${p}.mlp.fc2.bias`, [E]);
+  }
+  const D = cfg.text.hiddenSize;
+  add("multi_modal_projector.layer_norm.weight", [4 * E], true);
+  add("multi_modal_projector.layer_norm.bias", [4 * E]);
+  add("multi_modal_projector.linear_1.weight", [D, 4 * E]);
+  add("multi_modal_projector.linear_1.bias", [D]);
+  add("multi_modal_projector.linear_2.weight", [D, D]);
+  add("multi_modal_projector.linear_2.bias", [D]);
+  const x = cfg.text;
+  add("language_model.model.embed_tokens.weight", [x.vocabSize, D]);
+  add("language_model.model.norm.weight", [D], true);
+  for (let i = 0; i < x.numLayers; i++) {
+    const p = `language_model.model.layers.${i}`;
+    add(`${p}.input_layernorm.weight`, [D], true);
+    add(`${p}.post_attention_layernorm.weight`, [D], true);
+    add(`${p}.self_attn.q_proj.weight`, [x.numHeads * x.headDim, D]);
+    add(`${p}.self_attn.k_proj.weight`, [x.numKvHeads * x.headDim, D]);
+    add(`${p}.self_attn.v_proj.weight`, [x.numKvHeads * x.headDim, D]);
+    add(`${p}.self_attn.o_proj.weight`, [D, x.numHeads * x.headDim]);
+    add(`${p}.self_attn.q_norm.weight`, [x.headDim], true);
+    add(`${p}.self_attn.k_norm.weight`, [x.headDim], true);
+    add(`${p}.mlp.gate_proj.weight`, [x.intermediateSize, D]);
+    add(`${p}.mlp.up_proj.weight`, [x.intermediateSize, D]);
+    add(`${p}.mlp.down_proj.weight`, [D, x.intermediateSize]);
+  }
+  if (!x.tieWordEmbeddings) add("language_model.lm_head.weight", [x.vocabSize, D]);
+  return { seed, dtype: "BF16", tensors: t.sort((a, b) => (a.name < b.name ? -1 : 1)) };
+}
+
+describe("InternVL published widths: InternVL3.5-2B-shaped (2 + 2 layers)", () => {
+  it("converts through the family's names and runs a 448-px tile (256 tokens) and a prompt with them", async () => {
+    const cfg = parseInternVLConfig(PUBLISHED_2B);
+    expect(cfg.text).toMatchObject({ llm: "qwen3", qkNorm: true, attentionBias: false, headDim: 128, numKvHeads: 8, tieWordEmbeddings: true });
+    const dir = path.join(testCacheDir(), "internvl3_5-2b-shape");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(PUBLISHED_2B));
+    const weightsFile = path.join(dir, "model.safetensors");
+    if (!fs.existsSync(weightsFile)) await writeSafetensors(internVLWeightSpec(cfg, 35), weightsFile + ".tmp").then(() => fs.renameSync(weightsFile + ".tmp", weightsFile));
+    const ckpt = openCheckpoint(dir);
+    const canonical = new Map<string, TensorInfo>();
+    for (const [n, info] of ckpt.tensors) canonical.set(sanitizeInternVLTensorName(n), info);
+    const weights = new WeightMap(canonical, dir);
+    const graph = (name: string, build: (l: Layers) => void) => {
+      const file = path.join(dir, `${name}.onnx`);
+      const g = new GraphBuilder(name, `${file}.data`);
+      build(new Layers(g, "fp32"));
+      fs.writeFileSync(file, g.toBytes());
+      return file;
+    };
+    const visionFile = graph("vision", (l) => buildInternVLVision(l, weights, cfg.vision));
+    const decoderFile = graph("decoder", (l) => buildInternVLDecoder(l, weights, cfg));
+    weights.assertAllUsed();
+
+    const vision = new VisionEncoder(await createSession(visionFile, { threads: 1 }));
+    const P = 32;
+    const pixels = Float32Array.from({ length: P * P * 3 * 14 * 14 }, (_, i) => Math.sin(i * 0.37));
+    const { embeds } = await vision.encode({ pixelValues: pixels, grid: [1, P, P], positionIds: new Int32Array(2 * P * P) });
+    expect(embeds.length).toBe(256 * 2048);
+    expect(embeds.every(Number.isFinite)).toBe(true);
+
+    const decoder = new Decoder(await createSession(decoderFile, { threads: 1 }), cfg, allKvLayers(cfg.text));
+    expect(decoder.positionAxes).toBe(1);
+    const ids = [151644, 872, 198, cfg.visionStartTokenId, ...new Array<number>(256).fill(cfg.imageTokenId), 151670, 198, 3838, 151645];
+    const S = ids.length;
+    const state = decoder.createState(S + 1);
+    const visualPositions = ids.flatMap((id, i) => (id === cfg.imageTokenId ? [i] : []));
+    const logits = await decoder.forward({ inputIds: ids, positionIds: ids.map((_, i) => i), visualEmbeds: embeds, visualPositions, logitsIndices: [S - 1] }, state);
+    expect(logits.length).toBe(151936);
+    expect(logits.every(Number.isFinite)).toBe(true);
+    const step = await decoder.forward({ inputIds: [42], positionIds: [S], logitsIndices: [0] }, state);
+    expect(step.length).toBe(151936);
+    expect(step.every(Number.isFinite)).toBe(true);
+    await vision.release();
+    await decoder.release();
+  }, 240_000);
+});
