@@ -40,6 +40,9 @@ export const MEDIA_FLAGS = {
   start: { type: "string" },
   end: { type: "string" },
   "frame-times": { type: "string" },
+  "flash-relative": { type: "string" },
+  "flash-absolute": { type: "string" },
+  "no-flash": { type: "boolean" },
 } as const satisfies ParseArgsConfig["options"];
 
 export const COMMON_FLAGS = {

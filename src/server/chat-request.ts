@@ -93,7 +93,7 @@ function timeValue(v: unknown, param: string): unknown {
 }
 
 /** snake_case option → MediaOptions key, with its rule. */
-const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes">, { integer?: boolean; min?: number; exclusiveMin?: number }]> = {
+const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | "flash">, { integer?: boolean; min?: number; exclusiveMin?: number }]> = {
   fps: ["fps", { exclusiveMin: 0 }],
   nframes: ["nframes", { integer: true, min: 1 }],
   min_frames: ["minFrames", { integer: true, min: 1 }],

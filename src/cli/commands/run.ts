@@ -37,6 +37,8 @@ Media:
   --frame-times presentation|reference  frame times: the frames' own (default) or index / average fps (qwen-vl-utils)
   --max-input-pixels N       refuse images and video frames larger than N pixels (width × height, read from the
                              header before decoding; default 50000000)
+  --flash-relative Q --flash-absolute P  InternVL-Flash checkpoints: the resolution router's quantile Q and floor P,
+                             each in [0, 1] (default: the checkpoint's config.json); --no-flash: 256 tokens per frame
 Generation:
   --max-new-tokens N  --temperature T (0 = greedy)  --top-k K  --top-p P  --repetition-penalty R
   --seed N  --stop STR (repeatable)
@@ -52,7 +54,7 @@ Output:
 
 export function mediaFlags(flags: Flags): MediaOptions {
   const out: MediaOptions = {};
-  const set = (k: Exclude<keyof MediaOptions, "frameTimes">, name: string, integer = false) => {
+  const set = (k: Exclude<keyof MediaOptions, "frameTimes" | "flash">, name: string, integer = false) => {
     const v = numberFlag(flags, name, { integer });
     if (v !== undefined) out[k] = v;
   };
@@ -72,8 +74,28 @@ export function mediaFlags(flags: Flags): MediaOptions {
     if (flags["frame-times"] !== "presentation" && flags["frame-times"] !== "reference") throw new VideolmError(`--frame-times must be presentation or reference, got ${JSON.stringify(flags["frame-times"])}`);
     out.frameTimes = flags["frame-times"];
   }
+  const flash = flashFlags(flags);
+  if (flash !== undefined) out.flash = flash;
   checkPixelBounds(out); // before any media is read; images have no other check naming the flags
   return out;
+}
+
+/** --flash-relative Q / --flash-absolute P (each in [0, 1]) or --no-flash: InternVL-Flash's resolution router. */
+function flashFlags(flags: Flags): MediaOptions["flash"] {
+  const relative = numberFlag(flags, "flash-relative", {});
+  const absolute = numberFlag(flags, "flash-absolute", {});
+  if (flags["no-flash"]) {
+    if (relative !== undefined || absolute !== undefined) throw new VideolmError("--no-flash turns the Flash router off: give it without --flash-relative / --flash-absolute");
+    return false;
+  }
+  for (const [name, v] of [
+    ["--flash-relative", relative],
+    ["--flash-absolute", absolute],
+  ] as const) {
+    if (v !== undefined && !(v >= 0 && v <= 1)) throw new VideolmError(`${name} must be in [0, 1], got ${v}`);
+  }
+  if (relative === undefined && absolute === undefined) return undefined;
+  return { ...(relative !== undefined ? { relative } : {}), ...(absolute !== undefined ? { absolute } : {}) };
 }
 
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|webp|bmp|tiff?)$/i;
