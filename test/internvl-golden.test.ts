@@ -289,3 +289,53 @@ describe("InternVL published widths: InternVL3.5-2B-shaped (2 + 2 layers)", () =
     await decoder.release();
   }, 240_000);
 });
+
+describe("InternVL config parsing", () => {
+  const read = (name: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, name, "config.json"), "utf8")) as Record<string, unknown>;
+  const hf = read("internvl-tiny");
+  const original = read("internvl-tiny-original");
+  const withText = (raw: Record<string, unknown>, key: string, patch: Record<string, unknown>) => ({ ...raw, [key]: { ...(raw[key] as object), ...patch } });
+
+  it("reads both layouts into the same model", () => {
+    const a = parseInternVLConfig(hf);
+    const b = parseInternVLConfig(original);
+    expect(a.format).toBe("hf");
+    expect(b.format).toBe("original");
+    expect(b.text).toEqual(a.text);
+    expect({ ...b.vision }).toEqual({ ...a.vision });
+    expect(b.imageTokenId).toBe(a.imageTokenId); // the original config has no image_token_id: Qwen3's <IMG_CONTEXT>
+    expect(b.processor).toMatchObject({ imageSize: 56, patchSize: 14, downsampleRatio: 0.5, imageTokenId: 151671, maxDynamicPatch: 12, useThumbnail: true });
+  });
+
+  it("derives <IMG_CONTEXT> from the LLM when the original config does not say (Qwen2: 151667, <img> 151665)", () => {
+    const qwen2 = parseInternVLConfig(withText(original, "llm_config", { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", head_dim: undefined }));
+    expect(qwen2.text).toMatchObject({ llm: "qwen2", attentionBias: true, qkNorm: false });
+    expect([qwen2.imageTokenId, qwen2.visionStartTokenId]).toEqual([151667, 151665]);
+  });
+
+  it("honours vision_feature_layer / select_layer (hidden_states[k]: layers before k run)", () => {
+    expect(parseInternVLConfig({ ...hf, vision_feature_layer: -2 }).vision.featureLayers).toBe(1);
+    expect(parseInternVLConfig({ ...original, select_layer: -1 }).vision.featureLayers).toBe(2);
+    expect(() => parseInternVLConfig({ ...hf, vision_feature_layer: 5 })).toThrow(/vision_feature_layer must be in \[-3, 2\]/);
+  });
+
+  it("reads Qwen3-MoE text configs (InternVL3.5-30B-A3B)", () => {
+    const moe = parseInternVLConfig(withText(hf, "text_config", { model_type: "qwen3_moe", num_experts: 8, num_experts_per_tok: 2, moe_intermediate_size: 32, norm_topk_prob: true, mlp_only_layers: [1] }));
+    expect(moe.moe).toEqual({ numExperts: 8, numExpertsPerTok: 2, moeIntermediateSize: 32, decoderSparseStep: 1, mlpOnlyLayers: [1], normTopkProb: true });
+  });
+
+  it.each([
+    ["ps_version v1", { ...original, ps_version: "v1" }, /ps_version must be "v2"/],
+    ["GPT-OSS", withText(hf, "text_config", { model_type: "gpt_oss" }), /text_config\.model_type "gpt_oss".*not supported/],
+    ["an InternLM2 LLM", withText(original, "llm_config", { architectures: ["InternLM2ForCausalLM"], model_type: undefined }), /llm_config\.model_type "internlm2" is not supported/],
+    ["downsample_ratio 0.25", { ...hf, downsample_ratio: 0.25 }, /downsample_ratio must be 0\.5/],
+    ["a resized position table", { ...original, force_image_size: 112 }, /force_image_size must equal vision_config\.image_size 56/],
+    ["the CLS token kept", { ...hf, vision_feature_select_strategy: "full" }, /vision_feature_select_strategy must be "default"/],
+    ["YaRN", withText(hf, "text_config", { rope_scaling: { rope_type: "yarn", factor: 4 } }), /text_config\.rope_scaling\.rope_type must be "default" or "dynamic"/],
+    ["an odd patch grid", withText(hf, "vision_config", { image_size: 42 }), /vision_config\.image_size \/ patch_size 14 must be an even number of patches/],
+    ["LoRA", { ...original, use_llm_lora: 16 }, /use_llm_lora must be 0/],
+    ["no llm_config", { ...original, llm_config: undefined }, /llm_config is missing/],
+  ])("refuses %s, naming the key", (_, raw, message) => {
+    expect(() => parseInternVLConfig(raw as Record<string, unknown>)).toThrow(message);
+  });
+});
