@@ -9,6 +9,7 @@
  * Published widths: an InternVL3.5-2B-shaped checkpoint (InternViT-300M tower, Qwen3-1.7B decoder, 2 layers each,
  * seeded random weights) converts through the family's names and builders and runs one tile and one prompt.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -134,6 +135,13 @@ for (const checkpoint of ["internvl-tiny", "internvl-tiny-6b-style", "internvl-t
         expect(maxAbsDiff(a, b)).toBeGreaterThan(1e-2);
       });
 
+      it("generate() gives the greedy tokens and their text (mixed case)", async () => {
+        const c = golden.cases.mixed;
+        const r = await model.generate({ messages: toMessages(c), temperature: 0, maxNewTokens: c.greedy.new_tokens.length });
+        expect(r.tokens).toEqual(c.greedy.new_tokens);
+        expect(r.text).toBe(model.tokenizer.decode(c.greedy.new_tokens, { skipSpecialTokens: true }));
+      });
+
       it("int8: logits close to fp32 on the mixed case", async () => {
         const c = golden.cases.mixed;
         const q = await VideoModel.load(await materializeTinyCheckpoint(fixture), { cacheDir: CACHE, threads: 1, dtype: "int8" });
@@ -246,17 +254,26 @@ describe("InternVL published widths: InternVL3.5-2B-shaped (2 + 2 layers)", () =
   it("converts through the family's names and runs a 448-px tile (256 tokens) and a prompt with them", async () => {
     const cfg = parseInternVLConfig(PUBLISHED_2B);
     expect(cfg.text).toMatchObject({ llm: "qwen3", qkNorm: true, attentionBias: false, headDim: 128, numKvHeads: 8, tieWordEmbeddings: true });
-    const dir = path.join(testCacheDir(), "internvl3_5-2b-shape");
+    // The weights (0.7 GB of bf16, deterministic) are kept across runs next to the tiny checkpoints, keyed by their
+    // spec; the graphs are built in this run's cache with the code under test.
+    const spec = internVLWeightSpec(cfg, 35);
+    const key = createHash("sha256").update(JSON.stringify([PUBLISHED_2B, spec])).digest("hex").slice(0, 12);
+    const dir = path.join(repoRoot(), ".cache", "tiny", `internvl3_5-2b-shape-${key}`);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(PUBLISHED_2B));
     const weightsFile = path.join(dir, "model.safetensors");
-    if (!fs.existsSync(weightsFile)) await writeSafetensors(internVLWeightSpec(cfg, 35), weightsFile + ".tmp").then(() => fs.renameSync(weightsFile + ".tmp", weightsFile));
+    if (!fs.existsSync(weightsFile)) {
+      await writeSafetensors(spec, `${weightsFile}.tmp-${process.pid}`);
+      fs.renameSync(`${weightsFile}.tmp-${process.pid}`, weightsFile);
+    }
+    const out = path.join(testCacheDir(), "internvl3_5-2b-shape");
+    fs.mkdirSync(out, { recursive: true });
     const ckpt = openCheckpoint(dir);
     const canonical = new Map<string, TensorInfo>();
     for (const [n, info] of ckpt.tensors) canonical.set(sanitizeInternVLTensorName(n), info);
     const weights = new WeightMap(canonical, dir);
     const graph = (name: string, build: (l: Layers) => void) => {
-      const file = path.join(dir, `${name}.onnx`);
+      const file = path.join(out, `${name}.onnx`);
       const g = new GraphBuilder(name, `${file}.data`);
       build(new Layers(g, "fp32"));
       fs.writeFileSync(file, g.toBytes());
