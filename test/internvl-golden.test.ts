@@ -356,3 +356,42 @@ describe("InternVL config parsing", () => {
     expect(() => parseInternVLConfig(raw as Record<string, unknown>)).toThrow(message);
   });
 });
+
+/**
+ * Qwen3-MoE decoders (InternVL3.5-30B-A3B) through the family: internvl-tiny with layer 0's MLP as a sparse block of
+ * two experts that both hold the dense MLP's weights (weight-spec `source` slices), top-2 renormalised — whatever the
+ * router says, the block equals the dense MLP, so the logits must equal the dense checkpoint's (and the reference's).
+ * This checks the per-expert tensor names, the router, top-k and the renormalisation wiring; the routing itself was
+ * checked against transformers 4.57.6 Qwen3MoeSparseMoeBlock on a random tiny model (max |Δlogit| 1.7e-5).
+ */
+describe("InternVL with a Qwen3-MoE decoder", () => {
+  it("two identical experts, top-2 renormalised, give the dense model's logits", async () => {
+    const fixture = path.join(FIXTURES, "internvl-tiny");
+    const denseDir = await materializeTinyCheckpoint(fixture);
+    const spec = JSON.parse(fs.readFileSync(path.join(fixture, "weights.json"), "utf8")) as WeightSpec;
+    const mlp = "model.language_model.layers.0.mlp";
+    const tensors = spec.tensors.filter((t) => !t.name.startsWith(`${mlp}.`));
+    for (const t of spec.tensors.filter((t) => t.name.startsWith(`${mlp}.`))) {
+      for (const j of [0, 1]) tensors.push({ ...t, name: t.name.replace(`${mlp}.`, `${mlp}.experts.${j}.`), source: { name: t.name, start: 0 } });
+    }
+    tensors.push({ name: `${mlp}.gate.weight`, shape: [2, 64], offset: 0, scale: 0.5 });
+    const dir = path.join(testCacheDir(), "internvl-tiny-moe");
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of fs.readdirSync(denseDir)) if (f.endsWith(".json") && f !== "config.json") fs.copyFileSync(path.join(denseDir, f), path.join(dir, f));
+    const config = JSON.parse(fs.readFileSync(path.join(denseDir, "config.json"), "utf8")) as { text_config: Record<string, unknown> };
+    config.text_config = { ...config.text_config, model_type: "qwen3_moe", architectures: ["Qwen3MoeForCausalLM"], num_experts: 2, num_experts_per_tok: 2, moe_intermediate_size: 128, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [1, 2] };
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+    await writeSafetensors({ ...spec, tensors: tensors.sort((a, b) => (a.name < b.name ? -1 : 1)) }, path.join(dir, "model.safetensors"));
+
+    const moe = await VideoModel.load(dir, { cacheDir: testCacheDir(), threads: 1 });
+    const dense = await VideoModel.load(denseDir, { cacheDir: testCacheDir(), threads: 1 });
+    const c = (JSON.parse(fs.readFileSync(path.join(fixture, "golden.json"), "utf8")) as Golden).cases.image;
+    const positions = c.logits.map((l) => l.position);
+    const a = await fullForward(moe, await moe.encodeVisuals(await moe.prepare(toMessages(c))), positions);
+    const b = await fullForward(dense, await dense.encodeVisuals(await dense.prepare(toMessages(c))), positions);
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-4);
+    expect(await checkLogitRecords(moe, await moe.encodeVisuals(await moe.prepare(toMessages(c))), c.logit_ids, c.logits)).toBeLessThan(1e-3);
+    await moe.dispose();
+    await dense.dispose();
+  }, 120_000);
+});
