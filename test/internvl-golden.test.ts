@@ -22,11 +22,12 @@ import { parseInternVLConfig, type InternVLConfig } from "../src/families/intern
 import { sanitizeInternVLTensorName } from "../src/families/internvl/names.js";
 import { buildInternVLDecoder } from "../src/families/internvl/text.js";
 import { buildInternVLVision } from "../src/families/internvl/vision.js";
+import { BENCH_SHAPES, INTERNVL3_5_2B, internVLWeightSpec } from "../src/bench/presets.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Layers } from "../src/onnx/layers.js";
 import { VideoModel } from "../src/engine/model.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
-import { materializeTinyCheckpoint, repoRoot, testCacheDir, writeSafetensors, type TensorSpec, type WeightSpec } from "../src/testing/tiny-checkpoint.js";
+import { materializeTinyCheckpoint, repoRoot, testCacheDir, writeSafetensors, type WeightSpec } from "../src/testing/tiny-checkpoint.js";
 import { checkGreedyDecoding, checkLogitRecords, checkSummary, concatFloat32, fullForward, maxAbsDiff, type GreedyGolden, type LogitRecord, type Summary } from "./golden-helpers.js";
 
 const FIXTURES = path.join(repoRoot(), "test/fixtures/internvl");
@@ -168,95 +169,31 @@ describe("InternVL measured deltas", () => {
   });
 });
 
-/**
- * InternVL3.5-2B's shapes (OpenGVLab/InternVL3_5-2B-HF: InternViT-300M — width 1024, 16 heads, MLP 4096, q/k/v bias,
- * LayerNorm, 448-px tiles of 14-px patches; Qwen3-1.7B — hidden 2048, 16 heads, 8 KV heads, head_dim 128, MLP 6144,
- * vocab 151,936, tied embeddings, rope_theta 1e6) with 2 layers in each tower.
- */
+/** InternVL3.5-2B's shapes (the bench preset internvl3_5-2b) with 2 layers in each tower. */
 const PUBLISHED_2B = {
-  architectures: ["InternVLForConditionalGeneration"],
-  model_type: "internvl",
-  downsample_ratio: 0.5,
-  image_token_id: 151671,
-  projector_hidden_act: "gelu",
-  vision_feature_layer: -1,
-  vision_feature_select_strategy: "default",
-  text_config: {
-    model_type: "qwen3", hidden_size: 2048, intermediate_size: 6144, num_hidden_layers: 2, num_attention_heads: 16, num_key_value_heads: 8,
-    head_dim: 128, vocab_size: 151936, max_position_embeddings: 40960, rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true,
-    attention_bias: false, hidden_act: "silu", eos_token_id: 151645,
-  },
-  vision_config: {
-    model_type: "internvl_vision", hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 2, num_attention_heads: 16, attention_bias: true,
-    use_qk_norm: false, norm_type: "layer_norm", layer_norm_eps: 1e-6, hidden_act: "gelu", image_size: [448, 448], patch_size: [14, 14], use_mean_pooling: true,
-  },
+  ...INTERNVL3_5_2B,
+  text_config: { ...(INTERNVL3_5_2B.text_config as object), num_hidden_layers: 2 },
+  vision_config: { ...(INTERNVL3_5_2B.vision_config as object), num_hidden_layers: 2 },
 };
 
-/** The tensors of an HF InternVL checkpoint with a Qwen3 LLM, as transformers 4.57.6 save_pretrained names them. */
-function internVLWeightSpec(cfg: InternVLConfig, seed: number): WeightSpec {
-  const t: TensorSpec[] = [];
-  const add = (name: string, shape: number[], norm = false) => t.push({ name, shape, offset: norm ? 1 : 0, scale: norm ? 0.1 : 0.05 });
-  const v = cfg.vision;
-  const E = v.embedDim;
-  const P = v.imageSize / v.patchSize;
-  add("vision_tower.embeddings.cls_token", [1, 1, E]);
-  add("vision_tower.embeddings.position_embeddings", [1, P * P + 1, E]);
-  add("vision_tower.embeddings.patch_embeddings.projection.weight", [E, v.inChannels, v.patchSize, v.patchSize]);
-  add("vision_tower.embeddings.patch_embeddings.projection.bias", [E]);
-  for (let i = 0; i < v.depth; i++) {
-    const p = `vision_tower.encoder.layer.${i}`;
-    for (const n of ["q", "k", "v"]) {
-      add(`${p}.attention.${n}_proj.weight`, [E, E]);
-      add(`${p}.attention.${n}_proj.bias`, [E]);
-    }
-    add(`${p}.attention.projection_layer.weight`, [E, E]);
-    add(`${p}.attention.projection_layer.bias`, [E]);
-    for (const n of ["layernorm_before", "layernorm_after"]) {
-      add(`${p}.${n}.weight`, [E], true);
-      add(`${p}.${n}.bias`, [E]);
-    }
-    add(`${p}.lambda_1`, [E], true);
-    add(`${p}.lambda_2`, [E], true);
-    add(`${p}.mlp.fc1.weight`, [v.intermediateSize, E]);
-    add(`${p}.mlp.fc1.bias`, [v.intermediateSize]);
-    add(`${p}.mlp.fc2.weight`, [E, v.intermediateSize]);
-    add(`${p}.mlp.fc2.bias`, [E]);
-  }
-  const D = cfg.text.hiddenSize;
-  add("multi_modal_projector.layer_norm.weight", [4 * E], true);
-  add("multi_modal_projector.layer_norm.bias", [4 * E]);
-  add("multi_modal_projector.linear_1.weight", [D, 4 * E]);
-  add("multi_modal_projector.linear_1.bias", [D]);
-  add("multi_modal_projector.linear_2.weight", [D, D]);
-  add("multi_modal_projector.linear_2.bias", [D]);
-  const x = cfg.text;
-  add("language_model.model.embed_tokens.weight", [x.vocabSize, D]);
-  add("language_model.model.norm.weight", [D], true);
-  for (let i = 0; i < x.numLayers; i++) {
-    const p = `language_model.model.layers.${i}`;
-    add(`${p}.input_layernorm.weight`, [D], true);
-    add(`${p}.post_attention_layernorm.weight`, [D], true);
-    add(`${p}.self_attn.q_proj.weight`, [x.numHeads * x.headDim, D]);
-    add(`${p}.self_attn.k_proj.weight`, [x.numKvHeads * x.headDim, D]);
-    add(`${p}.self_attn.v_proj.weight`, [x.numKvHeads * x.headDim, D]);
-    add(`${p}.self_attn.o_proj.weight`, [D, x.numHeads * x.headDim]);
-    add(`${p}.self_attn.q_norm.weight`, [x.headDim], true);
-    add(`${p}.self_attn.k_norm.weight`, [x.headDim], true);
-    add(`${p}.mlp.gate_proj.weight`, [x.intermediateSize, D]);
-    add(`${p}.mlp.up_proj.weight`, [x.intermediateSize, D]);
-    add(`${p}.mlp.down_proj.weight`, [D, x.intermediateSize]);
-  }
-  if (!x.tieWordEmbeddings) add("language_model.lm_head.weight", [x.vocabSize, D]);
-  return { seed, dtype: "BF16", tensors: t.sort((a, b) => (a.name < b.name ? -1 : 1)) };
-}
-
 describe("InternVL published widths: InternVL3.5-2B-shaped (2 + 2 layers)", () => {
+  it("bench shape internvl3_5-2b: 2.0 B weights; its tokenizer.json has the InternVL tokens at the config's ids", () => {
+    const def = BENCH_SHAPES["internvl3_5-2b"];
+    const weights = def.weightSpec(def.config, 2024).tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    expect(weights / 1e9).toBeCloseTo(2.03, 1);
+    const files = def.companions();
+    for (const c of Object.values(files)) if ("copyFrom" in c) expect(fs.existsSync(c.copyFrom)).toBe(true);
+    const tok = (files["tokenizer.json"] as { json: { added_tokens: { id: number; content: string }[] } }).json;
+    const id = (content: string) => tok.added_tokens.find((t) => t.content === content)?.id;
+    expect([id("<img>"), id("</img>"), id("<IMG_CONTEXT>")]).toEqual([151669, 151670, 151671]);
+  });
+
   it("converts through the family's names and runs a 448-px tile (256 tokens) and a prompt with them", async () => {
     const cfg = parseInternVLConfig(PUBLISHED_2B);
     expect(cfg.text).toMatchObject({ llm: "qwen3", qkNorm: true, attentionBias: false, headDim: 128, numKvHeads: 8, tieWordEmbeddings: true });
     // The weights (0.7 GB of bf16, deterministic) are kept across runs next to the tiny checkpoints, keyed by their
     // spec; the graphs are built in this run's cache with the code under test.
-    const spec = internVLWeightSpec(cfg, 35);
+    const spec = internVLWeightSpec(PUBLISHED_2B, 35);
     const key = createHash("sha256").update(JSON.stringify([PUBLISHED_2B, spec])).digest("hex").slice(0, 12);
     const dir = path.join(repoRoot(), ".cache", "tiny", `internvl3_5-2b-shape-${key}`);
     fs.mkdirSync(dir, { recursive: true });

@@ -16,7 +16,10 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import { VideolmError } from "../errors.js";
 import { DEFAULT_MODEL_DIR } from "../hub/default-model.js";
+import { parseInternVLConfig } from "../families/internvl/config.js";
 import {
+  addTokensToTokenizerJson,
+  ADDED_TOKENS_FILE,
   elementCount,
   qwen2VlWeightSpec,
   qwen3_5MoeWeightSpec,
@@ -28,6 +31,7 @@ import {
   type Qwen3_5MoeShapeConfig,
   type Qwen3_5ShapeConfig,
   type Qwen3VlShapeConfig,
+  type TensorSpec,
   type WeightSpec,
 } from "../testing/tiny-checkpoint.js";
 import type { ProgressCallback } from "../util/progress.js";
@@ -249,6 +253,142 @@ const QWEN3_5_35B_A3B_4L: Json = {
   vision_config: { ...(QWEN3_5_2B.vision_config as Json), model_type: "qwen3_5_moe" },
 };
 
+// ---------------------------------------------------------------------------------------------------------------
+// InternVL3.5-2B (OpenGVLab/InternVL3_5-2B-HF): InternViT-300M-448px (width 1024, 24 layers, 16 heads, MLP 4096, q/k/v
+// bias, LayerNorm eps 1e-6, 448-px tiles of 14-px patches) + pixel shuffle 0.5 + MLP projector + Qwen3-1.7B (hidden
+// 2048, MLP 6144, 28 layers, 16 heads, 8 KV heads, head_dim 128, rope_theta 1e6, 40,960 positions, tied embeddings,
+// vocab 151,936); `<IMG_CONTEXT>` 151671. Sources: the model card (InternViT-300M-448px-V2_5 + Qwen3-1.7B), Qwen3-1.7B's
+// config.json, transformers 4.57.6 InternVLVisionConfig defaults (= InternViT-300M), and the -HF config.json as quoted
+// in public loader tests (model_type internvl, image_token_id 151671, text_config qwen3 28 × 2048, 16 / 8 heads of 128).
+// ---------------------------------------------------------------------------------------------------------------
+export const INTERNVL3_5_2B: Json = {
+  architectures: ["InternVLForConditionalGeneration"],
+  model_type: "internvl",
+  downsample_ratio: 0.5,
+  image_seq_length: 256,
+  image_token_id: 151671,
+  projector_hidden_act: "gelu",
+  vision_feature_layer: -1,
+  vision_feature_select_strategy: "default",
+  text_config: {
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    attention_bias: false,
+    bos_token_id: 151643,
+    eos_token_id: 151645,
+    head_dim: 128,
+    hidden_act: "silu",
+    hidden_size: 2048,
+    intermediate_size: 6144,
+    max_position_embeddings: 40960,
+    num_attention_heads: 16,
+    num_hidden_layers: 28,
+    num_key_value_heads: 8,
+    rms_norm_eps: 1e-6,
+    rope_scaling: null,
+    rope_theta: 1000000,
+    tie_word_embeddings: true,
+    use_sliding_window: false,
+    vocab_size: 151936,
+  },
+  vision_config: {
+    model_type: "internvl_vision",
+    attention_bias: true,
+    hidden_act: "gelu",
+    hidden_size: 1024,
+    image_size: [448, 448],
+    intermediate_size: 4096,
+    layer_norm_eps: 1e-6,
+    norm_type: "layer_norm",
+    num_attention_heads: 16,
+    num_channels: 3,
+    num_hidden_layers: 24,
+    patch_size: [14, 14],
+    use_mean_pooling: true,
+    use_qk_norm: false,
+  },
+};
+
+/**
+ * The tensors of an InternVL checkpoint with a Qwen3 LLM (HF layout, as transformers 4.57.6 save_pretrained names
+ * them: `vision_tower.*`, `multi_modal_projector.*`, `language_model.model.*`, `language_model.lm_head.weight` when
+ * untied), shapes from the parsed config; matrices ±0.05, norm weights and layer scales 1 ± 0.1.
+ */
+export function internVLWeightSpec(config: Json, seed: number): WeightSpec {
+  const cfg = parseInternVLConfig(config);
+  const t: TensorSpec[] = [];
+  const add = (name: string, shape: number[], norm = false) => t.push({ name, shape, offset: norm ? 1 : 0, scale: norm ? 0.1 : 0.05 });
+  const v = cfg.vision;
+  const E = v.embedDim;
+  const P = v.imageSize / v.patchSize;
+  add("vision_tower.embeddings.cls_token", [1, 1, E]);
+  add("vision_tower.embeddings.position_embeddings", [1, P * P + 1, E]);
+  add("vision_tower.embeddings.patch_embeddings.projection.weight", [E, v.inChannels, v.patchSize, v.patchSize]);
+  add("vision_tower.embeddings.patch_embeddings.projection.bias", [E]);
+  for (let i = 0; i < v.depth; i++) {
+    const p = `vision_tower.encoder.layer.${i}`;
+    for (const n of ["q", "k", "v"]) {
+      add(`${p}.attention.${n}_proj.weight`, [E, E]);
+      if (v.attentionBias) add(`${p}.attention.${n}_proj.bias`, [E]);
+    }
+    if (v.qkNorm) for (const n of ["q_norm", "k_norm"]) add(`${p}.attention.${n}.weight`, [E], true);
+    add(`${p}.attention.projection_layer.weight`, [E, E]);
+    add(`${p}.attention.projection_layer.bias`, [E]);
+    for (const n of ["layernorm_before", "layernorm_after"]) {
+      add(`${p}.${n}.weight`, [E], true);
+      if (v.normType === "layer_norm") add(`${p}.${n}.bias`, [E]);
+    }
+    add(`${p}.lambda_1`, [E], true);
+    add(`${p}.lambda_2`, [E], true);
+    add(`${p}.mlp.fc1.weight`, [v.intermediateSize, E]);
+    add(`${p}.mlp.fc1.bias`, [v.intermediateSize]);
+    add(`${p}.mlp.fc2.weight`, [E, v.intermediateSize]);
+    add(`${p}.mlp.fc2.bias`, [E]);
+  }
+  const D = cfg.text.hiddenSize;
+  const S = 4 * E; // the 2×2 pixel shuffle's width
+  add("multi_modal_projector.layer_norm.weight", [S], true);
+  add("multi_modal_projector.layer_norm.bias", [S]);
+  add("multi_modal_projector.linear_1.weight", [D, S]);
+  add("multi_modal_projector.linear_1.bias", [D]);
+  add("multi_modal_projector.linear_2.weight", [D, D]);
+  add("multi_modal_projector.linear_2.bias", [D]);
+  const x = cfg.text;
+  if (x.llm !== "qwen3") throw new VideolmError(`internVLWeightSpec lays out Qwen3 language models only (got ${x.llm})`);
+  add("language_model.model.embed_tokens.weight", [x.vocabSize, D]);
+  add("language_model.model.norm.weight", [D], true);
+  for (let i = 0; i < x.numLayers; i++) {
+    const p = `language_model.model.layers.${i}`;
+    add(`${p}.input_layernorm.weight`, [D], true);
+    add(`${p}.post_attention_layernorm.weight`, [D], true);
+    add(`${p}.self_attn.q_proj.weight`, [x.numHeads * x.headDim, D]);
+    add(`${p}.self_attn.k_proj.weight`, [x.numKvHeads * x.headDim, D]);
+    add(`${p}.self_attn.v_proj.weight`, [x.numKvHeads * x.headDim, D]);
+    add(`${p}.self_attn.o_proj.weight`, [D, x.numHeads * x.headDim]);
+    add(`${p}.self_attn.q_norm.weight`, [x.headDim], true);
+    add(`${p}.self_attn.k_norm.weight`, [x.headDim], true);
+    add(`${p}.mlp.gate_proj.weight`, [x.intermediateSize, D]);
+    add(`${p}.mlp.up_proj.weight`, [x.intermediateSize, D]);
+    add(`${p}.mlp.down_proj.weight`, [D, x.intermediateSize]);
+  }
+  if (!x.tieWordEmbeddings) add("language_model.lm_head.weight", [x.vocabSize, D]);
+  return { seed, dtype: "BF16", tensors: t.sort((a, b) => (a.name < b.name ? -1 : 1)) };
+}
+
+/**
+ * InternVL's files from its tiny golden fixture (chat template, tokenizer/processor configs), and tokenizer.json = the
+ * Qwen tokenizer plus the fixture's InternVL tokens (`<img>` 151669, `</img>`, `<IMG_CONTEXT>` 151671, …), added by
+ * the fixtures' rule (tiny-checkpoint.ts, ADDED TOKENS); written after the plain tokenizer.json, so it replaces it.
+ */
+const internVLCompanions = (): Record<string, Companion> => {
+  const fixture = path.join(repoRoot(), "test", "fixtures", "internvl", "internvl-tiny");
+  const added = (JSON.parse(fs.readFileSync(path.join(fixture, ADDED_TOKENS_FILE), "utf8")) as { added_tokens: Parameters<typeof addTokensToTokenizerJson>[1] }).added_tokens;
+  return {
+    ...fixtureCompanions("internvl/internvl-tiny")(),
+    "tokenizer.json": { json: JSON.parse(addTokensToTokenizerJson(fs.readFileSync(qwenTokenizerJson()), added).toString("utf8")) },
+  };
+};
+
 export const BENCH_SHAPES = {
   "qwen2-vl-2b": {
     source: "Qwen/Qwen2-VL-2B-Instruct config.json",
@@ -299,6 +439,12 @@ export const BENCH_SHAPES = {
     weightSpec: (c, seed) => qwen3_5MoeWeightSpec(c as unknown as Qwen3_5MoeShapeConfig, seed),
     companions: fixtureCompanions("qwen3_5_moe/qwen3_5_moe-tiny"),
   },
+  "internvl3_5-2b": {
+    source: "OpenGVLab/InternVL3_5-2B-HF (shapes; see INTERNVL3_5_2B)",
+    config: INTERNVL3_5_2B,
+    weightSpec: internVLWeightSpec,
+    companions: internVLCompanions,
+  },
 } satisfies Record<string, BenchShapeDef>;
 export type BenchShape = keyof typeof BENCH_SHAPES;
 export const BENCH_SHAPE_NAMES = Object.keys(BENCH_SHAPES) as BenchShape[];
@@ -329,7 +475,7 @@ export function qwenTokenizerJson(): string {
 /**
  * The checkpoint folder for a bench shape under `root`, generated when missing (bf16 safetensors: ~4.4 GB for
  * qwen2-vl-2b, ~16.6 GB for qwen2-vl-7b, ~4.3 GB for qwen3-vl-2b, ~4.8 GB for qwen3_5-2b,
- * ~11.3 GB for qwen3_5-35b-a3b-4l) with progress. The same seed
+ * ~11.3 GB for qwen3_5-35b-a3b-4l, ~4.1 GB for internvl3_5-2b) with progress. The same seed
  * always gives the same bytes.
  */
 export async function ensureBenchCheckpoint(shape: BenchShape, root: string, onProgress?: ProgressCallback): Promise<string> {
