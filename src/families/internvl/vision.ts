@@ -50,7 +50,11 @@ function layerTensors(cfg: InternVLVisionConfig, i: number, fusedQkv: boolean): 
   ];
 }
 
-export function buildInternVLVision(layers: Layers, weights: WeightMap, cfg: InternVLVisionConfig): void {
+/**
+ * `onPatches` (optional) receives the tower's features without CLS, [T, P², E], before the pixel shuffle: for graphs
+ * that add outputs computed from them (InternVL3.5-Flash's router, flash.ts `buildFlashOutputs`).
+ */
+export function buildInternVLVision(layers: Layers, weights: WeightMap, cfg: InternVLVisionConfig, onPatches?: (patches: string) => void): void {
   const g = layers.g;
   const E = cfg.embedDim;
   const heads = cfg.numHeads;
@@ -127,8 +131,9 @@ export function buildInternVLVision(layers: Layers, weights: WeightMap, cfg: Int
 
   // get_image_features: drop CLS, then pixel_shuffle(scale 0.5) on the [T, P, P, E] grid. Its view/permute pairs
   // give out[t, i, j] = concat(x[2i, 2j], x[2i, 2j+1], x[2i+1, 2j], x[2i+1, 2j+1]) (facts §4.4), row-major over (i, j).
+  const patches = g.op("Slice", [x, g.ints([1]), g.ints([P * P + 1]), g.ints([1])]); // [T, P², E]: CLS dropped
+  onPatches?.(patches);
   const features = g.scope("pixel_shuffle", () => {
-    const patches = g.op("Slice", [x, g.ints([1]), g.ints([P * P + 1]), g.ints([1])]); // [T, P², E]
     const blocks = g.op("Reshape", [patches, g.ints([-1, P / s, s, P / s, s, E])]); // [T, i, r, j, c, E]: row 2i+r, col 2j+c
     const grouped = g.op("Transpose", [blocks], { perm: [0, 1, 3, 2, 4, 5] }); // [T, i, j, r, c, E]
     return g.op("Reshape", [grouped, g.ints([-1, shuffled])]); // [T·(P/2)², 4E]
