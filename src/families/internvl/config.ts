@@ -178,8 +178,8 @@ function parseText(text: ConfigReader, key: string): InternVLTextConfig {
   const hiddenSize = text.int("hidden_size", LIMITS.hiddenSize);
   const numHeads = text.int("num_attention_heads", LIMITS.heads);
   if (text.obj.head_dim == null && hiddenSize % numHeads !== 0) throw text.fail("hidden_size", `must be a multiple of num_attention_heads ${numHeads}`, hiddenSize);
-  // Qwen2 always derives head_dim (Qwen2Attention); Qwen3 reads `head_dim` (default hidden / heads).
-  const headDim = llm === "qwen2" ? hiddenSize / numHeads : text.int("head_dim", LIMITS.headDim, hiddenSize / numHeads);
+  // Qwen2/Qwen3(-MoE)Attention: getattr(config, "head_dim", hidden_size // num_attention_heads).
+  const headDim = text.int("head_dim", LIMITS.headDim, hiddenSize / numHeads);
   if (headDim % TEXT_HEAD_DIM_MULTIPLE !== 0) throw text.fail("head_dim", `must be a multiple of ${TEXT_HEAD_DIM_MULTIPLE} (onnxruntime's GroupQueryAttention)`, headDim);
   const numKvHeads = text.int("num_key_value_heads", { min: 1, max: numHeads }, numHeads);
   if (numHeads % numKvHeads !== 0) throw text.fail("num_key_value_heads", `must divide num_attention_heads ${numHeads}`, numKvHeads);
