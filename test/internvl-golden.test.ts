@@ -73,7 +73,7 @@ function tilesNCHW(rows: Float32Array, size: number, patch: number): Float32Arra
   return out;
 }
 
-/** Largest logit difference per checkpoint (and the max |logit| it was measured at), for the report. */
+/** Largest logit difference per checkpoint and case (and the max |logit| it was measured at), for the report. */
 const worst: Record<string, { delta: number; maxAbs: number }> = {};
 
 for (const checkpoint of ["internvl-tiny", "internvl-tiny-6b-style", "internvl-tiny-original"]) {
@@ -84,8 +84,8 @@ for (const checkpoint of ["internvl-tiny", "internvl-tiny-6b-style", "internvl-t
     beforeAll(async () => {
       model = await VideoModel.load(await materializeTinyCheckpoint(fixture), { cacheDir: CACHE, threads: 1 });
     }, 120_000);
-    const note = (delta: number, maxAbs: number) => {
-      const w = (worst[checkpoint] ??= { delta: 0, maxAbs: 0 });
+    const note = (key: string, delta: number, maxAbs: number) => {
+      const w = (worst[key] ??= { delta: 0, maxAbs: 0 });
       if (delta > w.delta) Object.assign(w, { delta, maxAbs });
     };
 
@@ -116,9 +116,9 @@ for (const checkpoint of ["internvl-tiny", "internvl-tiny-6b-style", "internvl-t
           expect(outs.reduce((n, o) => n + o.embeds.length, 0)).toBe(tiles * golden.reference.tokens_per_tile * model.config.text.hiddenSize);
         }
         const prompt = await model.encodeVisuals(prepared);
-        note(await checkLogitRecords(model, prompt, c.logit_ids, c.logits), Math.max(...c.logits.map((l) => l.max_abs)));
+        note(`${checkpoint} ${name}`, await checkLogitRecords(model, prompt, c.logit_ids, c.logits), Math.max(...c.logits.map((l) => l.max_abs)));
         // Greedy decoding with the KV cache; prefill in chunks of 7 so a tile's rows straddle chunks.
-        note(await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids), c.greedy.full_forward_last.max_abs);
+        note(`${checkpoint} ${name}`, await checkGreedyDecoding(model, prompt, c.greedy, c.logit_ids), c.greedy.full_forward_last.max_abs);
       }, 120_000);
     }
 
