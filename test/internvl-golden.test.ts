@@ -136,6 +136,17 @@ for (const checkpoint of ["internvl-tiny", "internvl-tiny-6b-style", "internvl-t
         expect(maxAbsDiff(a, b)).toBeGreaterThan(1e-2);
       });
 
+      it("decoder stages of one layer each give the single graph's logits (mixed case)", async () => {
+        const c = golden.cases.mixed;
+        const staged = await VideoModel.load(await materializeTinyCheckpoint(fixture), { cacheDir: CACHE, threads: 1, decoderLayersPerStage: 1 });
+        expect(staged.decoder.stageCount).toBe(3);
+        const positions = c.logits.map((l) => l.position);
+        const a = await fullForward(staged, await staged.encodeVisuals(await staged.prepare(toMessages(c))), positions);
+        const b = await fullForward(model, await model.encodeVisuals(await model.prepare(toMessages(c))), positions);
+        expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
+        await staged.dispose();
+      });
+
       it("generate() gives the greedy tokens and their text (mixed case)", async () => {
         const c = golden.cases.mixed;
         const r = await model.generate({ messages: toMessages(c), temperature: 0, maxNewTokens: c.greedy.new_tokens.length });
