@@ -81,6 +81,20 @@ export interface GenerateArgs {
   /** Prefill chunk length in tokens (bounds attention memory on long prompts). */
   prefillChunk?: number;
   thinking?: ThinkingBudget;
+  /** Pipelined vision (pipeline.ts): see PrefillHooks. */
+  prefillHooks?: PrefillHooks;
+}
+
+/**
+ * A prefill that runs while the prompt's visual rows are still being encoded (pipeline.ts): before each chunk it waits
+ * until the rows of every placeholder in that chunk are in place. The chunk boundaries are the sequential path's, so
+ * the decoder sees exactly the same inputs and the logits are bit-identical.
+ */
+export interface PrefillHooks {
+  /** Resolves once the first `rows` rows of `visualEmbeds` (and of each DeepStack level) are filled. */
+  visualsReady?: (rows: number) => Promise<void>;
+  /** Called after each chunk with its start and end (performance.now()), for the overlap measurement. */
+  onChunk?: (startedAt: number, endedAt: number) => void;
 }
 
 const DEFAULT_PREFILL_CHUNK = 512;
@@ -89,7 +103,7 @@ const DEFAULT_PREFILL_CHUNK = 512;
  * Prefills `prompt` in chunks into `state` (empty); returns the logits of the last prompt position. The state's
  * next position continues the prompt's (S + ropeDelta).
  */
-export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: DecoderState, chunkLen = DEFAULT_PREFILL_CHUNK): Promise<Float32Array> {
+export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: DecoderState, chunkLen = DEFAULT_PREFILL_CHUNK, hooks: PrefillHooks = {}): Promise<Float32Array> {
   const S = prompt.inputIds.length;
   state.positionDelta = prompt.ropeDelta;
   const D = decoder.config.text.hiddenSize;
@@ -99,6 +113,8 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: D
     const end = Math.min(S, start + chunkLen);
     const firstRow = visualRow;
     while (visualRow < prompt.visualPositions.length && prompt.visualPositions[visualRow] < end) visualRow++;
+    if (hooks.visualsReady && visualRow > 0) await hooks.visualsReady(visualRow);
+    const startedAt = performance.now();
     const axes = decoder.positionAxes;
     const positionIds = new Int32Array(axes * (end - start));
     const levels = prompt.deepstackLevels ?? 0;
@@ -122,6 +138,7 @@ export async function prefill(decoder: Decoder, prompt: PreparedPrompt, state: D
       },
       state,
     );
+    hooks.onChunk?.(startedAt, performance.now());
   }
   return logits;
 }
@@ -138,7 +155,7 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
   const logprobs: GenerationResult["logprobs"] = [];
 
   const t0 = performance.now();
-  let logits = await prefill(decoder, prompt, state, args.prefillChunk);
+  let logits = await prefill(decoder, prompt, state, args.prefillChunk, args.prefillHooks);
   const prefillMs = performance.now() - t0;
   let firstTokenMs = 0;
   let finishReason: GenerationResult["finishReason"] = "length";

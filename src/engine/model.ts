@@ -14,12 +14,12 @@ import { ThinkingSplitter } from "../text/thinking.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
 import { delayedProgress, type ProgressCallback } from "../util/progress.js";
 import { ensureConverted } from "./convert.js";
-import { generate, type GenerationResult, type PreparedPrompt, type ThinkingBudget, type TokenEvent } from "./generate.js";
+import { generate, type GenerationResult, type PrefillHooks, type PreparedPrompt, type ThinkingBudget, type TokenEvent } from "./generate.js";
 import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
-import { concatFloat32 } from "../util/float32.js";
+import { assemble, busyMs, canPipeline, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
 
 export interface LoadOptions {
@@ -46,6 +46,18 @@ export interface LoadOptions {
    * $VIDEOLM_DECODER_LAYERS_PER_STAGE, else the family's plan. For tests and benchmarks; converted separately.
    */
   decoderLayersPerStage?: number;
+  /**
+   * Pipelines vision encoding with prefill (src/engine/pipeline.ts): the vision encoder runs on a worker thread of
+   * its own, and each prefill chunk starts as soon as the rows of its visual placeholders are encoded (outputs
+   * bit-identical to the sequential path). Default: on with at least 4 cores (PIPELINE_MIN_CORES), off below — on
+   * the 2-core reference machine the two stages only share two cores (docs/performance.md).
+   */
+  pipeline?: boolean;
+  /**
+   * Intra-op threads of the vision thread when pipelined (default: `threads`); the decoder keeps `threads`. Without
+   * the pipeline both sessions use `threads`.
+   */
+  visionThreads?: number;
 }
 
 
@@ -66,6 +78,20 @@ export interface GenerateRequest extends Partial<GenerationOptions> {
   thinkingBudget?: number;
   /** Progress of encoding visuals that take more than one chunk (long videos). */
   onProgress?: ProgressCallback;
+  /** Prefill chunk length in tokens (default 512); for tests that need several chunks on a short prompt. */
+  prefillChunk?: number;
+}
+
+/** What the pipeline did (GenerateResponse.timings.pipeline): each stage's busy time and how much of it overlapped. */
+export interface PipelineTimings {
+  /** Time the vision thread spent encoding (the sum of its chunks). */
+  visionBusyMs: number;
+  /** Time the decoder spent in prefill chunks (not counting waits for rows). */
+  prefillBusyMs: number;
+  /** Time both ran at once; overlapMs / min(visionBusyMs, prefillBusyMs) is the overlap achieved. */
+  overlapMs: number;
+  /** Vision chunks encoded (0 when every visual came from the vision cache). */
+  visionChunks: number;
 }
 
 export interface GenerateResponse {
@@ -82,8 +108,12 @@ export interface GenerateResponse {
    * Milliseconds (and tokens/s). `preprocessMs`: preparing the request (media decoding, resizing, patching, prompt),
    * also when it was prepared before `generate` (`prepared.timings`); `mediaDecodeMs`: the part of it spent reading
    * and decoding media (≈ 0 when the frames came from the frame cache); `decodeMs`: generating the tokens.
+   * Pipelined (LoadOptions.pipeline): `visionMs` runs from the start to the last visual row, `prefillMs` from the
+   * start of generation to the end of prefill (the two overlap), `ttftMs` from the start to the first token.
    */
   timings: { visionMs: number; prefillMs: number; ttftMs: number; decodeMs: number; decodeTokensPerSecond: number; preprocessMs: number; mediaDecodeMs?: number };
+  /** Pipelined requests: how busy each stage was and how much they overlapped. */
+  pipeline?: PipelineTimings;
 }
 
 export class VideoModel {
@@ -97,12 +127,15 @@ export class VideoModel {
 
   private constructor(
     readonly preparer: RequestPreparer,
-    readonly vision: VisionEncoder,
+    /** The vision encoder: on the main thread, or on a worker thread of its own when pipelined. */
+    readonly vision: VisionRunner,
     readonly decoder: Decoder,
     readonly loadMs: number,
     /** Emptied (replaced by a disabled cache) by dispose(). */
     public visionCache: VisionCache,
     readonly visionChunkPatches: number,
+    /** Whether requests with visuals are pipelined (LoadOptions.pipeline). */
+    readonly pipelined: boolean,
   ) {}
 
   /**
@@ -130,9 +163,13 @@ export class VideoModel {
       layersPerStage: options.decoderLayersPerStage,
     });
     const sessionOptions = { threads: options.threads };
+    const pipelined = options.pipeline ?? pipelineByDefault();
+    // Pipelined, the vision graph is loaded on its own thread (pipeline.ts), not here.
+    const visionThread = pipelined ? WorkerVisionEncoder.start(converted.visionPath, { threads: options.visionThreads ?? options.threads }) : undefined;
+    visionThread?.catch(() => {}); // awaited below, after the decoder's sessions
     // All graphs at once (a decoder split into stages has one per stage; decoder-stages.ts says why); progress for a
     // staged decoder when creating its sessions takes more than a second.
-    const files = [converted.visionPath, ...converted.decoderPaths];
+    const files = pipelined ? [...converted.decoderPaths] : [converted.visionPath, ...converted.decoderPaths];
     let created = 0;
     const progress = options.onProgress && converted.decoderPaths.length > 1 ? delayedProgress(options.onProgress) : undefined;
     const report = () => progress?.({ task: "Creating onnxruntime sessions", done: created, total: files.length, unit: "items" });
@@ -141,7 +178,7 @@ export class VideoModel {
     const staged = converted.decoderPaths.length > 1;
     const results = await Promise.allSettled(
       files.map(async (f, i) => {
-        const s = await createSession(f, { ...sessionOptions, ...(staged && i > 0 ? { spinning: false } : {}) });
+        const s = await createSession(f, { ...sessionOptions, ...(staged && (pipelined || i > 0) ? { spinning: false } : {}) });
         created++;
         report();
         return s;
@@ -149,21 +186,23 @@ export class VideoModel {
     );
     const sessions = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) {
-      await Promise.all(sessions.map((s) => s.release()));
-      throw failed.reason;
+    const vision = await Promise.allSettled([visionThread]).then(([r]) => r);
+    if (failed || vision.status === "rejected") {
+      await Promise.all([...sessions.map((s) => s.release()), ...(vision.status === "fulfilled" && vision.value ? [vision.value.release()] : [])]);
+      throw failed ? failed.reason : (vision as PromiseRejectedResult).reason;
     }
-    const [visionSession, ...decoderSessions] = sessions;
+    const decoderSessions = pipelined ? sessions : sessions.slice(1);
+    const visionRunner: VisionRunner = vision.value ?? new VisionEncoder(sessions[0]);
     const visionCache = new VisionCache(options.visionCacheBytes ?? 512 * 2 ** 20);
     const chunkPatches = options.visionChunkPatches ?? DEFAULT_VISION_CHUNK_PATCHES;
     let decoder: Decoder;
     try {
       decoder = new Decoder(decoderSessions, config, family.decoderState(config));
     } catch (e) {
-      await Promise.all(sessions.map((s) => s.release()));
+      await Promise.all([...sessions.map((s) => s.release()), ...(vision.value ? [vision.value.release()] : [])]);
       throw e;
     }
-    const model = new VideoModel(preparer, new VisionEncoder(visionSession), decoder, performance.now() - t0, visionCache, chunkPatches);
+    const model = new VideoModel(preparer, visionRunner, decoder, performance.now() - t0, visionCache, chunkPatches, pipelined);
     model.dtype = options.dtype ?? "fp32";
     model.cacheDir = options.cacheDir;
     return model;
@@ -217,32 +256,48 @@ export class VideoModel {
   }
 
   private async generateNow(request: GenerateRequest): Promise<GenerateResponse> {
-    const { messages, media, onToken, signal, prepared: given, thinkingBudget, onProgress, ...explicit } = request;
+    const { messages, media, onToken, signal, prepared: given, thinkingBudget, onProgress, prefillChunk, ...explicit } = request;
     const options = this.preparer.resolveOptions(explicit);
     const t0 = performance.now();
     const prepared = given ?? (await this.preparer.prepare(messages, media, signal));
     const preprocessMs = given?.timings?.preprocessMs ?? performance.now() - t0;
     const S = prepared.inputIds.length;
     this.preparer.checkContext(S, options.maxNewTokens);
-    const tv = performance.now();
-    const prompt = await this.encodeVisualsNow(prepared, onProgress, signal);
-    const visionMs = performance.now() - tv;
     const thinking = this.thinkingControl(prepared.inputIds, thinkingBudget);
     const splitter = new ThinkingSplitter({ startsInside: thinking.insideAtStart });
-    const result = await generate({
-      decoder: this.decoder,
-      prompt,
-      options,
-      eosTokenIds: this.preparer.eosTokenIds(),
-      vocabSize: this.config.text.vocabSize,
-      streamer: new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true }),
-      onToken: (e) => {
-        const parts = splitter.push(e.text); // always, even without a listener: the response's text comes from here
-        onToken?.({ ...e, ...parts });
-      },
-      signal,
-      thinking: thinking.budget,
-    });
+    const run = (prompt: PreparedPrompt, prefillHooks?: PrefillHooks) =>
+      generate({
+        decoder: this.decoder,
+        prompt,
+        options,
+        eosTokenIds: this.preparer.eosTokenIds(),
+        vocabSize: this.config.text.vocabSize,
+        streamer: new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true }),
+        onToken: (e) => {
+          const parts = splitter.push(e.text); // always, even without a listener: the response's text comes from here
+          onToken?.({ ...e, ...parts });
+        },
+        signal,
+        thinking: thinking.budget,
+        prefillChunk,
+        prefillHooks,
+      });
+    const tv = performance.now();
+    let visionMs: number;
+    let ttftMs: number;
+    let result: GenerationResult;
+    let pipeline: PipelineTimings | undefined;
+    if (this.pipelined && canPipeline(this.preparer.processor, prepared)) {
+      const p = await this.pipelinedRun(prepared, run, onProgress, signal);
+      ({ result, pipeline } = p);
+      visionMs = p.visionEndedAt - tv;
+      ttftMs = p.generationStartedAt - tv + result.firstTokenMs; // firstTokenMs counts from the start of generation
+    } else {
+      const prompt = await this.encodeVisualsNow(prepared, onProgress, signal);
+      visionMs = performance.now() - tv;
+      result = await run(prompt);
+      ttftMs = visionMs + result.firstTokenMs;
+    }
     const tail = splitter.flush(); // text held back while it could still be a tag or a stripped newline
     if (tail.reasoning || tail.answer) onToken?.({ token: -1, text: "", logprob: 0, ...tail });
     const n = result.tokens.length;
@@ -260,11 +315,62 @@ export class VideoModel {
         mediaDecodeMs: prepared.timings?.decodeMs ?? 0,
         visionMs,
         prefillMs: result.prefillMs,
-        ttftMs: visionMs + result.firstTokenMs,
+        ttftMs,
         decodeMs: result.decodeMs,
         decodeTokensPerSecond: n > 1 ? ((n - 1) * 1000) / Math.max(1e-9, result.decodeMs - firstDecodeStepMs) : 0,
       },
+      ...(pipeline ? { pipeline } : {}),
     };
+  }
+
+  /**
+   * The vision stage (pipeline.ts runVisionStage, on the vision thread) and generation (prefill waiting for each
+   * chunk's rows) at once. The vision stage stops when generation fails; generation fails when the vision stage does.
+   */
+  private async pipelinedRun(
+    prepared: PreparedRequest,
+    run: (prompt: PreparedPrompt, hooks: PrefillHooks) => Promise<GenerationResult>,
+    onProgress?: ProgressCallback,
+    signal?: AbortSignal,
+  ): Promise<{ result: GenerationResult; pipeline: PipelineTimings; visionEndedAt: number; generationStartedAt: number }> {
+    const stream = new VisualStream(prepared, this.config, this.decoder.deepstackLevels);
+    const visionBusy: [number, number][] = [];
+    const prefillBusy: [number, number][] = [];
+    let stopped = false;
+    let visionEndedAt = 0;
+    const stage = runVisionStage(stream, prepared.visuals, {
+      vision: this.vision,
+      processor: this.preparer.processor,
+      cache: this.visionCache,
+      chunkPatches: this.visionChunkPatches,
+      hiddenSize: this.config.text.hiddenSize,
+      onProgress,
+      signal,
+      stopped: () => stopped,
+      onChunk: (s, e) => visionBusy.push([s, e]),
+    }).then(
+      () => void (visionEndedAt = performance.now()),
+      (e: Error) => {
+        stream.fail(e);
+        throw e;
+      },
+    );
+    stage.catch(() => {}); // handled below; must not count as unhandled while generation still runs
+    let result: GenerationResult;
+    const tRun = performance.now();
+    try {
+      result = await run(stream.prompt, { visualsReady: (rows) => stream.ready(rows), onChunk: (s, e) => prefillBusy.push([s, e]) });
+    } catch (e) {
+      stopped = true;
+      // The vision stage's own error is the cause when it failed first (the prefill only saw it through ready()).
+      await stage.catch((visionError: unknown) => {
+        throw visionError;
+      });
+      throw e;
+    }
+    await stage;
+    const pipeline = { visionBusyMs: busyMs(visionBusy), prefillBusyMs: busyMs(prefillBusy), overlapMs: overlapMs(visionBusy, prefillBusy), visionChunks: visionBusy.length };
+    return { result, pipeline, visionEndedAt, generationStartedAt: tRun };
   }
 
   /**
@@ -309,20 +415,8 @@ export class VideoModel {
       done += chunk.grid[0];
       onProgress?.({ task: `Encoding ${kind}`, done, total, unit: "frames" });
     }
-    const embeds = concatFloat32(outs.map((o) => o.embeds));
-    const levels = outs[0].deepstackLevels;
-    if (levels === 0) return { embeds, deepstackLevels: 0 };
     // DeepStack chunks are [levels, M_i, D]; the whole visual is [levels, ΣM_i, D].
-    const D = this.config.text.hiddenSize;
-    const M = embeds.length / D;
-    const deepstack = new Float32Array(levels * M * D);
-    let row = 0;
-    for (const o of outs) {
-      const m = o.embeds.length / D;
-      for (let l = 0; l < levels; l++) deepstack.set(o.deepstack!.subarray(l * m * D, (l + 1) * m * D), (l * M + row) * D);
-      row += m;
-    }
-    return { embeds, deepstack, deepstackLevels: levels };
+    return assemble(outs, this.config.text.hiddenSize);
   }
 
   /** Runs the vision encoder on each visual and lays its rows out at the visual's placeholder positions. */
