@@ -27,6 +27,8 @@ export interface PreparedRequest {
   positionIds: Int32Array;
   ropeDelta: number;
   visuals: PreparedVisual[];
+  /** The request's media options it was prepared with (what a family's selection after the vision pass reads). */
+  media?: MediaOptions;
   /** Milliseconds: reading and decoding media (`decodeMs`, 0 on frame-cache hits) and the whole preparation. */
   timings?: { decodeMs: number; preprocessMs: number };
 }
@@ -153,7 +155,7 @@ export class RequestPreparer {
     }
     const promptText = this.renderPrompt(messages);
     const { inputIds, positionIds, ropeDelta } = this.processor.buildPrompt(promptText, this.tokenizer, visuals);
-    return { promptText, inputIds, positionIds, ropeDelta, visuals, timings: { decodeMs, preprocessMs: performance.now() - t0 } };
+    return { promptText, inputIds, positionIds, ropeDelta, visuals, media, timings: { decodeMs, preprocessMs: performance.now() - t0 } };
   }
 
   /**
@@ -288,9 +290,15 @@ export class RequestPreparer {
    * the text `prepare` tokenizes, for checks that must come before the expensive work (the server's prompt limit).
    */
   renderPrompt(messages: readonly ChatRequestMessage[]): string {
+    const asText = this.processor.contentAsText?.bind(this.processor);
     const templateMessages = messages.map((m) => ({
       role: m.role,
-      content: typeof m.content === "string" ? m.content : m.content.map((p) => (p.type === "text" ? { type: "text" as const, text: p.text } : { type: p.type })),
+      content:
+        typeof m.content === "string"
+          ? m.content
+          : asText
+            ? asText(m.content)
+            : m.content.map((p) => (p.type === "text" ? { type: "text" as const, text: p.text } : { type: p.type })),
     }));
     return this.template.render(templateMessages, { addGenerationPrompt: true, specialTokens: this.specialTokens });
   }

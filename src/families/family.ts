@@ -37,6 +37,12 @@ export interface FamilyProcessor {
    */
   visionChunks?(batch: VisionBatch, maxPatches: number): VisionBatch[];
   /**
+   * Checkpoints whose chat template takes each message's content as one string (templates derived from a
+   * conversation.py, e.g. original-format InternVL): the message's parts as that string, each image / video as the
+   * placeholder the processor expands. Absent: the template gets the parts as a list (Hugging Face templates).
+   */
+  contentAsText?(parts: readonly ContentPart[]): string;
+  /**
    * Families whose visual token count the vision encoder decides (InternVL-Flash's resolution router): from every
    * visual's encoder output, in request order, the rows each visual contributes and which of its planned placeholder
    * rows stay. The prompt was planned with every row (an upper bound that fits the context); the engine removes the

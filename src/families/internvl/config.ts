@@ -14,6 +14,7 @@
  * The vision fields are also laid out as a Qwen2-VL vision config (temporal patch 1, merge 2) so the engine's plan and
  * cost model read them as for the other families.
  */
+import { parseFlashConfig, type FlashConfig } from "./flash.js";
 import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import { describeJson } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
@@ -82,6 +83,8 @@ export interface InternVLConfig extends FamilyConfig {
    * preprocessor_config.json, which the processor reads).
    */
   processor: InternVLProcessorConfig;
+  /** InternVL3.5-Flash (original format, `flash_mode`): the resolution router's thresholds (flash.ts); else undefined. */
+  flash?: FlashConfig;
 }
 
 /**
@@ -151,12 +154,13 @@ export function parseInternVLConfig(raw: Json): InternVLConfig {
       { key: original ? "image_token_id (the <IMG_CONTEXT> id of the LLM's InternVL tokenizer)" : "image_token_id", token: "<IMG_CONTEXT>", id: imageTokenId },
       { key: "image_token_id - 2 (<img>, </img>, <IMG_CONTEXT> are consecutive added tokens)", token: "<img>", id: imgStart },
     ],
+    ...(original && parseFlashConfig(raw) ? { flash: parseFlashConfig(raw) } : {}),
     processor: {
       imageSize: vision.imageSize,
       patchSize: vision.patchSize,
       downsampleRatio: downsample,
       imageTokenId,
-      ...(original ? { maxDynamicPatch: top.int("max_dynamic_patch", { min: 1, max: 64 }, 12), useThumbnail: top.bool("use_thumbnail", true) } : {}),
+      ...(original ? { maxDynamicPatch: top.int("max_dynamic_patch", { min: 1, max: 64 }, 12), useThumbnail: top.bool("use_thumbnail", true), contentAsText: true } : {}),
     },
   };
 }

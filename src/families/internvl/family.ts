@@ -12,6 +12,8 @@ import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
 import { parseInternVLConfig, type InternVLConfig } from "./config.js";
 import { sanitizeInternVLTensorName } from "./names.js";
+import { buildFlashOutputs } from "./flash.js";
+import { InternVLFlashProcessor } from "./flash-processor.js";
 import { InternVLProcessor } from "./processor.js";
 import { buildInternVLDecoder, isSparseLayer } from "./text.js";
 import { buildInternVLVision } from "./vision.js";
@@ -35,11 +37,13 @@ export const internVL: ModelFamily<InternVLConfig> = {
   modelTypes: ["internvl", "internvl_chat"],
   parseConfig: parseInternVLConfig,
   sanitizeTensorName: sanitizeInternVLTensorName,
-  buildVision: (layers, weights, cfg) => buildInternVLVision(layers, weights, cfg.vision),
+  // Flash checkpoints add the router's outputs (mlp2 rows and the gate) computed from the tower's features (flash.ts).
+  buildVision: (layers, weights, cfg) =>
+    buildInternVLVision(layers, weights, cfg.vision, cfg.flash ? (patches) => buildFlashOutputs(layers, weights, patches, cfg.vision.embedDim, cfg.vision.imageSize / cfg.vision.patchSize, cfg.text.hiddenSize) : undefined),
   buildDecoder: (layers, weights, cfg, stage) => buildInternVLDecoder(layers, weights, cfg, stage),
   // Qwen3-MoE: one If per expert in each sparse layer (src/onnx/moe.ts), so InternVL3.5-30B-A3B's 48 × 128 are staged.
   decoderLayerSubgraphs: (cfg) => Array.from({ length: cfg.text.numLayers }, (_, i) => (cfg.moe && isSparseLayer(cfg.moe, i) ? cfg.moe.numExperts : 0)),
   decoderState: (cfg) => allKvLayers(cfg.text),
   decoderCost: internVLDecoderCost,
-  createProcessor: (dir, cfg) => new InternVLProcessor(dir, cfg.processor),
+  createProcessor: (dir, cfg) => (cfg.flash ? new InternVLFlashProcessor(dir, cfg.processor, cfg.flash, cfg.text.hiddenSize) : new InternVLProcessor(dir, cfg.processor)),
 };

@@ -19,8 +19,9 @@
  *
  * Video options: `nframes` (exact), `fps` (frames per second of the clip), `minFrames` / `maxFrames`, `start` /
  * `end` (get_index's bound), the server's frame limit; default 16 frames (sampling.ts). Pixel options (minPixels,
- * maxPixels, totalPixels) do not apply: every frame is one tile. A video given as a list of frames is the source
- * video at `fps` frames per second (default 1), sampled like a file. Frame times are the sampled frames' presentation
+ * maxPixels, totalPixels) do not apply: every frame is one tile. A video given as a list of frames is used as given
+ * (every frame, in order); with frame options it is the source video at `fps` frames per second (default 1), sampled
+ * like a file (listFramePlan). Frame times are the sampled frames' presentation
  * times (`frameTimes: "reference"`: index / average fps), for display only — InternVL's prompt has no times.
  */
 import { fileURLToPath } from "node:url";
@@ -58,6 +59,11 @@ export interface InternVLProcessorConfig {
   maxDynamicPatch?: number;
   /** Append a whole-image thumbnail when an image has more than one tile (default true, as load_image). */
   useThumbnail?: boolean;
+  /**
+   * Original-format checkpoints: the chat template (a rendering of conversation.py's) takes each message's content as
+   * one string, as `model.chat` builds it (`contentAsText`).
+   */
+  contentAsText?: boolean;
 }
 
 /** The model card's build_transform statistics (torchvision Normalize with these, as float32). */
@@ -154,6 +160,10 @@ export class InternVLProcessor implements FamilyProcessor {
     if (this.minNum > this.maxNum) throw new VideolmError(`tile limits: min_patches ${this.minNum} exceeds max_patches ${this.maxNum}`);
     this.useThumbnail = cfg.useThumbnail ?? true;
     this.promptTokens = promptTokensFromTokenizerConfig(readBoundedJsonObject(path.join(checkpointDir, "tokenizer_config.json"), undefined, true));
+    if (cfg.contentAsText) {
+      const t = this.promptTokens;
+      this.contentAsText = (parts) => parts.map((p) => (p.type === "text" ? p.text : p.type === "image" ? `${t.context}\n` : `${t.video}\n`)).join("");
+    }
   }
 
   private tiling() {
@@ -207,8 +217,7 @@ export class InternVLProcessor implements FamilyProcessor {
       const list = frameList(part.video);
       if (list) {
         const fps = list.fps ?? o.fps ?? LIST_FPS;
-        const plan = planInternVLFrames(list.frames.length, fps, { ...sampling, fps: undefined });
-        return this.listPlan(list.label, plan, fps, sampling);
+        return this.listPlan(list.label, listFramePlan(list.frames.length, fps, sampling), fps, sampling);
       }
       const source = describeSource(part.video);
       const url = videoUrl(part.video as MediaSource);
@@ -290,7 +299,7 @@ export class InternVLProcessor implements FamilyProcessor {
       const t0 = performance.now();
       if (list) {
         const fps = list.fps ?? o.fps ?? LIST_FPS;
-        const plan = planInternVLFrames(list.frames.length, fps, { ...sampling, fps: undefined });
+        const plan = listFramePlan(list.frames.length, fps, sampling);
         const tiles: RgbImage[] = [];
         const byIndex = new Map<number, RgbImage>();
         for (const i of plan.frameIndices) {
@@ -340,6 +349,14 @@ export class InternVLProcessor implements FamilyProcessor {
     throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
   }
 
+  /**
+   * Original format: the content as `model.chat` builds its question — each image `<image>\n` and each video
+   * `Frame{i}: <image>\n` per frame before the text, in part order (docs/internvl-flash-reference.md §8). Written
+   * with the placeholders the HF template emits for the same parts (`<IMG_CONTEXT>\n`, `<video>\n`), which
+   * buildPrompt expands to exactly that text: a video's frame lines joined by "\n" plus the part's "\n".
+   */
+  contentAsText?(parts: readonly ContentPart[]): string;
+
   /** The rendered template with its placeholders expanded (prompt.ts), tokenized; positions 0 … S−1. */
   buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number } {
     const text = expandPromptText(promptText, visuals.map((v) => ({ kind: v.kind, tiles: v.grid[0] })), this.tokensPerTile, this.promptTokens);
@@ -386,6 +403,20 @@ async function timesTable(file: string, probe: VideoProbe, o: MediaOptions, sign
   }
   if (probe.isVfr) return scanFrameTable(file, probe, { signal, maxInputPixels: o.maxInputPixels });
   return undefined;
+}
+
+/**
+ * The frames of a video given as a list: every frame, in order, as the caller chose them (the Qwen families do the
+ * same), unless frame options are given (nframes, min/max frames, start/end) or the list is longer than the server's
+ * frame limit — then the list is sampled like a file at `fps` frames per second (get_index, sampling.ts). Sampling a
+ * list by default would repeat frames: get_index(6, 6) takes frame 2 twice and never frame 5.
+ */
+function listFramePlan(frameCount: number, fps: number, sampling: InternVLSamplingOptions): InternVLFramePlan {
+  const chosen = [sampling.nframes, sampling.minFrames, sampling.maxFrames, sampling.start, sampling.end].some((v) => v !== undefined);
+  if (!chosen && frameCount >= 1 && frameCount <= (sampling.frameLimit ?? Infinity)) {
+    return { frameIndices: Array.from({ length: frameCount }, (_, i) => i), range: { start: 0, end: frameCount - 1, count: frameCount } };
+  }
+  return planInternVLFrames(frameCount, fps, { ...sampling, fps: undefined });
 }
 
 /** A video given as frames: a list of image sources or raw RGB frames (+ their fps). */
