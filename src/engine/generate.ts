@@ -3,6 +3,7 @@
  * token with the decoder state (KV cache and/or recurrent state), sampling in JavaScript (the only per-token JS
  * work), streaming text.
  */
+import type { VisualSelectionReport } from "../families/family.js";
 import type { GenerationOptions } from "../generation/options.js";
 import { Sampler } from "../generation/sampler.js";
 import { StopStringMatcher } from "../generation/stop.js";
@@ -25,6 +26,11 @@ export interface PreparedPrompt {
   /** DeepStack decoders (Qwen3-VL): [levels, M, hidden] rows in the same order as `visualEmbeds`. */
   deepstackEmbeds?: Float32Array;
   deepstackLevels?: number;
+  /**
+   * Families that select visual rows after the vision pass (FamilyProcessor.selectVisualRows, e.g. InternVL-Flash's
+   * router): what was decided; the ids and positions above are already the compacted prompt's.
+   */
+  selection?: VisualSelectionReport;
 }
 
 /**

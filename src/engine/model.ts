@@ -6,7 +6,7 @@
  *   model.generate(messages) ─ prepare, encode visuals, prefill, decode (streamed)
  */
 import { VideolmError } from "../errors.js";
-import type { FamilyConfig } from "../families/family.js";
+import type { FamilyConfig, VisualSelectionReport } from "../families/family.js";
 import type { GenerationOptions } from "../generation/options.js";
 import type { WeightPrecision } from "../onnx/layers.js";
 import { StreamingDecoder } from "../text/streaming-decoder.js";
@@ -19,6 +19,7 @@ import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
+import { applyVisualSelection } from "./visual-selection.js";
 import { assemble, busyMs, canPipeline, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
 
@@ -114,6 +115,11 @@ export interface GenerateResponse {
   timings: { visionMs: number; prefillMs: number; ttftMs: number; decodeMs: number; decodeTokensPerSecond: number; preprocessMs: number; mediaDecodeMs?: number };
   /** Pipelined requests: how busy each stage was and how much they overlapped. */
   pipeline?: PipelineTimings;
+  /**
+   * Families that decide visual tokens after the vision pass (InternVL-Flash's router): per tile/frame what was
+   * decided, and the planned vs kept token counts (`promptTokens` is the compacted prompt's).
+   */
+  visualTokens?: VisualSelectionReport;
 }
 
 export class VideoModel {
@@ -287,6 +293,8 @@ export class VideoModel {
     let ttftMs: number;
     let result: GenerationResult;
     let pipeline: PipelineTimings | undefined;
+    let selection: PreparedPrompt["selection"];
+    let promptTokens = S;
     if (this.pipelined && canPipeline(this.preparer.processor, prepared)) {
       const p = await this.pipelinedRun(prepared, run, onProgress, signal);
       ({ result, pipeline } = p);
@@ -294,6 +302,8 @@ export class VideoModel {
       ttftMs = p.generationStartedAt - tv + result.firstTokenMs; // firstTokenMs counts from the start of generation
     } else {
       const prompt = await this.encodeVisualsNow(prepared, onProgress, signal);
+      selection = prompt.selection;
+      promptTokens = prompt.inputIds.length;
       visionMs = performance.now() - tv;
       result = await run(prompt);
       ttftMs = visionMs + result.firstTokenMs;
@@ -306,7 +316,8 @@ export class VideoModel {
       text: splitter.answer,
       ...(splitter.hasReasoning ? { reasoning: splitter.reasoning } : {}),
       tokens: result.tokens,
-      promptTokens: S,
+      promptTokens,
+      ...(selection ? { visualTokens: selection } : {}),
       finishReason: result.finishReason,
       logprobs: options.logprobs !== undefined ? result.logprobs : undefined,
       options,
@@ -426,19 +437,23 @@ export class VideoModel {
 
   private async encodeVisualsNow(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
     const D = this.config.text.hiddenSize;
-    const ids = prepared.inputIds;
     // Placeholder classes: the i-th image's rows fill the i-th run of image pads, the i-th video's the i-th run of
     // video pads (as the reference scatters them); families with one placeholder for both (InternVL's <IMG_CONTEXT>)
     // fill them with the visuals in request order.
     const shared = this.config.imageTokenId === this.config.videoTokenId;
     const classOf = (kind: "image" | "video") => (shared ? "image" : kind);
+    const encoded: VisionOutput[] = [];
+    for (const v of prepared.visuals) encoded.push(await this.visionCache.getOrEncode(v.batch, () => this.encodeInChunks(v.kind, v.batch, onProgress, signal)));
+    // Families that decide rows after the vision pass (InternVL-Flash's router) compact the planned prompt here.
+    const planned = { inputIds: prepared.inputIds, positionIds: prepared.positionIds, ropeDelta: prepared.ropeDelta };
+    const { layout, outputs, report } = applyVisualSelection(planned, prepared.visuals, encoded, this.preparer.processor, this.config, prepared.media ?? {});
+    const ids = layout.inputIds;
     const byClass = { image: [] as VisionOutput[], video: [] as VisionOutput[] };
     let levels = 0;
-    for (const v of prepared.visuals) {
-      const out = await this.visionCache.getOrEncode(v.batch, () => this.encodeInChunks(v.kind, v.batch, onProgress, signal));
-      byClass[classOf(v.kind)].push(out);
-      levels = out.deepstackLevels;
-    }
+    prepared.visuals.forEach((v, i) => {
+      byClass[classOf(v.kind)].push(outputs[i]);
+      levels = outputs[i].deepstackLevels;
+    });
     const positions: number[] = [];
     for (let i = 0; i < ids.length; i++) if (ids[i] === this.config.imageTokenId || ids[i] === this.config.videoTokenId) positions.push(i);
     const M = positions.length;
@@ -464,11 +479,12 @@ export class VideoModel {
     });
     return {
       inputIds: ids,
-      positionIds: prepared.positionIds,
-      ropeDelta: prepared.ropeDelta,
+      positionIds: layout.positionIds,
+      ropeDelta: layout.ropeDelta,
       visualEmbeds: embeds,
       visualPositions: Int32Array.from(positions),
       ...(deepstack ? { deepstackEmbeds: deepstack, deepstackLevels: levels } : {}),
+      ...(report ? { selection: report } : {}),
     };
   }
 

@@ -59,6 +59,8 @@ export interface PipelineHooks {
 /** Whether a request can be pipelined: it has visuals and its family's prompt does not wait for the vision output. */
 export function canPipeline(processor: FamilyProcessor, prepared: PreparedRequest): boolean {
   if (prepared.visuals.length === 0) return false;
+  // A family that selects rows after the whole vision pass (FamilyProcessor.selectVisualRows) waits for every visual.
+  if (processor.selectVisualRows) return false;
   const dep = (processor as FamilyProcessor & PipelineHooks).promptDependsOnVision;
   return !(typeof dep === "function" ? dep(prepared) : dep);
 }
@@ -112,7 +114,7 @@ export class WorkerVisionEncoder implements VisionRunner {
       if (this.pending.size === 0) worker.unref();
       if (!p) return;
       if (msg.type === "error") p.reject(msg.videolm ? new VideolmError(msg.message) : new Error(msg.message));
-      else p.resolve({ embeds: msg.embeds, deepstack: msg.deepstack, deepstackLevels: msg.deepstackLevels, busy: [msg.startedAt, msg.endedAt] });
+      else p.resolve({ embeds: msg.embeds, deepstack: msg.deepstack, deepstackLevels: msg.deepstackLevels, ...(msg.extra ? { extra: msg.extra } : {}), busy: [msg.startedAt, msg.endedAt] });
     });
     const die = (err: Error) => {
       this.dead ??= err;
@@ -368,7 +370,17 @@ export function assemble(outs: VisionOutput[], D: number): VisionOutput {
   if (outs.length === 1) return outs[0];
   const embeds = concatFloat32(outs.map((o) => o.embeds));
   const levels = outs[0].deepstackLevels;
-  if (levels === 0) return { embeds, deepstackLevels: 0 };
+  // Other outputs (VisionOutput.extra) are rows along their first axis: concatenated chunk after chunk.
+  const names = Object.keys(outs[0].extra ?? {});
+  const extra = names.length
+    ? Object.fromEntries(
+        names.map((n) => {
+          const parts = outs.map((o) => o.extra![n]);
+          return [n, { data: concatFloat32(parts.map((t) => t.data)), dims: [parts.reduce((k, t) => k + t.dims[0], 0), ...parts[0].dims.slice(1)] }];
+        }),
+      )
+    : undefined;
+  if (levels === 0) return { embeds, deepstackLevels: 0, ...(extra ? { extra } : {}) };
   const M = embeds.length / D;
   const deepstack = new Float32Array(levels * M * D);
   let row = 0;
@@ -377,7 +389,7 @@ export function assemble(outs: VisionOutput[], D: number): VisionOutput {
     for (let l = 0; l < levels; l++) deepstack.set(o.deepstack!.subarray(l * m * D, (l + 1) * m * D), (l * M + row) * D);
     row += m;
   }
-  return { embeds, deepstack, deepstackLevels: levels };
+  return { embeds, deepstack, deepstackLevels: levels, ...(extra ? { extra } : {}) };
 }
 
 /** Total time two sets of intervals overlap (each set's intervals are disjoint: one thread each). */

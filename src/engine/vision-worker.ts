@@ -12,7 +12,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VideolmError } from "../errors.js";
-import { createSession, VisionEncoder, type VisionBatch } from "./sessions.js";
+import { createSession, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 
 export interface VisionWorkerData {
   /** The converted vision graph. */
@@ -28,7 +28,7 @@ export type VisionWorkerRequest = { type: "encode"; id: number; batch: VisionBat
 export type VisionWorkerReply =
   | { type: "ready" }
   | { type: "init-error"; message: string }
-  | { type: "done"; id: number; embeds: Float32Array; deepstack?: Float32Array; deepstackLevels: number; startedAt: number; endedAt: number }
+  | { type: "done"; id: number; embeds: Float32Array; deepstack?: Float32Array; deepstackLevels: number; extra?: VisionOutput["extra"]; startedAt: number; endedAt: number }
   | { type: "error"; id: number; message: string; videolm: boolean }
   | { type: "released" };
 
@@ -65,8 +65,11 @@ async function main(): Promise<void> {
         const out = await encoder.encode(msg.batch);
         const embeds = own(out.embeds);
         const deepstack = out.deepstack ? own(out.deepstack) : undefined;
-        const reply: VisionWorkerReply = { type: "done", id: msg.id, embeds, deepstack, deepstackLevels: out.deepstackLevels, startedAt, endedAt: performance.now() + shift };
-        port.postMessage(reply, deepstack ? [embeds.buffer as ArrayBuffer, deepstack.buffer as ArrayBuffer] : [embeds.buffer as ArrayBuffer]);
+        // Other graph outputs (VisionOutput.extra, e.g. InternVL-Flash's gate and 64-token rows) travel too.
+        const extra = out.extra ? Object.fromEntries(Object.entries(out.extra).map(([name, t]) => [name, { data: own(t.data), dims: t.dims }])) : undefined;
+        const reply: VisionWorkerReply = { type: "done", id: msg.id, embeds, deepstack, deepstackLevels: out.deepstackLevels, extra, startedAt, endedAt: performance.now() + shift };
+        const transfer = [embeds, ...(deepstack ? [deepstack] : []), ...Object.values(extra ?? {}).map((t) => t.data)].map((a) => a.buffer as ArrayBuffer);
+        port.postMessage(reply, transfer);
       } catch (e) {
         port.postMessage({ type: "error", id: msg.id, message: (e as Error).message, videolm: e instanceof VideolmError } satisfies VisionWorkerReply);
       }
