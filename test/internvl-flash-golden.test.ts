@@ -6,12 +6,17 @@
  * checkpoint's, or the request's `media.flash`), the compacted prompt ids and positions, logits at the recorded
  * positions, 12 greedy tokens; and the whole request through VideoModel.generate.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions } from "../src/engine/request.js";
 import { FLASH_OUTPUTS } from "../src/families/internvl/flash.js";
+import { locateFfmpeg } from "../src/media/ffmpeg.js";
+import { VideolmServer } from "../src/server/server.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 import { checkGreedyDecoding, checkLogitRecords, checkSummary, concatFloat32, type GreedyGolden, type LogitRecord, type Summary } from "./golden-helpers.js";
 
@@ -95,4 +100,35 @@ describe("InternVL-Flash golden: internvl_flash-tiny", () => {
     const { messages } = request(golden.cases["video-config"]);
     await expect(model.generate({ messages, media: { flash: { relative: 1.5 } }, maxNewTokens: 1 })).rejects.toThrow(/relative threshold must be a number in \[0, 1\]/);
   });
+
+  it("the server: `flash` in the request body reaches the router, usage reports planned and kept tokens; a bad value is a 400", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-flash-"));
+    const clip = path.join(dir, "clip.mkv");
+    execFileSync(locateFfmpeg().ffmpeg, ["-nostdin", "-loglevel", "error", "-y", "-framerate", "2", "-i", path.join(FIXTURES, "media", "video-a-%02d.png"), "-c:v", "ffv1", clip]);
+    const server = await VideolmServer.start(model, { port: 0, log: () => {}, allowedMediaDir: dir, modelName: "flash" });
+    try {
+      const ask = async (extra: Record<string, unknown>) => {
+        const r = await fetch(`${server.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ messages: [{ role: "user", content: [{ type: "video_url", video_url: { url: pathToFileURL(clip).href } }, { type: "text", text: "What changes?" }] }], max_tokens: 3, temperature: 0, ...extra }),
+        });
+        return { status: r.status, body: (await r.json()) as { usage: { prompt_tokens: number; videolm_visual_tokens?: { planned: number; kept: number; units: { reduced: boolean }[] } }; error?: { param: string } } };
+      };
+      const local = await model.generate({ messages: [{ role: "user", content: [{ type: "video", video: clip }, { type: "text", text: "What changes?" }] }], media: { flash: { relative: 0.3, absolute: 0.02 } }, temperature: 0, maxNewTokens: 3 });
+      const routed = await ask({ flash: { relative: 0.3, absolute: 0.02 } });
+      expect(routed.status).toBe(200);
+      expect(routed.body.usage.prompt_tokens).toBe(local.promptTokens);
+      expect(routed.body.usage.videolm_visual_tokens?.units.map((u) => u.reduced)).toEqual(local.visualTokens!.units.map((u) => u.reduced));
+      expect(local.visualTokens!.keptTokens).toBeLessThan(local.visualTokens!.plannedTokens);
+      const off = await ask({ flash: false });
+      expect(off.body.usage.prompt_tokens).toBe(routed.body.usage.videolm_visual_tokens!.planned + (routed.body.usage.prompt_tokens - routed.body.usage.videolm_visual_tokens!.kept));
+      const bad = await ask({ flash: { relative: 2 } });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error?.param).toBe("flash.relative");
+    } finally {
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

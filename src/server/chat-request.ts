@@ -54,6 +54,11 @@ export interface ChatRequest {
   topLogprobs: number;
   /** Extension for Thinking checkpoints: at most this many reasoning tokens (as `videolm run --thinking-budget`). */
   thinkingBudget?: number;
+  /**
+   * Extension for InternVL3.5-Flash checkpoints (as `--flash-relative` / `--flash-absolute` / `--no-flash`): `false`,
+   * or `{relative?, absolute?}` in [0, 1] overriding the checkpoint's router thresholds for the whole request.
+   */
+  flash?: MediaOptions["flash"];
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -262,5 +267,18 @@ export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequ
   if (topLogprobs !== undefined && !logprobs) throw badRequest("top_logprobs requires logprobs: true", "top_logprobs");
   if (logprobs) generation.logprobs = topLogprobs ?? 0;
   const thinkingBudget = optional(body, "thinking_budget", (v, p) => num(v, p, { integer: true, min: 0 }));
-  return { model, messages, stream, includeUsage, generation, logprobs, topLogprobs: topLogprobs ?? 0, thinkingBudget };
+  const flash = optional(body, "flash", readFlash);
+  return { model, messages, stream, includeUsage, generation, logprobs, topLogprobs: topLogprobs ?? 0, thinkingBudget, ...(flash !== undefined ? { flash } : {}) };
+}
+
+/** `flash`: false, or {relative?, absolute?} with numbers in [0, 1] and no other key. */
+function readFlash(v: unknown, param: string): MediaOptions["flash"] {
+  if (v === false) return false;
+  if (!isObject(v)) throw badRequest(`${param} must be false or an object {relative, absolute}, got ${typeName(v)}`, param);
+  const out: { relative?: number; absolute?: number } = {};
+  for (const [key, value] of Object.entries(v)) {
+    if (key !== "relative" && key !== "absolute") throw badRequest(`${param}.${key}: unknown option (known: relative, absolute)`, `${param}.${key}`, "unknown_option");
+    if (value !== undefined && value !== null) out[key] = num(value, `${param}.${key}`, { min: 0, max: 1 });
+  }
+  return out;
 }

@@ -462,7 +462,7 @@ export class VideolmServer {
       const options = preparer.resolveOptions(explicit);
       const { prepared, plan, thumbnails } = await this.prep.prepare(
         resolved.messages,
-        this.mediaDefaults(),
+        { ...this.mediaDefaults(), ...(request.flash !== undefined ? { flash: request.flash } : {}) },
         {
           maxPromptTokens: this.options.maxPromptTokens,
           thumbnails: forPlan,
@@ -537,7 +537,14 @@ export class VideolmServer {
           return;
         }
         this.stats.completed++;
-        const usage = { prompt_tokens: result.promptTokens, completion_tokens: result.tokens.length, total_tokens: result.promptTokens + result.tokens.length };
+        const visual = result.visualTokens;
+        const usage = {
+          prompt_tokens: result.promptTokens,
+          completion_tokens: result.tokens.length,
+          total_tokens: result.promptTokens + result.tokens.length,
+          // Families that decide visual tokens in the vision pass (InternVL-Flash): planned vs kept, per frame/tile.
+          ...(visual ? { videolm_visual_tokens: { method: visual.method, planned: visual.plannedTokens, kept: visual.keptTokens, units: visual.units } } : {}),
+        };
         const timings = { preprocess_ms: result.timings.preprocessMs, media_decode_ms: result.timings.mediaDecodeMs ?? 0, vision_ms: result.timings.visionMs, ttft_ms: result.timings.ttftMs, decode_tokens_per_second: result.timings.decodeTokensPerSecond };
         if (stream) {
           stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }], usage });

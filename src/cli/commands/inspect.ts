@@ -7,8 +7,10 @@
 import { RequestPreparer } from "../../engine/preparer.js";
 import type { VisualPlan } from "../../engine/request.js";
 import { costJson, decoderMemoryText, formatBytes, formatSeconds, planCost } from "../../engine/plan-cost.js";
-import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, parseFlags, precisionFlag } from "../args.js";
+import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag } from "../args.js";
 import { buildUserContent, mediaFlags, modelFromFlags, stdinQuestion } from "./run.js";
+import { previewVisualSelection, type RoutePreview } from "../../engine/route-preview.js";
+import { stderrProgress } from "../../util/progress.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question" | -]
 
@@ -19,7 +21,11 @@ defaults fit the model's context by themselves), whether it fits the model's con
 it does not), and the estimated memory and time on this machine at --dtype (rates measured by videolm bench,
 else conservative defaults), with the setting that brings a slow request under a minute.
 Takes the media and generation flags of videolm run (see videolm run --help), --max-input-pixels N included (media
-larger than N pixels per image or frame is refused from its header); --json prints one JSON object.`;
+larger than N pixels per image or frame is refused from its header); --json prints one JSON object.
+Checkpoints whose visual tokens the vision encoder decides (InternVL3.5-Flash: 64 or 256 tokens per frame, chosen by
+its resolution router) plan every frame at 256; --route decodes the frames and runs the vision encoder (not the
+language model) to show which frames get 64 and the tokens saved (--flash-relative / --flash-absolute / --no-flash
+as for run).`;
 
 interface VisualJson {
   kind: "image" | "video";
@@ -46,7 +52,7 @@ function describeVisual(v: VisualPlan): VisualJson {
 }
 
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS }, "inspect");
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, route: { type: "boolean" } }, "inspect");
   if (flags.help) {
     process.stdout.write(INSPECT_HELP + "\n");
     return 0;
@@ -58,8 +64,19 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const preparer = await RequestPreparer.load(await modelFromFlags(flags));
   const explicit = generationFlags(flags);
   preparer.resolveOptions(explicit); // validates the generation flags
-  const plan = await preparer.plan([{ role: "user", content }], mediaFlags(flags), { maxNewTokens: explicit.maxNewTokens });
+  const media = mediaFlags(flags);
+  const plan = await preparer.plan([{ role: "user", content }], media, { maxNewTokens: explicit.maxNewTokens });
   const dtype = precisionFlag(flags);
+  const routed = preparer.processor.selectVisualRows !== undefined;
+  const route =
+    flags.route && routed
+      ? await previewVisualSelection(preparer, plan, media, {
+          dtype,
+          cacheDir: flags["cache-dir"] as string | undefined,
+          threads: numberFlag(flags, "threads", { integer: true }),
+          onProgress: flags.quiet || flags.json ? undefined : stderrProgress(),
+        })
+      : undefined;
   const cost = planCost(preparer, plan, { dtype, cacheRoot: flags["cache-dir"] as string | undefined });
   const promptTokens = plan.inputIds.length;
   const visuals = plan.visuals.map(describeVisual);
@@ -78,6 +95,8 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       fits: plan.fits,
       ...(plan.advice ? { advice: plan.advice } : {}),
       limits: plan.limits.map((l) => ({ name: l.name, value: l.value, source: l.source, note: l.note })),
+      ...(routed ? { visualTokensDecidedByModel: true } : {}),
+      ...(route ? { route: { ...route.report, plannedPromptTokens: route.plannedPromptTokens, promptTokens: route.promptTokens, visionMs: Math.round(route.visionMs) } } : {}),
       estimatedMemoryBytes: Math.round(e.memoryBytes),
       estimatedSeconds: Math.round(e.seconds.total * 100) / 100,
       cost: costJson(cost),
@@ -98,6 +117,8 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     for (const l of v.limits ?? []) lines.push(`  limit: ${l}`);
   });
   lines.push(`prompt: ${promptTokens} tokens (+ up to ${plan.maxNewTokens} new) of a ${plan.contextLength}-token context: ${plan.fits ? "fits" : "does NOT fit"}`);
+  if (route) lines.push(...routeLines(route, plan.visuals));
+  else if (routed && !flags.route) lines.push("  visual tokens are decided by the model's vision encoder when it runs (fewer, never more); --route shows the decisions now");
   if (plan.advice) lines.push(`  ${plan.advice}`);
   for (const l of plan.limits.filter((l) => l.source === "fit" || l.source === "server")) lines.push(`  ${l.note}`);
   const rates = e.rates.source === "measured" ? `rates measured by videolm bench${e.rates.measuredAt ? ` on ${e.rates.measuredAt.slice(0, 10)}` : ""}` : "built-in default rates; run videolm bench to measure this machine";
@@ -112,4 +133,25 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   if (cost.memoryAdvice) lines.push(`  does NOT fit in memory: ${cost.memoryAdvice}`);
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
+}
+
+/** What the vision encoder decided (`--route`): per visual which tiles/frames were reduced, and the tokens saved. */
+function routeLines(route: RoutePreview, visuals: readonly VisualPlan[]): string[] {
+  const r = route.report;
+  const params = Object.entries(r.parameters)
+    .map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`)
+    .join(", ");
+  const lines = [`${r.method} (${params}), vision encoder ${formatSeconds(route.visionMs / 1000)}:`];
+  visuals.forEach((v, i) => {
+    const units = r.units.filter((u) => u.visual === i);
+    if (units.length === 0) return;
+    const what = v.kind === "video" ? "frames" : "tiles";
+    const reduced = units.filter((u) => u.reduced);
+    const list = (us: typeof units) => us.map((u) => `${u.index + 1}${v.kind === "video" && v.timestamps ? ` (${v.timestamps[u.index].toFixed(2)} s)` : ""}`).join(", ") || "none";
+    lines.push(`  ${v.kind} ${i + 1}: ${what} at ${reduced[0]?.tokens ?? 64} tokens: ${list(reduced)}; at ${units.find((u) => !u.reduced)?.tokens ?? 256}: ${list(units.filter((u) => !u.reduced))}`);
+    lines.push(`    scores (p0): ${units.map((u) => u.score.toFixed(3)).join(", ")}`);
+  });
+  const saved = route.plannedPromptTokens - route.promptTokens;
+  lines.push(`  prompt: ${route.plannedPromptTokens} → ${route.promptTokens} tokens (${saved} fewer, ${((100 * saved) / route.plannedPromptTokens).toFixed(1)}%)`);
+  return lines;
 }

@@ -258,6 +258,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         ...(response.reasoning !== undefined ? { reasoning: response.reasoning } : {}),
         tokens: response.tokens,
         promptTokens: response.promptTokens,
+        ...(response.visualTokens ? { visualTokens: response.visualTokens } : {}),
         finishReason: response.finishReason,
         ...(response.logprobs ? { logprobs: logprobEntries(response.logprobs, new TokenInfo(model.tokenizer)) } : {}),
         timings: { loadMs: round(model.loadMs), ...Object.fromEntries(Object.entries(response.timings).map(([k, v]) => [k, round(v)])) },
@@ -268,8 +269,11 @@ export async function runCommand(argv: string[]): Promise<number> {
       if (response.logprobs) process.stdout.write(`\n${formatLogprobTable(logprobEntries(response.logprobs, new TokenInfo(model.tokenizer)))}\n`);
       if (!quiet) {
         const t = response.timings;
+        const v = response.visualTokens;
+        // e.g. "(384 fewer: InternVL-Flash resolution router, 2 of 6 frames at 64 tokens)"
+        const selected = v ? ` (${v.plannedTokens - v.keptTokens} fewer: ${v.method}, ${v.units.filter((u) => u.reduced).length} of ${v.units.length} frames/tiles reduced)` : "";
         process.stderr.write(
-          `[${response.promptTokens} prompt tokens, ${response.tokens.length} generated; vision ${round(t.visionMs)} ms, prefill ${round(t.prefillMs)} ms, ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
+          `[${response.promptTokens} prompt tokens${selected}, ${response.tokens.length} generated; vision ${round(t.visionMs)} ms, prefill ${round(t.prefillMs)} ms, ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
         );
       }
     }
