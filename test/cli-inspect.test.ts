@@ -107,3 +107,29 @@ describe("videolm inspect", () => {
     expect(r.stderr).toMatch(/bad\.mp4/);
   });
 });
+
+describe("videolm inspect --route (InternVL3.5-Flash)", () => {
+  it("runs the vision encoder only and reports per frame the router's decision and the tokens saved; run's --json agrees", async () => {
+    const flash = await materializeTinyCheckpoint(path.join(ROOT, "test/fixtures/internvl_flash/internvl_flash-tiny"));
+    const frames = path.join(work, "flash.mkv");
+    const enc = spawnSync(locateFfmpeg().ffmpeg, ["-y", "-loglevel", "error", "-framerate", "2", "-i", path.join(ROOT, "test/fixtures/internvl_flash/media/video-a-%02d.png"), "-c:v", "ffv1", frames]);
+    expect(enc.status).toBe(0);
+    const args = ["--model", flash, "--video", frames, "--flash-relative", "0.3", "--flash-absolute", "0.02"];
+    const planOnly = videolm(["inspect", ...args, "--json", "What changes?"]);
+    expect(planOnly.code).toBe(0);
+    const plan = JSON.parse(planOnly.stdout);
+    expect(plan.visualTokensDecidedByModel).toBe(true);
+    expect(plan.route).toBeUndefined();
+    const routed = JSON.parse(videolm(["inspect", ...args, "--json", "--route", "What changes?"]).stdout);
+    expect(routed.route.plannedPromptTokens).toBe(plan.promptTokens);
+    const reduced = routed.route.units.filter((u: { reduced: boolean }) => u.reduced).length;
+    expect(reduced).toBeGreaterThan(0);
+    expect(routed.route.plannedPromptTokens - routed.route.promptTokens).toBe(192 * reduced);
+    const text = videolm(["inspect", ...args, "--route", "What changes?"]);
+    expect(text.stdout).toMatch(/InternVL-Flash resolution router \(relative 0\.3, absolute 0\.02, quantile [\d.]+\)/);
+    expect(text.stdout).toContain(`prompt: ${routed.route.plannedPromptTokens} → ${routed.route.promptTokens} tokens`);
+    const run = JSON.parse(videolm(["run", ...args, "--json", "-q", "--max-new-tokens", "2", "What changes?"]).stdout);
+    expect(run.promptTokens).toBe(routed.route.promptTokens);
+    expect(run.visualTokens.units).toEqual(routed.route.units);
+  }, 240_000);
+});
