@@ -15,6 +15,24 @@ export const MODEL_FLAGS = {
   "cache-dir": { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
+/** Vision pipelined with prefill (LoadOptions.pipeline, visionThreads); run and serve. */
+export const PIPELINE_FLAGS = {
+  pipeline: { type: "boolean" },
+  "no-pipeline": { type: "boolean" },
+  "vision-threads": { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+/** LoadOptions from --pipeline / --no-pipeline / --vision-threads (unset: the default by core count). */
+export function pipelineFlags(flags: Flags): { pipeline?: boolean; visionThreads?: number } {
+  if (flags.pipeline && flags["no-pipeline"]) throw new VideolmError("--pipeline and --no-pipeline contradict each other: give one");
+  const visionThreads = numberFlag(flags, "vision-threads", { integer: true });
+  if (visionThreads !== undefined && visionThreads < 1) throw new VideolmError(`--vision-threads expects a positive integer, got ${visionThreads}`);
+  return {
+    ...(flags.pipeline ? { pipeline: true } : flags["no-pipeline"] ? { pipeline: false } : {}),
+    ...(visionThreads !== undefined ? { visionThreads } : {}),
+  };
+}
+
 export const GENERATION_FLAGS = {
   "max-new-tokens": { type: "string" },
   temperature: { type: "string" },

@@ -16,7 +16,7 @@ import { checkPixelBounds } from "../../sampling/qwen-vl-utils.js";
 import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
 import { readQuestion, type QuestionInput } from "../stdin.js";
-import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
+import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
 
@@ -28,6 +28,8 @@ Model:
                              storage, float32 compute; int8/int4 = quantized decoder, int4 the
                              fastest, with an int8 vision tower; see docs/performance.md)
   --threads N                CPU threads (default: all cores)
+  --pipeline | --no-pipeline encode video chunks on a thread of their own while prefill runs (same output; default:
+                             on with 4+ cores); --vision-threads N: that thread's CPU threads (default --threads)
   --cache-dir DIR            conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm)
 Media:
   --video FILE|URL           a video (repeat for several); --image FILE (repeatable)
@@ -196,7 +198,7 @@ export function thinkingWriter(out: { write(s: string): unknown; isTTY?: boolean
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS }, "run");
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS }, "run");
   if (flags.help) {
     process.stdout.write(RUN_HELP + "\n");
     return 0;
@@ -230,6 +232,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const model = await VideoModel.fromPreparer(preparer, {
     dtype,
     threads: numberFlag(flags, "threads", { integer: true }),
+    ...pipelineFlags(flags),
     cacheDir: flags["cache-dir"] as string | undefined,
     onProgress: quiet ? undefined : stderrProgress(),
   });

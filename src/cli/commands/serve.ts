@@ -5,7 +5,7 @@ import { VideoModel } from "../../engine/model.js";
 import { VideolmError } from "../../errors.js";
 import { DEFAULT_SERVER_OPTIONS, VideolmServer, type ServerOptions } from "../../server/server.js";
 import { stderrProgress } from "../../util/progress.js";
-import { MODEL_FLAGS, numberFlag, parseFlags, precisionFlag, type Flags } from "../args.js";
+import { MODEL_FLAGS, PIPELINE_FLAGS, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 import { modelFromFlags } from "./run.js";
 
 const MiB = 1024 ** 2;
@@ -20,6 +20,7 @@ Model:
   -m, --model DIR              Hugging Face checkpoint folder
   --model-name NAME            the id clients send as "model" (default: the folder's name)
   --dtype fp32|fp16|int8|int4  --threads N  --cache-dir DIR     as for videolm run
+  --pipeline | --no-pipeline  --vision-threads N               as for videolm run
 Network:
   --host ADDR                  address to listen on (default ${d.host}; use 0.0.0.0 to accept remote clients)
   --port N                     (default ${d.port}; 0 picks a free port)
@@ -85,6 +86,7 @@ export function serverOptionsFromFlags(flags: Flags): Partial<ServerOptions> {
 
 const SERVE_FLAGS = {
   ...MODEL_FLAGS,
+  ...PIPELINE_FLAGS,
   "model-name": { type: "string" },
   host: { type: "string" },
   port: { type: "string" },
@@ -120,6 +122,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const model = await VideoModel.load(await modelFromFlags(flags), {
     dtype: precisionFlag(flags),
     threads: numberFlag(flags, "threads", { integer: true }),
+    ...pipelineFlags(flags),
     cacheDir: flags["cache-dir"] as string | undefined,
     onProgress: flags.quiet ? undefined : stderrProgress(),
   });
