@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
+import { RequestPreparer } from "../src/engine/preparer.js";
 import type { ChatRequestMessage, ContentPart, MediaOptions } from "../src/engine/request.js";
 import { FLASH_OUTPUTS } from "../src/families/internvl/flash.js";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
@@ -131,4 +132,28 @@ describe("InternVL-Flash golden: internvl_flash-tiny", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it("an original-format checkpoint that ships no chat template gets conversation.py's internvl2_5 (the same prompt ids)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-flash-notemplate-"));
+    try {
+      const src = model.preparer.dir;
+      for (const f of fs.readdirSync(src)) if (f !== "chat_template.json") fs.symlinkSync(path.join(src, f), path.join(dir, f));
+      const tc = JSON.parse(fs.readFileSync(path.join(src, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
+      delete tc.chat_template;
+      fs.rmSync(path.join(dir, "tokenizer_config.json"));
+      fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(tc));
+      const preparer = await RequestPreparer.load(dir);
+      expect(preparer.template.origin).toMatch(/conversation\.py template "internvl2_5"/);
+      const c = golden.cases["video-config"];
+      const { messages, media } = request(c);
+      expect((await preparer.prepare(messages, media)).inputIds).toEqual(c.input_ids);
+      // Another template name is not carried: the checkpoint is refused as before, naming what is missing.
+      const cfg = JSON.parse(fs.readFileSync(path.join(src, "config.json"), "utf8")) as Record<string, unknown>;
+      fs.rmSync(path.join(dir, "config.json"));
+      fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, template: "internlm2-chat" }));
+      await expect(RequestPreparer.load(dir)).rejects.toThrow(/no chat template/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

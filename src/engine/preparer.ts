@@ -109,7 +109,7 @@ export class RequestPreparer {
     checkTensorsAgainstConfig(ckpt, config);
     const tokenizer = await TextTokenizer.load(ckpt.dir);
     checkTokenizerAgainstConfig(tokenizer, config);
-    const template = await ChatTemplate.load(ckpt.dir);
+    const template = await ChatTemplate.load(ckpt.dir, family.defaultChatTemplate?.(config));
     const optionalJson = (name: string, what: string) => readBoundedJsonObject(path.join(ckpt.dir, name), what, true);
     const tokenizerConfig = optionalJson("tokenizer_config.json", "tokenizer config");
     const specialTokens = tokenizerConfig ? specialTokenVariables(tokenizerConfig) : {};

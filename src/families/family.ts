@@ -149,6 +149,11 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
    * scratch per token). Families without it are counted as Qwen2-VL decoders (q, k, v, o, gate/up/down; attention).
    */
   decoderCost?(config: C): DecoderLayerCost[];
+  /**
+   * The chat template the family's own code builds prompts with, for checkpoints that ship none (original-format
+   * InternVL: the conversation.py template its config.json names). Undefined: such a checkpoint is refused.
+   */
+  defaultChatTemplate?(config: C): { template: string; source: string } | undefined;
   /** The request processor, configured from the checkpoint's preprocessor_config.json. */
   createProcessor(checkpointDir: string, config: C): FamilyProcessor;
 }

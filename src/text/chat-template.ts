@@ -232,7 +232,11 @@ export class ChatTemplate {
   }
 
   /** Loads the template of a checkpoint folder (see the file header for the search order). */
-  static async load(checkpointDir: string): Promise<ChatTemplate> {
+  /**
+   * The checkpoint's template; else `fallback` (the template the family's own code builds prompts with, e.g. original
+   * InternVL's conversation.py, for checkpoints that ship none); else an error.
+   */
+  static async load(checkpointDir: string, fallback?: { template: string; source: string }): Promise<ChatTemplate> {
     const jsonPath = join(checkpointDir, "chat_template.json");
     const jsonText = await readOptional(jsonPath);
     if (jsonText !== undefined) {
@@ -253,6 +257,7 @@ export class ChatTemplate {
       const template = templateFromConfigValue(config.chat_template, configPath);
       if (template !== undefined) return new ChatTemplate(template, configPath);
     }
+    if (fallback) return new ChatTemplate(fallback.template, fallback.source);
     throw new VideolmError(
       `no chat template in ${checkpointDir}: expected chat_template.json, chat_template.jinja or a "chat_template" ` +
         `in tokenizer_config.json; use the checkpoint's -Instruct variant or supply a template`,

@@ -85,6 +85,8 @@ export interface InternVLConfig extends FamilyConfig {
   processor: InternVLProcessorConfig;
   /** InternVL3.5-Flash (original format, `flash_mode`): the resolution router's thresholds (flash.ts); else undefined. */
   flash?: FlashConfig;
+  /** Original format: config.json `template`, the conversation.py template `model.chat` builds prompts with. */
+  conversationTemplate?: string;
 }
 
 /**
@@ -155,6 +157,7 @@ export function parseInternVLConfig(raw: Json): InternVLConfig {
       { key: "image_token_id - 2 (<img>, </img>, <IMG_CONTEXT> are consecutive added tokens)", token: "<img>", id: imgStart },
     ],
     ...(original && parseFlashConfig(raw) ? { flash: parseFlashConfig(raw) } : {}),
+    ...(original && typeof raw.template === "string" ? { conversationTemplate: raw.template } : {}),
     processor: {
       imageSize: vision.imageSize,
       patchSize: vision.patchSize,

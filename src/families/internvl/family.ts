@@ -12,6 +12,7 @@ import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
 import { parseInternVLConfig, type InternVLConfig } from "./config.js";
 import { sanitizeInternVLTensorName } from "./names.js";
+import { conversationTemplate } from "./conversation.js";
 import { buildFlashOutputs } from "./flash.js";
 import { InternVLFlashProcessor } from "./flash-processor.js";
 import { InternVLProcessor } from "./processor.js";
@@ -45,5 +46,6 @@ export const internVL: ModelFamily<InternVLConfig> = {
   decoderLayerSubgraphs: (cfg) => Array.from({ length: cfg.text.numLayers }, (_, i) => (cfg.moe && isSparseLayer(cfg.moe, i) ? cfg.moe.numExperts : 0)),
   decoderState: (cfg) => allKvLayers(cfg.text),
   decoderCost: internVLDecoderCost,
+  defaultChatTemplate: (cfg) => conversationTemplate(cfg.conversationTemplate),
   createProcessor: (dir, cfg) => (cfg.flash ? new InternVLFlashProcessor(dir, cfg.processor, cfg.flash, cfg.text.hiddenSize) : new InternVLProcessor(dir, cfg.processor)),
 };
