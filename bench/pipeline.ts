@@ -9,7 +9,7 @@
  *                             [--configs seq:2/2,pipe:1/1,pipe:2/2,pipe:1/2]
  *
  * A configuration is `seq:V/D` (sequential, V = D = the model's threads) or `pipe:V/D` (vision thread V intra-op
- * threads, decoder D). Per run: vision (start → last row), prefill, TTFT, each stage's busy time, the time both
+ * threads, decoder D); `:nospin` after either: onnxruntime's idle threads sleep instead of spinning. Per run: vision (start → last row), prefill, TTFT, each stage's busy time, the time both
  * ran at once, and the overlap achieved = overlap ÷ the shorter stage's busy time. Prints a JSON line per run and
  * a table of medians.
  */
@@ -44,14 +44,15 @@ interface Config {
   pipeline: boolean;
   visionThreads: number;
   threads: number;
+  spinning: boolean;
 }
 
 function parseConfig(s: string): Config {
-  const m = /^(seq|pipe):(\d+)\/(\d+)$/.exec(s);
-  if (!m) throw new Error(`--configs: expected seq:V/D or pipe:V/D, got ${s}`);
-  const [, kind, v, d] = m;
+  const m = /^(seq|pipe):(\d+)\/(\d+)(:nospin)?$/.exec(s);
+  if (!m) throw new Error(`--configs: expected seq:V/D or pipe:V/D, optionally :nospin, got ${s}`);
+  const [, kind, v, d, nospin] = m;
   if (kind === "seq" && v !== d) throw new Error(`--configs ${s}: the sequential path runs both sessions at the same thread count`);
-  return { name: s, pipeline: kind === "pipe", visionThreads: Number(v), threads: Number(d) };
+  return { name: s, pipeline: kind === "pipe", visionThreads: Number(v), threads: Number(d), spinning: !nospin };
 }
 
 interface RunResult {
@@ -77,7 +78,7 @@ const input = { frames: Number(values.frames), size: Number(values.size), tokens
 if (values.child) {
   const config = parseConfig(values.child);
   const t0 = performance.now();
-  const model = await VideoModel.load(values.dir!, { dtype, threads: config.threads, visionThreads: config.visionThreads, pipeline: config.pipeline, visionCacheBytes: 0 });
+  const model = await VideoModel.load(values.dir!, { dtype, threads: config.threads, visionThreads: config.visionThreads, pipeline: config.pipeline, spinning: config.spinning, visionCacheBytes: 0 });
   const loadMs = performance.now() - t0;
   const prepared = await model.prepare(benchMessages(input));
   const load1 = os.loadavg()[0];

@@ -59,6 +59,12 @@ export interface LoadOptions {
    * the pipeline both sessions use `threads`.
    */
   visionThreads?: number;
+  /**
+   * Whether idle onnxruntime threads spin waiting for work (onnxruntime's default) or sleep (SessionOptions.spinning).
+   * Default: spin, except the stages of a staged decoder, which never spin. For benchmarks of the pipeline, whose two
+   * stages' thread pools share the cores.
+   */
+  spinning?: boolean;
 }
 
 
@@ -168,10 +174,10 @@ export class VideoModel {
       onProgress: options.onProgress,
       layersPerStage: options.decoderLayersPerStage,
     });
-    const sessionOptions = { threads: options.threads };
+    const sessionOptions = { threads: options.threads, ...(options.spinning === false ? { spinning: false } : {}) };
     const pipelined = options.pipeline ?? pipelineByDefault();
     // Pipelined, the vision graph is loaded on its own thread (pipeline.ts), not here.
-    const visionThread = pipelined ? WorkerVisionEncoder.start(converted.visionPath, { threads: options.visionThreads ?? options.threads }) : undefined;
+    const visionThread = pipelined ? WorkerVisionEncoder.start(converted.visionPath, { threads: options.visionThreads ?? options.threads, spinning: options.spinning }) : undefined;
     visionThread?.catch(() => {}); // awaited below, after the decoder's sessions
     // All graphs at once (a decoder split into stages has one per stage; decoder-stages.ts says why); progress for a
     // staged decoder when creating its sessions takes more than a second.
