@@ -8,6 +8,7 @@ import { qwen3_5 } from "./qwen3-5/family.js";
 import { qwen3_5Moe } from "./qwen3-5/moe-family.js";
 import { qwen3VLMoe } from "./qwen3-vl-moe/family.js";
 import { internVL } from "./internvl/family.js";
+import { videoLlama3 } from "./video-llama-3/family.js";
 
 const FAMILIES: ModelFamily<FamilyConfig>[] = [
   qwen2VL as unknown as ModelFamily<FamilyConfig>,
@@ -17,6 +18,7 @@ const FAMILIES: ModelFamily<FamilyConfig>[] = [
   qwen3_5 as unknown as ModelFamily<FamilyConfig>,
   qwen3_5Moe as unknown as ModelFamily<FamilyConfig>,
   internVL as unknown as ModelFamily<FamilyConfig>,
+  videoLlama3 as unknown as ModelFamily<FamilyConfig>,
 ];
 
 export function supportedModelTypes(): string[] {
