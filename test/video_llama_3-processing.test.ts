@@ -1,0 +1,78 @@
+/**
+ * VideoLLaMA3 processing tables against the reference (transformers 5.18.0 video_processing_video_llama_3.py, recorded
+ * in test/fixtures/video_llama_3/video_llama_3-tiny/golden.json by tools/oracle/record_video_llama_3.py):
+ * `sample_frames` on 22 cases (fps and num_frames paths, min/max frames, the `torch.arange(...).int()` quirk that
+ * returns n + 1 indices with the last one past the end), the `Time {t:.1f}s:` labels (Python's half-to-even
+ * formatting), and smart_resize with the per-clip budget `longest_edge // T` on 8 sizes × 6 frame counts × 2 budgets.
+ * Plus the DiffFP rule on synthetic frames and the prompt expansion.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { diffFpMask } from "../src/families/video-llama-3/processor.js";
+import { clipFrameSize, referenceSampleFrames, sampleFrames } from "../src/families/video-llama-3/sampling.js";
+import { formatSeconds1dp } from "../src/families/qwen3-vl/timestamps.js";
+import { patchifyFrames } from "../src/processing/qwen2-vl-patches.js";
+import type { RgbImage } from "../src/processing/rgb-image.js";
+import { repoRoot } from "../src/testing/tiny-checkpoint.js";
+
+const golden = JSON.parse(fs.readFileSync(path.join(repoRoot(), "test/fixtures/video_llama_3/video_llama_3-tiny/golden.json"), "utf8")) as {
+  frame_sampling: { total_num_frames: number; video_fps: number; fps: number | null; max_frames: number; min_frames: number; num_frames: number | null; indices: number[]; count: number; timestamps: number[]; labels: string[] }[];
+  smart_resize: { height: number; width: number; num_frames: number; size: { shortest_edge: number; longest_edge: number }; max_pixels: number; resized: [number, number]; grid_hw: [number, number]; tokens_per_frame: number }[];
+};
+
+describe("VideoLLaMA3 frame sampling (VideoLlama3VideoProcessor.sample_frames)", () => {
+  const quirks = golden.frame_sampling.filter((r) => r.indices[r.indices.length - 1] >= r.total_num_frames);
+  it("the table has cases of the arange quirk (n + 1 indices, the last one = total)", () => {
+    expect(quirks.length).toBeGreaterThan(0);
+  });
+
+  for (const r of golden.frame_sampling) {
+    const what = r.num_frames != null ? `num_frames ${r.num_frames}` : `fps ${r.fps}`;
+    it(`${r.total_num_frames} frames at ${r.video_fps} fps, ${what}, frames ${r.min_frames}–${r.max_frames}: indices and labels`, () => {
+      const o = { numFrames: r.num_frames ?? undefined, fps: r.fps ?? undefined, minFrames: r.min_frames, maxFrames: r.max_frames };
+      const indices = referenceSampleFrames(r.total_num_frames, r.video_fps, o);
+      expect(indices).toEqual(r.indices);
+      expect(indices.map((i) => `Time ${formatSeconds1dp(i / r.video_fps)}s:`)).toEqual(r.labels);
+      // What videolm decodes: the same frames without the index past the end.
+      expect(sampleFrames(r.total_num_frames, r.video_fps, o)).toEqual(r.indices.filter((i) => i < r.total_num_frames));
+    });
+  }
+
+  it("nframes larger than the video is refused, as the reference raises", () => {
+    expect(() => referenceSampleFrames(10, 30, { numFrames: 11, minFrames: 4, maxFrames: 180 })).toThrow(/more than the video's 10 frames/);
+  });
+});
+
+describe("VideoLLaMA3 smart_resize with the per-clip budget", () => {
+  for (const r of golden.smart_resize) {
+    it(`${r.width}×${r.height}, ${r.num_frames} frames, longest_edge ${r.size.longest_edge}: ${r.resized[1]}×${r.resized[0]}`, () => {
+      const [h, w] = clipFrameSize(r.height, r.width, r.num_frames, 28, { minPixels: r.size.shortest_edge, clipPixels: r.size.longest_edge });
+      expect([h, w]).toEqual(r.resized);
+      expect((h / 28) * (w / 28)).toBe(r.tokens_per_frame);
+    });
+  }
+});
+
+describe("VideoLLaMA3 DiffFP (VideoLlama3VideoProcessor._get_compression_mask)", () => {
+  const frame = (fill: (x: number, y: number, c: number) => number): RgbImage => {
+    const data = new Uint8Array(56 * 56 * 3);
+    for (let y = 0; y < 56; y++) for (let x = 0; x < 56; x++) for (let c = 0; c < 3; c++) data[(y * 56 + x) * 3 + c] = fill(x, y, c);
+    return { width: 56, height: 56, data };
+  };
+  const patches = (frames: RgbImage[]) => patchifyFrames(frames, { patchSize: 14, temporalPatchSize: 1, mergeSize: 2, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+
+  it("keeps every token of frame 0, tokens whose mean |Δ| · 255 exceeds 0.1, and the first token of a frame keeping none", () => {
+    const base = frame((x, y, c) => (x * 3 + y * 5 + c * 40) % 256);
+    // Token (0, 1) (top right 28×28 block): one value changes by 118 levels → Σ|Δ| = 118 > 117.6 → kept.
+    const oneJump = frame((x, y, c) => (x === 40 && y === 3 && c === 0 ? ((x * 3 + y * 5) % 256) + 118 : (x * 3 + y * 5 + c * 40) % 256));
+    // 117 levels is not enough (d = 2·117/2352 = 0.0995).
+    const justBelow = frame((x, y, c) => (x === 40 && y === 3 && c === 0 ? ((x * 3 + y * 5) % 256) + 117 : (x * 3 + y * 5 + c * 40) % 256));
+    const { pixelValues, grid } = patches([base, oneJump, base, justBelow]);
+    const { keep, scores } = diffFpMask(pixelValues, grid, 2);
+    expect(Array.from(keep)).toEqual([1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]);
+    expect(scores[5]).toBeCloseTo((2 * 118) / 2352, 6);
+    expect(scores[9]).toBeCloseTo((2 * 118) / 2352, 6); // back to the base frame: the same change
+    expect(scores[13]).toBeCloseTo((2 * 117) / 2352, 6); // under the threshold: frame 3 keeps only its first token
+  });
+});
