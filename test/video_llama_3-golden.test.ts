@@ -174,6 +174,22 @@ describe("VideoLLaMA3 golden: video_llama_3-tiny", () => {
     expect(r.visualTokens?.units.map((u) => u.reduced)).toEqual(c.videos[0].kept_per_frame.map((k) => k < c.videos[0].tokens_per_frame));
   }, 120_000);
 
+  it("vision chunks of whole frames (attention never crosses a frame) give the whole video's rows", async () => {
+    const c = golden.cases.video;
+    const prepared = await model.prepare(messagesOf(c));
+    const batch = prepared.visuals[0].batch;
+    const chunks = processor.visionChunks(batch, 3 * 24);
+    expect(chunks.map((ch) => ch.grid[0])).toEqual([3, 3, 2]);
+    expect(chunks.every((ch) => ch.extraInputs === batch.extraInputs)).toBe(true);
+    const whole = (await model.vision.encode(batch)).embeds;
+    const parts = concatFloat32(await Promise.all(chunks.map(async (ch) => (await model.vision.encode(ch)).embeds)));
+    expect(parts.length).toBe(whole.length);
+    let d = 0;
+    for (let i = 0; i < whole.length; i++) d = Math.max(d, Math.abs(parts[i] - whole[i]));
+    expect(d).toBeLessThan(1e-5);
+    checkSummary(parts, c.video_embeds_all!, 1e-5);
+  }, 120_000);
+
   it("a video file: sampled at 2 fps from the file, the same frames, times and prompt as the frame list", async () => {
     const c = golden.cases["video-static"];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-vl3-"));
