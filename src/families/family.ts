@@ -72,6 +72,8 @@ export interface VisualSelectionReport {
   units: { visual: number; index: number; score: number; reduced: boolean; tokens: number }[];
   /** The rule's parameters as used, e.g. {relative: 0.5, absolute: 0.3, quantile: 0.4585}. */
   parameters: Record<string, number>;
+  /** What a unit's `score` is, for people (e.g. "kept fraction"); absent: the Flash gate's "p0". */
+  scoreName?: string;
 }
 
 /** The parts of a family's config the generic engine needs. */

@@ -148,8 +148,11 @@ function routeLines(route: RoutePreview, visuals: readonly VisualPlan[]): string
     const what = v.kind === "video" ? "frames" : "tiles";
     const reduced = units.filter((u) => u.reduced);
     const list = (us: typeof units) => us.map((u) => `${u.index + 1}${v.kind === "video" && v.timestamps ? ` (${v.timestamps[u.index].toFixed(2)} s)` : ""}`).join(", ") || "none";
-    lines.push(`  ${v.kind} ${i + 1}: ${what} at ${reduced[0]?.tokens ?? 64} tokens: ${list(reduced)}; at ${units.find((u) => !u.reduced)?.tokens ?? 256}: ${list(units.filter((u) => !u.reduced))}`);
-    lines.push(`    scores (p0): ${units.map((u) => u.score.toFixed(3)).join(", ")}`);
+    // Two token counts (Flash: 64 or 256 per tile) read as two lists; any other selection (DiffFP) per unit.
+    const twoCounts = new Set(reduced.map((u) => u.tokens)).size <= 1 && new Set(units.filter((u) => !u.reduced).map((u) => u.tokens)).size <= 1;
+    if (twoCounts) lines.push(`  ${v.kind} ${i + 1}: ${what} at ${reduced[0]?.tokens ?? 64} tokens: ${list(reduced)}; at ${units.find((u) => !u.reduced)?.tokens ?? 256}: ${list(units.filter((u) => !u.reduced))}`);
+    else lines.push(`  ${v.kind} ${i + 1}: tokens per ${what.slice(0, -1)}: ${units.map((u) => `${list([u])}: ${u.tokens}`).join(", ")}; ${reduced.length} of ${units.length} reduced`);
+    lines.push(`    scores (${r.scoreName ?? "p0"}): ${units.map((u) => u.score.toFixed(3)).join(", ")}`);
   });
   const saved = route.plannedPromptTokens - route.promptTokens;
   lines.push(`  prompt: ${route.plannedPromptTokens} → ${route.promptTokens} tokens (${saved} fewer, ${((100 * saved) / route.plannedPromptTokens).toFixed(1)}%)`);

@@ -529,6 +529,7 @@ export class VideoLlama3Processor implements FamilyProcessor {
         keptTokens: kept,
         units,
         parameters: this.useTokenCompression ? { threshold: DIFFFP_THRESHOLD, min_tokens: DIFFFP_MIN_TOKENS } : {},
+        scoreName: "kept fraction",
       },
     };
   }
