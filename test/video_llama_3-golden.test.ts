@@ -18,6 +18,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VideoModel } from "../src/engine/model.js";
 import type { PreparedRequest } from "../src/engine/preparer.js";
+import { previewVisualSelection } from "../src/engine/route-preview.js";
 import type { ChatRequestMessage, ContentPart } from "../src/engine/request.js";
 import { diffFpMask, VideoLlama3Processor } from "../src/families/video-llama-3/processor.js";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
@@ -172,6 +173,17 @@ describe("VideoLLaMA3 golden: video_llama_3-tiny", () => {
     expect(r.visualTokens?.plannedTokens).toBe(c.videos[0].full_total);
     expect(r.visualTokens?.keptTokens).toBe(c.videos[0].kept_total);
     expect(r.visualTokens?.units.map((u) => u.reduced)).toEqual(c.videos[0].kept_per_frame.map((k) => k < c.videos[0].tokens_per_frame));
+  }, 120_000);
+
+  it("inspect --route (the vision encoder alone): the plan counts every video token, the preview the kept ones", async () => {
+    const c = golden.cases["video-static"];
+    const plan = await model.preparer.plan(messagesOf(c));
+    expect(plan.inputIds.length).toBe(c.num_tokens + c.videos[0].full_total - c.videos[0].kept_total);
+    const route = (await previewVisualSelection(model.preparer, plan, {}, { cacheDir: testCacheDir(), threads: 1 }))!;
+    expect(route.plannedPromptTokens).toBe(plan.inputIds.length);
+    expect(route.promptTokens).toBe(c.num_tokens);
+    expect(route.report.units.map((u) => u.tokens)).toEqual(c.videos[0].kept_per_frame);
+    expect(route.report.units.map((u) => u.score)).toEqual(c.videos[0].kept_per_frame.map((k) => k / c.videos[0].tokens_per_frame));
   }, 120_000);
 
   it("vision chunks of whole frames (attention never crosses a frame) give the whole video's rows", async () => {
