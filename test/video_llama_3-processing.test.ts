@@ -39,6 +39,18 @@ describe("VideoLLaMA3 frame sampling (VideoLlama3VideoProcessor.sample_frames)",
     });
   }
 
+  // torch.arange(0, total, total / n).int() (torch 2.13, the oracle venv): element i is trunc(float32(i · step)) — in
+  // float64 index 11 of (30, 22) would be 14 (11 · 30/22 = 14.999…), float32 rounds it to 15.0.
+  for (const [total, n, indices] of [
+    [30, 22, [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 15, 16, 17, 19, 20, 21, 23, 24, 25, 27, 28]],
+    [15, 13, [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 15]],
+    [30, 26, [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28, 30]],
+  ] as [number, number, number[]][]) {
+    it(`arange in float32: ${total} frames, ${n} wanted`, () => {
+      expect(referenceSampleFrames(total, 1, { numFrames: n, minFrames: 1, maxFrames: 1000 })).toEqual(indices);
+    });
+  }
+
   it("nframes larger than the video is refused, as the reference raises", () => {
     expect(() => referenceSampleFrames(10, 30, { numFrames: 11, minFrames: 4, maxFrames: 180 })).toThrow(/more than the video's 10 frames/);
   });
