@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { diffFpMask } from "../src/families/video-llama-3/processor.js";
+import { diffFpMask, VideoLlama3Processor } from "../src/families/video-llama-3/processor.js";
 import { clipFrameSize, referenceSampleFrames, sampleFrames } from "../src/families/video-llama-3/sampling.js";
 import { formatSeconds1dp } from "../src/families/qwen3-vl/timestamps.js";
 import { patchifyFrames } from "../src/processing/qwen2-vl-patches.js";
@@ -86,5 +86,46 @@ describe("VideoLLaMA3 DiffFP (VideoLlama3VideoProcessor._get_compression_mask)",
     expect(scores[5]).toBeCloseTo((2 * 118) / 2352, 6);
     expect(scores[9]).toBeCloseTo((2 * 118) / 2352, 6); // back to the base frame: the same change
     expect(scores[13]).toBeCloseTo((2 * 117) / 2352, 6); // under the threshold: frame 3 keeps only its first token
+  });
+});
+
+/**
+ * Resizing as the 5.18 processors do (torchvision bicubic with antialias on uint8; the golden cases run with
+ * do_resize=False). Reference values from the oracle venv (transformers 5.18.0, torch 2.13) on the fixture's processor
+ * configs: `processor.video_processor(videos=[the 8 diff8 frames], video_metadata=[{fps: 4, frames_indices: 0…7}])`
+ * (class-default budget: 56×84 enlarged to 280×392) and `processor.image_processor(images=[image-h70-w98],
+ * size={shortest_edge: 40000, longest_edge: 1003520})` (70×98 → 182×238); sums of pixel_values in float64.
+ */
+describe("VideoLLaMA3 resize + patches against the reference processors (do_resize=True)", () => {
+  const fixtures = path.join(repoRoot(), "test/fixtures/video_llama_3");
+  const processor = new VideoLlama3Processor(path.join(fixtures, "video_llama_3-tiny"), { imageTokenId: 151655, videoTokenId: 151656, patchSize: 14, hiddenSize: 64 });
+  const sums = (x: Float32Array) => {
+    let sum = 0;
+    let abs = 0;
+    for (const v of x) {
+      sum += v;
+      abs += Math.abs(v);
+    }
+    return { sum, abs };
+  };
+
+  it("a video enlarged to the clip's min_pixels: grid, pixel sums, DiffFP kept tokens", async () => {
+    const frames = Array.from({ length: 8 }, (_, k) => path.join(fixtures, "media", `diff8-h56-w84-0${k}.png`));
+    const v = (await processor.prepareVisual({ type: "video", video: frames, fps: 4 }, {}))!;
+    expect(v.batch.grid).toEqual([8, 20, 28]);
+    const { sum, abs } = sums(v.batch.pixelValues);
+    expect(sum).toBeCloseTo(25898.580663284287, 6);
+    expect(abs).toBeCloseTo(1238232.0482149636, 4);
+    expect(Array.from(v.batch.pixelValues.subarray(0, 5))).toEqual([-1, -1, -1, -0.9843137264251709, -0.9686274528503418]);
+    expect(diffFpMask(v.batch.pixelValues, v.batch.grid, 2).keep.reduce((a, b) => a + b, 0)).toBe(224);
+  });
+
+  it("an image resized by smart_resize(factor 14): grid and pixel sums", async () => {
+    const v = (await processor.prepareVisual({ type: "image", image: path.join(fixtures, "media", "image-h70-w98.png"), minPixels: 40000 }, {}))!;
+    expect(v.batch.grid).toEqual([1, 13, 17]);
+    expect(v.tokens).toBe(13 * 17);
+    const { sum, abs } = sums(v.batch.pixelValues);
+    expect(sum).toBeCloseTo(-1287.035392459482, 6);
+    expect(abs).toBeCloseTo(65577.43661622703, 5);
   });
 });
