@@ -22,6 +22,12 @@
  * `selectVisualRows` keeps the DiffFP rows (`video_embeds[mask]`), and the dropped placeholders leave the prompt with
  * positions renumbered contiguously — the reference's prompt, which holds only the kept pads (§5).
  *
+ * Request options: `fps` / `nframes` (sample_frames' fps / num_frames), `minFrames` / `maxFrames` (over the checkpoint's
+ * min_frames / max_frames), `start` / `end` (the clip the frames are sampled from), the server's frame limit (a cap on
+ * max_frames); `minPixels` replaces size.shortest_edge, `totalPixels` size.longest_edge (the clip's budget), and
+ * `maxPixels` caps each frame on top of `budget // T` (the reference has no such cap). Images: `minPixels` /
+ * `maxPixels` replace the image processor's bounds.
+ *
  * Frame times are the sampled frames' indices / the video's average fps (VideoMetadata.timestamps), or their
  * presentation times when they differ (`frameTimes: "presentation"`, the default, as the other families). A video
  * given as a list of frames is used as given (every frame, at the part's fps, else 1 as the reference without metadata), unless
