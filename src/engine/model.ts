@@ -50,7 +50,7 @@ export interface LoadOptions {
   /**
    * Pipelines vision encoding with prefill (src/engine/pipeline.ts): the vision encoder runs on a worker thread of
    * its own, and each prefill chunk starts as soon as the rows of its visual placeholders are encoded (outputs
-   * bit-identical to the sequential path). Default: on with at least 4 cores (PIPELINE_MIN_CORES), off below — on
+   * bit-identical to the sequential path). Default: on with at least 8 cores (PIPELINE_MIN_CORES), off below — on
    * the 2-core reference machine the two stages only share two cores (docs/performance.md).
    */
   pipeline?: boolean;

@@ -29,7 +29,7 @@ Model:
                              fastest, with an int8 vision tower; see docs/performance.md)
   --threads N                CPU threads (default: all cores)
   --pipeline | --no-pipeline encode video chunks on a thread of their own while prefill runs (same output; default:
-                             on with 4+ cores); --vision-threads N: that thread's CPU threads (default --threads)
+                             on with 8+ cores); --vision-threads N: that thread's CPU threads (default --threads)
   --cache-dir DIR            conversion cache (default $VIDEOLM_CACHE or ~/.cache/videolm)
 Media:
   --video FILE|URL           a video (repeat for several); --image FILE (repeatable)
