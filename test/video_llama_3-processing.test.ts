@@ -7,9 +7,11 @@
  * Plus the DiffFP rule on synthetic frames and the prompt expansion.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { diffFpMask, VideoLlama3Processor } from "../src/families/video-llama-3/processor.js";
+import { parseVideoLlama3Config } from "../src/families/video-llama-3/config.js";
+import { diffFpMask, readVideoLlama3Settings, VideoLlama3Processor } from "../src/families/video-llama-3/processor.js";
 import { clipFrameSize, referenceSampleFrames, sampleFrames } from "../src/families/video-llama-3/sampling.js";
 import { formatSeconds1dp } from "../src/families/qwen3-vl/timestamps.js";
 import { patchifyFrames } from "../src/processing/qwen2-vl-patches.js";
@@ -127,5 +129,43 @@ describe("VideoLLaMA3 resize + patches against the reference processors (do_resi
     const { sum, abs } = sums(v.batch.pixelValues);
     expect(sum).toBeCloseTo(-1287.035392459482, 6);
     expect(abs).toBeCloseTo(65577.43661622703, 5);
+  });
+});
+
+describe("VideoLLaMA3 config and processor settings", () => {
+  const fixture = path.join(repoRoot(), "test/fixtures/video_llama_3/video_llama_3-tiny");
+  const raw = JSON.parse(fs.readFileSync(path.join(fixture, "config.json"), "utf8")) as Record<string, unknown>;
+
+  it("config.json: Qwen2 text (1-D RoPE theta from rope_parameters), vision in the Qwen2-VL layout, the two pads", () => {
+    const c = parseVideoLlama3Config(raw);
+    expect(c.text).toMatchObject({ hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, ropeTheta: 1e6, tieWordEmbeddings: false });
+    expect(c.vision).toMatchObject({ embedDim: 32, depth: 2, numHeads: 2, intermediateSize: 64, patchSize: 14, temporalPatchSize: 1, spatialMergeSize: 2, ropeTheta: 10000, hiddenAct: "gelu_pytorch_tanh" });
+    expect(c.visionTokens?.map((t) => [t.token, t.id])).toEqual([["<|image_pad|>", 151655], ["<|video_pad|>", 151656]]);
+    // A tied top level ties the model (VideoLlama3Config.__init__); 4.x-style top-level rope_theta is read too.
+    const tc = raw.text_config as Record<string, unknown>;
+    const tied = parseVideoLlama3Config({ ...raw, tie_word_embeddings: true, text_config: { ...tc, rope_parameters: undefined, rope_theta: 5e5 } });
+    expect(tied.text.tieWordEmbeddings).toBe(true);
+    expect(tied.text.ropeTheta).toBe(5e5);
+    expect(() => parseVideoLlama3Config({ ...raw, text_config: { ...tc, model_type: "llama" } })).toThrow(/Qwen2 language model/);
+    expect(() => parseVideoLlama3Config({ ...raw, vision_config: { ...(raw.vision_config as object), rope_parameters: { rope_type: "default" } } })).toThrow(/axial/);
+  });
+
+  it("processor settings: the fixture's (class defaults, image merge 1); use_token_compression, fps, merge sizes from the files", () => {
+    const s = readVideoLlama3Settings(fixture);
+    expect(s.image).toMatchObject({ minPixels: 3136, maxPixels: 1003520, mergeSize: 1, mean: [0.5, 0.5, 0.5] });
+    expect(s.video).toMatchObject({ minPixels: 100352, clipPixels: 602112, mergeSize: 2, fps: 1, minFrames: 4, maxFrames: 180, useTokenCompression: true });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-vl3-settings-"));
+    try {
+      fs.writeFileSync(path.join(dir, "video_preprocessor_config.json"), JSON.stringify({ use_token_compression: false, fps: 2, max_frames: 64, size: { shortest_edge: 3136, longest_edge: 16384 * 196 } }));
+      const t = readVideoLlama3Settings(dir);
+      expect(t.video).toMatchObject({ useTokenCompression: false, fps: 2, maxFrames: 64, minPixels: 3136, clipPixels: 16384 * 196, mergeSize: 2 });
+      expect(t.image.mergeSize).toBe(1); // no preprocessor_config.json: the image processor's class default
+      fs.writeFileSync(path.join(dir, "video_preprocessor_config.json"), JSON.stringify({ merge_size: 3 }));
+      expect(() => readVideoLlama3Settings(dir)).toThrow(/merge_size.*must be 1 or 2/);
+      fs.writeFileSync(path.join(dir, "video_preprocessor_config.json"), JSON.stringify({ temporal_patch_size: 2 }));
+      expect(() => readVideoLlama3Settings(dir)).toThrow(/temporal_patch_size/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
