@@ -11,7 +11,7 @@
  * A configuration is `seq:V/D` (sequential, V = D = the model's threads) or `pipe:V/D` (vision thread V intra-op
  * threads, decoder D); `:nospin` after either: onnxruntime's idle threads sleep instead of spinning. Per run: vision (start → last row), prefill, TTFT, each stage's busy time, the time both
  * ran at once, and the overlap achieved = overlap ÷ the shorter stage's busy time. Prints a JSON line per run and
- * a table of medians.
+ * a table of medians, and whether every run gave the same tokens and logprobs (exactness at this scale).
  */
 import { spawn } from "node:child_process";
 import * as os from "node:os";
@@ -70,6 +70,9 @@ interface RunResult {
   overlapFraction?: number;
   visionChunks?: number;
   load1: number;
+  /** The greedy tokens and their logprobs with the 5 best alternatives (every configuration must give the same). */
+  tokens: number[];
+  logprobs: unknown;
 }
 
 const dtype = values.dtype as WeightPrecision;
@@ -82,7 +85,7 @@ if (values.child) {
   const loadMs = performance.now() - t0;
   const prepared = await model.prepare(benchMessages(input));
   const load1 = os.loadavg()[0];
-  const r = await model.generate({ messages: [], prepared, temperature: 0, maxNewTokens: input.tokens, stop: [] });
+  const r = await model.generate({ messages: [], prepared, temperature: 0, maxNewTokens: input.tokens, stop: [], logprobs: 5 });
   const p = r.pipeline;
   const out: RunResult = {
     config: config.name,
@@ -95,6 +98,8 @@ if (values.child) {
     decodeTokensPerSecond: r.timings.decodeTokensPerSecond,
     ...(p ? { ...p, overlapFraction: p.overlapMs / Math.max(1e-9, Math.min(p.visionBusyMs, p.prefillBusyMs)) } : {}),
     load1,
+    tokens: r.tokens,
+    logprobs: r.logprobs,
   };
   await model.dispose();
   process.stdout.write(JSON.stringify(out) + "\n");
@@ -137,6 +142,8 @@ const median = (xs: number[]) => {
 };
 const f = (ms: number | undefined) => (ms === undefined ? "" : (ms / 1000).toFixed(2));
 const first = results[0];
+const same = results.every((r) => JSON.stringify([r.tokens, r.logprobs]) === JSON.stringify([first.tokens, first.logprobs]));
+process.stdout.write(`\ntokens and logprobs (top 5) ${same ? "identical in every run" : "DIFFER between runs"}: ${JSON.stringify(first.tokens)}\n`);
 process.stdout.write(`\n${shape} ${dtype}: ${first.promptTokens} prompt tokens, grid ${first.grid.join("×")}; medians of ${values.rounds} runs (s)\n`);
 process.stdout.write(`| config | TTFT | vision | prefill | vision busy | prefill busy | overlap | overlap ÷ shorter stage | decode tok/s | TTFT runs |\n|---|---|---|---|---|---|---|---|---|---|\n`);
 for (const c of configs) {

@@ -131,6 +131,24 @@ for (const fixture of FIXTURES) {
   });
 }
 
+describe("pipelined generation stops cleanly", () => {
+  it("an abort while the video encodes rejects the request; the model answers the next one", async () => {
+    const dir = await materializeTinyCheckpoint(path.join(repoRoot(), "test/fixtures/qwen2-vl/qwen2-vl-tiny"));
+    const model = await VideoModel.load(dir, { cacheDir: testCacheDir(), threads: 1, visionChunkPatches: CHUNK_PATCHES, pipeline: true, visionCacheBytes: 0 });
+    try {
+      const prepared = await model.prepare(messages);
+      const abort = new AbortController();
+      const request = { messages, prepared, maxNewTokens: 4, temperature: 0, stop: [], prefillChunk: PREFILL_CHUNK };
+      await expect(model.generate({ ...request, signal: abort.signal, onProgress: (e) => e.done > 0 && abort.abort() })).rejects.toThrow(/aborted/);
+      const again = await model.generate(request);
+      expect(again.tokens.length).toBe(4);
+    } finally {
+      await model.dispose();
+    }
+    await expect(model.generate({ messages })).rejects.toThrow(/disposed/);
+  });
+});
+
 describe("pipeline plumbing", () => {
   it("a family whose prompt depends on the vision output is not pipelined", () => {
     const prepared = { visuals: [{}] } as unknown as PreparedRequest;
