@@ -58,6 +58,7 @@ export const MEDIA_FLAGS = {
   start: { type: "string" },
   end: { type: "string" },
   "frame-times": { type: "string" },
+  prune: { type: "string" },
   "flash-relative": { type: "string" },
   "flash-absolute": { type: "string" },
   "no-flash": { type: "boolean" },

@@ -27,7 +27,7 @@ import * as os from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { VideolmError } from "../errors.js";
-import type { FamilyConfig, FamilyProcessor } from "../families/family.js";
+import { selectsVisualRows, type FamilyConfig, type FamilyProcessor } from "../families/family.js";
 import { concatFloat32 } from "../util/float32.js";
 import type { ProgressCallback } from "../util/progress.js";
 import type { PreparedPrompt } from "./generate.js";
@@ -59,8 +59,9 @@ export interface PipelineHooks {
 /** Whether a request can be pipelined: it has visuals and its family's prompt does not wait for the vision output. */
 export function canPipeline(processor: FamilyProcessor, prepared: PreparedRequest): boolean {
   if (prepared.visuals.length === 0) return false;
-  // A family that selects rows after the whole vision pass (FamilyProcessor.selectVisualRows) waits for every visual.
-  if (processor.selectVisualRows) return false;
+  // A family that selects rows after the whole vision pass (FamilyProcessor.selectVisualRows) waits for every visual;
+  // one that selects only on request (EVS pruning) is pipelined when the request asks for none.
+  if (selectsVisualRows(processor, prepared.visuals)) return false;
   const dep = (processor as FamilyProcessor & PipelineHooks).promptDependsOnVision;
   return !(typeof dep === "function" ? dep(prepared) : dep);
 }

@@ -12,6 +12,7 @@ import { openCheckpoint, type Checkpoint } from "../checkpoint/checkpoint.js";
 import { ConfigReader } from "../checkpoint/config-values.js";
 import { readBoundedJsonObject } from "../checkpoint/json-file.js";
 import { VideolmError } from "../errors.js";
+import { checkPruneRate } from "./evs.js";
 import type { FamilyConfig, FamilyProcessor, ModelFamily } from "../families/family.js";
 import { familyForModelType } from "../families/registry.js";
 import { resolveGenerationOptions, validateGenerationOptions, type GenerationOptions } from "../generation/options.js";
@@ -146,7 +147,7 @@ export class RequestPreparer {
     for (const message of messages) {
       if (typeof message.content === "string") continue;
       for (const part of message.content) {
-        const visual = await this.processor.prepareVisual(part, media, signal, onProgress);
+        const visual = withPrune(this.processor, await this.processor.prepareVisual(part, media, signal, onProgress), part, media);
         if (visual) {
           visuals.push(visual);
           decodeMs += visual.decodeMs ?? 0;
@@ -180,7 +181,7 @@ export class RequestPreparer {
     for (const [mi, message] of messages.entries()) {
       if (typeof message.content === "string") continue;
       for (const [pi, part] of message.content.entries()) {
-        const visual = await this.processor.planVisual(part, media, signal);
+        const visual = withPrune(this.processor, await this.processor.planVisual(part, media, signal), part, media);
         if (!visual) continue;
         const shrinkable = part.type === "video" && visual.resample !== undefined && VIDEO_SHAPE_OPTIONS.every((k) => (part as VideoPart)[k] === undefined && media[k] === undefined);
         entries.push({ message: mi, part: pi, visual, shrinkable });
@@ -216,7 +217,7 @@ export class RequestPreparer {
         for (const e of shrink) {
           const content = rewritten[e.message].content as ContentPart[];
           content[e.part] = { ...(content[e.part] as VideoPart), maxFrames };
-          const visual = await this.processor.planVisual(content[e.part], media, signal);
+          const visual = withPrune(this.processor, await this.processor.planVisual(content[e.part], media, signal), content[e.part], media);
           visuals[entries.indexOf(e)] = visual!;
         }
         const rebuilt = this.processor.buildPrompt(promptText, this.tokenizer, visuals);
@@ -390,4 +391,22 @@ function checkTensorsAgainstConfig(ckpt: Checkpoint, config: FamilyConfig): void
 function checkGenerationConfig(raw: Record<string, unknown>, vocabSize: number): void {
   const r = new ConfigReader(raw, "generation_config.json");
   for (const key of ["eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"]) r.intOrList(key, { min: 0, max: vocabSize - 1 });
+}
+
+/**
+ * A video's EVS rate (MediaOptions.prune: the part's over the request's) recorded on its plan, for the family's
+ * selectVisualRows; absent at 0. Validated here so every family refuses the same bad values.
+ */
+function withPrune<V extends VisualPlan>(processor: FamilyProcessor, visual: V | null, part: ContentPart, media: MediaOptions): V | null {
+  if (!visual || part.type !== "video") return visual;
+  const rate = part.prune ?? media.prune;
+  if (rate === undefined && visual.prune === undefined) return visual;
+  const q = rate === undefined ? 0 : checkPruneRate(rate);
+  // Families select on request through selectsVisualRows (the Qwen-VL ones); the others cannot prune yet.
+  if (q > 0 && !(processor.selectVisualRows && processor.selectsVisualRows)) {
+    throw new VideolmError(`EVS token pruning (prune ${q}) is not available for ${processor.constructor.name.replace(/Processor$/, "")} checkpoints yet (Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Qwen3.5 have it)`);
+  }
+  // A copy: a family may hand out cached plan objects.
+  const { prune: _old, ...rest } = visual;
+  return (q > 0 ? { ...rest, prune: q } : rest) as V;
 }

@@ -33,6 +33,13 @@ export interface MediaOptions {
    */
   frameTimes?: "presentation" | "reference";
   /**
+   * EVS token pruning of videos (src/engine/evs.ts, vLLM's rule): the fraction of a video's merged tokens to drop,
+   * in [0, 1); 0 or absent keeps every token (the reference's answer). Per video part, or for every video of the
+   * request. The first temporal patch is always kept whole; the kept tokens keep their rotary coordinates. CLI
+   * `--prune`, server `video_url.prune`.
+   */
+  prune?: number;
+  /**
    * Largest accepted stored size, width × height, of an image or of one video frame (default
    * DEFAULT_MAX_INPUT_PIXELS = 50,000,000; CLI `--max-input-pixels`). Read from the header and checked before anything
    * is decoded; larger media is refused with an error, never downscaled. Applies to images as well as videos: set it in
@@ -109,6 +116,11 @@ export interface VisualPlan {
   sampleFps?: number;
   /** Qwen2.5-VL: seconds per temporal grid step. */
   secondPerGrid?: number;
+  /**
+   * Videos: the EVS pruning rate asked for (MediaOptions.prune, the part's over the request's), set by the preparer
+   * when above 0; `tokens` stays the planned upper bound, the kept count is decided after the vision pass.
+   */
+  prune?: number;
   /** The limits that shaped this visual (videos: frame count and size caps that were reached). */
   limits?: PlanLimit[];
   /**

@@ -3,7 +3,7 @@
  * resolution router; FamilyProcessor.selectVisualRows), runs only the vision encoder on a planned request and reports
  * what was decided per tile/frame and the tokens saved — without loading the language model.
  */
-import type { VisualSelectionReport } from "../families/family.js";
+import { selectsVisualRows, type VisualSelectionReport } from "../families/family.js";
 import type { WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 import { ensureConverted } from "./convert.js";
@@ -29,7 +29,7 @@ export async function previewVisualSelection(
   options: { dtype?: WeightPrecision; cacheDir?: string; threads?: number; onProgress?: ProgressCallback; signal?: AbortSignal },
 ): Promise<RoutePreview | undefined> {
   const select = preparer.processor.selectVisualRows?.bind(preparer.processor);
-  if (!select) return undefined;
+  if (!select || !selectsVisualRows(preparer.processor, plan.visuals)) return undefined;
   const prepared: PreparedRequest = await preparer.realise(plan, media, options.signal);
   const converted = ensureConverted(preparer.checkpoint, preparer.family, preparer.config, options.dtype ?? "fp32", { cacheRoot: options.cacheDir, onProgress: options.onProgress });
   const encoder = new VisionEncoder(await createSession(converted.visionPath, { threads: options.threads }));

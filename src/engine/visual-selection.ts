@@ -11,7 +11,7 @@
  *                     after a dropped one moves down by the number dropped before it, so positions stay contiguous.
  */
 import { VideolmError } from "../errors.js";
-import type { FamilyConfig, FamilyProcessor, VisualSelectionReport } from "../families/family.js";
+import { selectsVisualRows, type FamilyConfig, type FamilyProcessor, type VisualSelectionReport } from "../families/family.js";
 import type { MediaOptions, VisualPlan } from "./request.js";
 import type { VisionOutput } from "./sessions.js";
 
@@ -103,9 +103,12 @@ export function applyVisualSelection(
   config: FamilyConfig,
   media: MediaOptions,
 ): { layout: PromptLayout; outputs: readonly VisionOutput[]; report?: VisualSelectionReport } {
-  if (!processor.selectVisualRows) return { layout, outputs };
+  if (!processor.selectVisualRows || !selectsVisualRows(processor, visuals)) return { layout, outputs };
   const selection = processor.selectVisualRows(outputs, visuals, media);
   const drop = dropFlags(layout.inputIds, config, visuals, selection.keep);
-  const rows = selection.rows.map((embeds): VisionOutput => ({ embeds, deepstackLevels: 0 }));
+  const rows = selection.rows.map((embeds, i): VisionOutput => {
+    const ds = selection.deepstack?.[i];
+    return ds && ds.levels > 0 ? { embeds, deepstack: ds.data, deepstackLevels: ds.levels } : { embeds, deepstackLevels: 0 };
+  });
   return { layout: dropPromptTokens(layout, drop, selection.rule), outputs: rows, report: selection.report };
 }

@@ -50,12 +50,26 @@ export interface FamilyProcessor {
    * kept as encoded. The engine cannot overlap such a family's vision pass with prefill (the decision needs all tiles).
    */
   selectVisualRows?(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], media: MediaOptions): VisualSelection;
+  /**
+   * Whether `selectVisualRows` decides anything for these visuals (a request's, or a plan's): families that select
+   * only on request (EVS pruning, `VisualPlan.prune`) say no for the others, which then keep every row as encoded and
+   * can be pipelined. Absent: true whenever `selectVisualRows` exists (InternVL-Flash, VideoLLaMA3's DiffFP).
+   */
+  selectsVisualRows?(visuals: readonly VisualPlan[]): boolean;
+}
+
+/** Whether the family's `selectVisualRows` runs for these visuals (see FamilyProcessor.selectsVisualRows). */
+export function selectsVisualRows(processor: FamilyProcessor, visuals: readonly VisualPlan[]): boolean {
+  if (!processor.selectVisualRows) return false;
+  return processor.selectsVisualRows ? processor.selectsVisualRows(visuals) : true;
 }
 
 /** What `selectVisualRows` decided. */
 export interface VisualSelection {
   /** Per visual, request order: the kept rows [kept, hidden], in placeholder order. */
   rows: Float32Array[];
+  /** Qwen3-VL: per visual, the DeepStack features of the kept rows [levels, kept, hidden] (absent: none). */
+  deepstack?: { data: Float32Array; levels: number }[];
   /** Per visual: 1 for each planned placeholder row that stays, 0 for one that is removed from the prompt. */
   keep: Uint8Array[];
   rule: PositionRule;

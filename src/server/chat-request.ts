@@ -8,7 +8,8 @@
  *   {"type": "text", "text": "…"}
  *   {"type": "image_url", "image_url": {"url": "https://… | data:image/…;base64,… | file://… | upload://id", "min_pixels"?, "max_pixels"?}}
  *   {"type": "video_url", "video_url": {"url": "…", "fps"?, "nframes"?, "min_frames"?, "max_frames"?, "min_pixels"?,
- *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?, "frame_times"?}}
+ *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?, "frame_times"?, "prune"?}}
+ * (prune: EVS token pruning, the fraction of the video's tokens to drop, in [0, 1); default 0 = none)
  * (start / end: seconds, as a number or as a string "75.5" / "1:15.5" / "0:01:15.5")
  * (video options may also sit beside "video_url" in the part, as in vLLM's qwen-vl-utils style.)
  */
@@ -73,12 +74,13 @@ const describe = (v: unknown) =>
   : v === undefined ? "nothing"
   : typeName(v);
 
-function num(v: unknown, param: string, rule: { integer?: boolean; min?: number; exclusiveMin?: number; max?: number }): number {
+function num(v: unknown, param: string, rule: { integer?: boolean; min?: number; exclusiveMin?: number; max?: number; exclusiveMax?: number }): number {
   if (typeof v !== "number" || !Number.isFinite(v)) throw badRequest(`${param} must be a number, got ${typeName(v)}`, param);
   if (rule.integer && !Number.isSafeInteger(v)) throw badRequest(`${param} must be an integer, got ${v}`, param);
   if (rule.min !== undefined && v < rule.min) throw badRequest(`${param} must be ≥ ${rule.min}, got ${v}`, param);
   if (rule.exclusiveMin !== undefined && v <= rule.exclusiveMin) throw badRequest(`${param} must be > ${rule.exclusiveMin}, got ${v}`, param);
   if (rule.max !== undefined && v > rule.max) throw badRequest(`${param} must be ≤ ${rule.max}, got ${v}`, param);
+  if (rule.exclusiveMax !== undefined && v >= rule.exclusiveMax) throw badRequest(`${param} must be < ${rule.exclusiveMax}, got ${v}`, param);
   return v;
 }
 
@@ -98,7 +100,7 @@ function timeValue(v: unknown, param: string): unknown {
 }
 
 /** snake_case option → MediaOptions key, with its rule. */
-const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | "flash">, { integer?: boolean; min?: number; exclusiveMin?: number }]> = {
+const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | "flash">, { integer?: boolean; min?: number; exclusiveMin?: number; exclusiveMax?: number }]> = {
   fps: ["fps", { exclusiveMin: 0 }],
   nframes: ["nframes", { integer: true, min: 1 }],
   min_frames: ["minFrames", { integer: true, min: 1 }],
@@ -110,6 +112,8 @@ const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | 
   video_start: ["start", { min: 0 }],
   end: ["end", { exclusiveMin: 0 }],
   video_end: ["end", { exclusiveMin: 0 }],
+  // EVS token pruning (MediaOptions.prune): the fraction of the video's tokens to drop.
+  prune: ["prune", { min: 0, exclusiveMax: 1 }],
 };
 /** Every video option: the numeric ones above, and `frame_times` ("presentation" | "reference", as --frame-times). */
 const VIDEO_OPTION_NAMES = [...Object.keys(VIDEO_OPTIONS), "frame_times"];

@@ -10,6 +10,7 @@ import { costJson, decoderMemoryText, formatBytes, formatSeconds, planCost } fro
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFlags, numberFlag, parseFlags, precisionFlag } from "../args.js";
 import { buildUserContent, mediaFlags, modelFromFlags, stdinQuestion } from "./run.js";
 import { previewVisualSelection, type RoutePreview } from "../../engine/route-preview.js";
+import { selectsVisualRows } from "../../families/family.js";
 import { stderrProgress } from "../../util/progress.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question" | -]
@@ -67,7 +68,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const media = mediaFlags(flags);
   const plan = await preparer.plan([{ role: "user", content }], media, { maxNewTokens: explicit.maxNewTokens });
   const dtype = precisionFlag(flags);
-  const routed = preparer.processor.selectVisualRows !== undefined;
+  const routed = selectsVisualRows(preparer.processor, plan.visuals);
   const route =
     flags.route && routed
       ? await previewVisualSelection(preparer, plan, media, {

@@ -13,6 +13,7 @@ import { VideolmError } from "../../errors.js";
 import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { timeFlag } from "../time.js";
 import { checkPixelBounds } from "../../sampling/qwen-vl-utils.js";
+import { checkPruneRate } from "../../engine/evs.js";
 import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
 import { readQuestion, type QuestionInput } from "../stdin.js";
@@ -37,6 +38,8 @@ Media:
   --min-frames N --max-frames N --min-pixels N --max-pixels N --total-pixels N
   --start T --end T          clip range; T in seconds (75.5), mm:ss (1:15.5) or hh:mm:ss (0:01:15.5)
   --frame-times presentation|reference  frame times: the frames' own (default) or index / average fps (qwen-vl-utils)
+  --prune RATE               EVS token pruning of every video: drop this fraction of its tokens, in [0, 1), those that
+                             changed least from the previous frame (vLLM's rule; default 0: none, the reference's answer)
   --max-input-pixels N       refuse images and video frames larger than N pixels (width × height, read from the
                              header before decoding; default 50000000)
   --flash-relative Q --flash-absolute P  InternVL-Flash checkpoints: the resolution router's quantile Q and floor P,
@@ -68,6 +71,8 @@ export function mediaFlags(flags: Flags): MediaOptions {
   set("maxPixels", "max-pixels", true);
   set("totalPixels", "total-pixels", true);
   set("maxInputPixels", "max-input-pixels", true);
+  set("prune", "prune");
+  if (out.prune !== undefined) checkPruneRate(out.prune, "--prune");
   const start = timeFlag("start", flags.start);
   const end = timeFlag("end", flags.end);
   if (start !== undefined) out.start = start;

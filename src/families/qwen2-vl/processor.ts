@@ -3,7 +3,8 @@
  * then the transformers 4.57.6 Qwen2VLProcessor normalises, patches, and expands the placeholders; the 3-D
  * positions follow `Qwen2VLModel.get_rope_index`.
  */
-import type { VisionBatch } from "../../engine/sessions.js";
+import type { VisionBatch, VisionOutput } from "../../engine/sessions.js";
+import { evsSelection } from "../../engine/evs.js";
 import type { ProgressCallback } from "../../util/progress.js";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +14,7 @@ import { readImageHeader } from "../../engine/image-header.js";
 import { ConfigReader, LIMITS } from "../../checkpoint/config-values.js";
 import { readBoundedJsonObject } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
-import type { FamilyProcessor } from "../family.js";
+import type { FamilyProcessor, VisualSelection } from "../family.js";
 import { decodeImage } from "../../media/image.js";
 import { fetchImage, loadFrameList } from "../../media/frame-list.js";
 import { withLocalVideoFile } from "../../media/sources.js";
@@ -375,6 +376,21 @@ export class Qwen2VLProcessor implements FamilyProcessor {
       };
     }
     throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
+  }
+
+  /** EVS pruning runs only for videos that ask for it (VisualPlan.prune); other requests keep the pipeline. */
+  selectsVisualRows(visuals: readonly VisualPlan[]): boolean {
+    return visuals.some((v) => v.kind === "video" && (v.prune ?? 0) > 0);
+  }
+
+  /**
+   * EVS (engine/evs.ts, vLLM's rule) on each video that asks for it: its post-merger rows are compared with the same
+   * position one temporal patch (frame pair) earlier. vLLM's prompt for such a video holds exactly the retained count
+   * of video pads in one block (the same for every Qwen family here: Qwen2-VL / Qwen2.5-VL have one block per video);
+   * the planned prompt is compacted to those, each kept token keeping its planned (t, h, w) position.
+   */
+  selectVisualRows(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], _media: MediaOptions): VisualSelection {
+    return evsSelection(outputs, visuals, this.config.vision.spatialMergeSize);
   }
 
   buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]) {
