@@ -133,3 +133,34 @@ describe("videolm inspect --route (InternVL3.5-Flash)", () => {
     expect(run.visualTokens.units).toEqual(routed.route.units);
   }, 240_000);
 });
+
+describe("videolm inspect / run --prune (EVS on Qwen2-VL)", () => {
+  it("inspect says what a pruned video keeps, --route shows the tokens kept per frame pair, run's --json agrees", () => {
+    const args = ["--model", model, "--video", clip, "--nframes", "8", "--min-pixels", String(56 * 56), "--max-pixels", String(112 * 112)];
+    const plain = JSON.parse(videolm(["inspect", ...args, "--json", "--route", "What changes?"]).stdout);
+    expect(plain.videos[0].prune).toBeUndefined();
+    expect(plain.route).toBeUndefined(); // nothing to decide without --prune
+    const planOnly = JSON.parse(videolm(["inspect", ...args, "--prune", "0.5", "--json", "What changes?"]).stdout);
+    const v = planOnly.videos[0];
+    const [t] = v.grid;
+    // vLLM compute_retained_tokens_count: max(tokens per frame pair, int(tokens · 0.5)).
+    expect(v.prune).toEqual({ rate: 0.5, keptTokens: Math.max(v.tokens / t, Math.trunc(v.tokens * 0.5)) });
+    expect(planOnly.promptTokens).toBe(plain.promptTokens); // planned with every token
+    const routed = JSON.parse(videolm(["inspect", ...args, "--prune", "0.5", "--json", "--route", "What changes?"]).stdout);
+    expect(routed.route.method).toBe("EVS (vLLM)");
+    expect(routed.route.units).toHaveLength(t);
+    expect(routed.route.units[0].tokens).toBe(v.tokens / t); // the first frame pair whole
+    expect(routed.route.plannedPromptTokens - routed.route.promptTokens).toBe(v.tokens - v.prune.keptTokens);
+    const text = videolm(["inspect", ...args, "--prune", "0.5", "--route", "What changes?"]).stdout;
+    expect(text).toContain(`EVS pruning at rate 0.5: keeps ${v.prune.keptTokens} of its ${v.tokens} tokens`);
+    expect(text).toContain(`with EVS pruning: ${routed.route.promptTokens} tokens reach the language model`);
+    expect(text).toMatch(/EVS \(vLLM\) \(rate 0\.5\), vision encoder/);
+    expect(text).toContain(`prompt: ${routed.route.plannedPromptTokens} → ${routed.route.promptTokens} tokens`);
+    const run = JSON.parse(videolm(["run", ...args, "--prune", "0.5", "--json", "-q", "--max-new-tokens", "2", "What changes?"]).stdout);
+    expect(run.promptTokens).toBe(routed.route.promptTokens);
+    expect(run.visualTokens.units).toEqual(routed.route.units);
+    const bad = videolm(["run", ...args, "--prune", "1", "What changes?"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--prune must be a number in \[0, 1\)/);
+  }, 240_000);
+});

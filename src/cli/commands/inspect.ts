@@ -11,6 +11,7 @@ import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFla
 import { buildUserContent, mediaFlags, modelFromFlags, stdinQuestion } from "./run.js";
 import { previewVisualSelection, type RoutePreview } from "../../engine/route-preview.js";
 import { selectsVisualRows } from "../../families/family.js";
+import { evsRetainedCount } from "../../engine/evs.js";
 import { stderrProgress } from "../../util/progress.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question" | -]
@@ -26,7 +27,8 @@ larger than N pixels per image or frame is refused from its header); --json prin
 Checkpoints whose visual tokens the vision encoder decides (InternVL3.5-Flash: 64 or 256 tokens per frame, chosen by
 its resolution router) plan every frame at 256; --route decodes the frames and runs the vision encoder (not the
 language model) to show which frames get 64 and the tokens saved (--flash-relative / --flash-absolute / --no-flash
-as for run).`;
+as for run). With --prune RATE (EVS token pruning, as for run) each video shows the tokens it keeps; --route shows
+the tokens kept per frame pair.`;
 
 interface VisualJson {
   kind: "image" | "video";
@@ -38,6 +40,15 @@ interface VisualJson {
   timestamps?: number[];
   sampleFps?: number;
   limits?: string[];
+  /** EVS pruning: the rate and the tokens kept (known before the vision pass; which ones is decided by it). */
+  prune?: { rate: number; keptTokens: number };
+}
+
+/** Tokens an EVS-pruned video keeps (vLLM's compute_retained_tokens_count on its grid); undefined when not pruned. */
+function prunedTokens(v: VisualPlan): number | undefined {
+  if (v.kind !== "video" || !v.prune) return undefined;
+  const frames = v.grid[0];
+  return Math.min(v.tokens, evsRetainedCount(v.tokens / frames, frames, v.prune));
 }
 
 function describeVisual(v: VisualPlan): VisualJson {
@@ -49,6 +60,7 @@ function describeVisual(v: VisualPlan): VisualJson {
     tokens: v.tokens,
     ...(v.kind === "video" ? { frameIndices: v.frameIndices, timestamps: v.timestamps?.map((t) => Math.round(t * 1000) / 1000), sampleFps: v.sampleFps } : {}),
     ...(v.limits?.length ? { limits: v.limits.map((l) => l.note) } : {}),
+    ...(v.prune ? { prune: { rate: v.prune, keptTokens: prunedTokens(v)! } } : {}),
   };
 }
 
@@ -116,8 +128,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     }
     lines.push(`  resized to ${v.size[1]}×${v.size[0]} px, grid (t, h, w) = (${v.grid.join(", ")}), ${v.tokens} tokens`);
     for (const l of v.limits ?? []) lines.push(`  limit: ${l}`);
+    if (v.prune) {
+      lines.push(`  EVS pruning at rate ${v.prune.rate}: keeps ${v.prune.keptTokens} of its ${v.tokens} tokens (the first frame pair whole, then the tokens that changed most; which ones is decided after the vision pass, --route shows them)`);
+    }
   });
   lines.push(`prompt: ${promptTokens} tokens (+ up to ${plan.maxNewTokens} new) of a ${plan.contextLength}-token context: ${plan.fits ? "fits" : "does NOT fit"}`);
+  const pruned = visuals.reduce((n, v) => n + (v.prune ? v.tokens - v.prune.keptTokens : 0), 0);
+  if (pruned > 0) lines.push(`  with EVS pruning: ${promptTokens - pruned} tokens reach the language model (${pruned} video tokens fewer)`);
   if (route) lines.push(...routeLines(route, plan.visuals));
   else if (routed && !flags.route) lines.push("  visual tokens are decided by the model's vision encoder when it runs (fewer, never more); --route shows the decisions now");
   if (plan.advice) lines.push(`  ${plan.advice}`);
@@ -148,11 +165,14 @@ function routeLines(route: RoutePreview, visuals: readonly VisualPlan[]): string
     if (units.length === 0) return;
     const what = v.kind === "video" ? "frames" : "tiles";
     const reduced = units.filter((u) => u.reduced);
-    const list = (us: typeof units) => us.map((u) => `${u.index + 1}${v.kind === "video" && v.timestamps ? ` (${v.timestamps[u.index].toFixed(2)} s)` : ""}`).join(", ") || "none";
-    // Two token counts (Flash: 64 or 256 per tile) read as two lists; any other selection (DiffFP) per unit.
-    const twoCounts = new Set(reduced.map((u) => u.tokens)).size <= 1 && new Set(units.filter((u) => !u.reduced).map((u) => u.tokens)).size <= 1;
+    // A unit may be a temporal patch of several frames (EVS on Qwen: frame pairs): it is named by its first frame's time.
+    const framesPerUnit = v.timestamps && v.timestamps.length % units.length === 0 ? v.timestamps.length / units.length : 1;
+    const time = (u: (typeof units)[number]) => v.timestamps?.[u.index * framesPerUnit];
+    const list = (us: typeof units) => us.map((u) => `${u.index + 1}${v.kind === "video" && time(u) !== undefined ? ` (${time(u)!.toFixed(2)} s)` : ""}`).join(", ") || "none";
+    // Two token counts (Flash: 64 or 256 per tile) read as two lists; any other selection (DiffFP, EVS) per unit.
+    const twoCounts = r.scoreName === undefined && new Set(reduced.map((u) => u.tokens)).size <= 1 && new Set(units.filter((u) => !u.reduced).map((u) => u.tokens)).size <= 1;
     if (twoCounts) lines.push(`  ${v.kind} ${i + 1}: ${what} at ${reduced[0]?.tokens ?? 64} tokens: ${list(reduced)}; at ${units.find((u) => !u.reduced)?.tokens ?? 256}: ${list(units.filter((u) => !u.reduced))}`);
-    else lines.push(`  ${v.kind} ${i + 1}: tokens per ${what.slice(0, -1)}: ${units.map((u) => `${list([u])}: ${u.tokens}`).join(", ")}; ${reduced.length} of ${units.length} reduced`);
+    else lines.push(`  ${v.kind} ${i + 1}: tokens per ${framesPerUnit === 2 ? "frame pair" : what.slice(0, -1)}: ${units.map((u) => `${list([u])}: ${u.tokens}`).join(", ")}; ${reduced.length} of ${units.length} reduced`);
     lines.push(`    scores (${r.scoreName ?? "p0"}): ${units.map((u) => u.score.toFixed(3)).join(", ")}`);
   });
   const saved = route.plannedPromptTokens - route.promptTokens;
