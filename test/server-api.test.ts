@@ -195,6 +195,21 @@ describe("videos", () => {
     expect((await plan({ start: 1, nframes: 2 })).frames.map((f: { index: number }) => f.index)).toEqual([10, 19]);
   });
 
+  it("video_url.prune: EVS pruning per video, reported in usage.videolm_visual_tokens; bad rates are 400 naming the field", async () => {
+    const up = await upload(video);
+    const question = { type: "text", text: "What happens?" };
+    const plain = await (await postJson(base, "/v1/chat/completions", ask([videoPart(up.url), question]))).json();
+    expect(plain.usage.videolm_visual_tokens).toBeUndefined();
+    const pruned = await (await postJson(base, "/v1/chat/completions", ask([videoPart(up.url, { prune: 0.5 }), question]))).json();
+    // grid (2, 24, 24): 288 tokens, 144 per frame pair; vLLM keeps max(144, int(288 · 0.5)) = 144: the first pair.
+    expect(pruned.usage.videolm_visual_tokens).toMatchObject({ method: "EVS (vLLM)", planned: 288, kept: 144 });
+    expect(pruned.usage.videolm_visual_tokens.units.map((u: { tokens: number }) => u.tokens)).toEqual([144, 0]);
+    expect(pruned.usage.prompt_tokens).toBe(plain.usage.prompt_tokens - 144);
+    const bad = await postJson(base, "/v1/chat/completions", ask([videoPart(up.url, { prune: 1 }), question]));
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.param).toBe("messages[0].content[0].video_url.prune");
+  });
+
   it("an upload can be deleted, after which it is unknown", async () => {
     const up = await upload(video);
     const del = await fetch(`${base}/v1/uploads/${up.id}`, { method: "DELETE" });
