@@ -12,8 +12,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { evsMaskFromScores } from "../src/engine/evs.js";
+import { evsMaskFromScores, evsRetentionMask } from "../src/engine/evs.js";
 import { VideoModel } from "../src/engine/model.js";
+import { RequestPreparer } from "../src/engine/preparer.js";
 import type { ChatRequestMessage } from "../src/engine/request.js";
 import { materializeTinyCheckpoint, repoRoot, testCacheDir } from "../src/testing/tiny-checkpoint.js";
 import { checkRow, fullForward } from "./golden-helpers.js";
@@ -129,3 +130,72 @@ for (const [name, ck] of Object.entries(CHECKPOINTS)) {
     });
   });
 }
+
+/**
+ * InternVL (1-D RoPE, no oracle: vLLM ships EVS for InternVL-style models only as nano_nemotron_vl, which builds each
+ * frame's placeholder from its kept count): the mask is vLLM's rule on the unpruned encoder rows (frame = one tile),
+ * the prompt loses exactly the dropped <IMG_CONTEXT> tokens and its positions stay contiguous ("renumber").
+ */
+describe("EVS: InternVL (renumber)", () => {
+  const FIX = path.join(ROOT, "test/fixtures/internvl");
+  const frames = Array.from({ length: 40 }, (_, i) => path.join(FIX, `media/video40-h48-w72-${String(i).padStart(2, "0")}.png`));
+  const msgs = (prune?: number): ChatRequestMessage[] => [
+    { role: "user", content: [{ type: "video", video: frames, fps: 10, nframes: 8, ...(prune !== undefined ? { prune } : {}) }, { type: "text", text: "Where does the yellow disc go?" }] },
+  ];
+  let model: VideoModel;
+  beforeAll(async () => {
+    model = await VideoModel.load(await materializeTinyCheckpoint(path.join(FIX, "internvl-tiny")), { cacheDir: CACHE, threads: 1 });
+  });
+
+  it("rate 0.5: vLLM's mask on the unpruned rows, the dropped placeholders removed, 1-D positions contiguous, generation runs", async () => {
+    const plain = await model.encodeVisuals(await model.prepare(msgs()));
+    const prepared = await model.prepare(msgs(0.5));
+    const v = prepared.visuals[0];
+    const T = v.grid[0];
+    const perFrame = v.tokens / T;
+    const D = model.config.text.hiddenSize;
+    const mask = evsRetentionMask(plain.visualEmbeds, T, perFrame, D, 0.5);
+    const prompt = await model.encodeVisuals(prepared);
+    expect(prompt.selection?.keptTokens).toBe(Math.max(perFrame, Math.trunc(v.tokens * 0.5)));
+    expect(prompt.selection?.units.map((u) => u.tokens)).toEqual(Array.from({ length: T }, (_, f) => mask.subarray(f * perFrame, (f + 1) * perFrame).reduce((a, b) => a + b, 0)));
+    expect(prompt.selection?.units[0].tokens).toBe(perFrame);
+    // The planned ids without the dropped placeholders (the k-th placeholder is the k-th row of the video).
+    let k = 0;
+    const expectedIds = plain.inputIds.filter((id) => id !== model.config.imageTokenId || mask[k++] === 1);
+    expect(prompt.inputIds).toEqual(expectedIds);
+    expect(Array.from(prompt.positionIds)).toEqual(expectedIds.map((_, i) => i));
+    expect(prompt.ropeDelta).toBe(0);
+    // The kept rows, in order.
+    const rows: number[] = [];
+    for (let r = 0; r < mask.length; r++) if (mask[r]) rows.push(r);
+    expect(prompt.visualEmbeds.length).toBe(rows.length * D);
+    rows.forEach((r, j) => expect(prompt.visualEmbeds[j * D]).toBe(plain.visualEmbeds[r * D]));
+    const out = await model.generate({ messages: msgs(0.5), temperature: 0, maxNewTokens: 4 });
+    expect(out.promptTokens).toBe(expectedIds.length);
+    expect(out.tokens).toHaveLength(4);
+  });
+
+  it("rate 0 is the unpruned path bit for bit", async () => {
+    const plain = await model.encodeVisuals(await model.prepare(msgs()));
+    const zero = await model.encodeVisuals(await model.prepare(msgs(0)));
+    expect(zero.selection).toBeUndefined();
+    expect(zero.inputIds).toEqual(plain.inputIds);
+    expect(Buffer.from(zero.visualEmbeds.buffer).equals(Buffer.from(plain.visualEmbeds.buffer))).toBe(true);
+  });
+});
+
+describe("EVS: families that choose their video tokens themselves refuse it", () => {
+  for (const [fixture, name] of [
+    ["test/fixtures/internvl_flash/internvl_flash-tiny", "InternVLFlash"],
+    ["test/fixtures/video_llama_3/video_llama_3-tiny", "VideoLlama3"],
+  ] as const) {
+    it(`${name}: prune > 0 is refused, prune 0 is accepted`, async () => {
+      const preparer = await RequestPreparer.load(await materializeTinyCheckpoint(path.join(ROOT, fixture)));
+      const FIX = path.join(ROOT, "test/fixtures/evs");
+      const frames = golden.families["qwen2-vl"].frames.map((p) => path.join(FIX, p));
+      const msgs = (prune: number): ChatRequestMessage[] => [{ role: "user", content: [{ type: "video", video: frames, fps: 2, prune }, { type: "text", text: "?" }] }];
+      await expect(preparer.plan(msgs(0.5))).rejects.toThrow(/EVS token pruning \(prune 0\.5\) is not available for .*checkpoints/);
+      await expect(preparer.plan(msgs(0))).resolves.toBeDefined();
+    });
+  }
+});

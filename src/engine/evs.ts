@@ -16,6 +16,7 @@ import { VideolmError } from "../errors.js";
 import type { VisualSelection, VisualSelectionReport } from "../families/family.js";
 import type { VisualPlan } from "./request.js";
 import type { VisionOutput } from "./sessions.js";
+import type { PositionRule } from "./visual-selection.js";
 
 /** vLLM `compute_retained_tokens_count`: tokens kept of a video with `frames` temporal patches at pruning rate q. */
 export function evsRetainedCount(tokensPerFrame: number, frames: number, q: number): number {
@@ -80,11 +81,12 @@ export function evsMaskFromScores(dis: ArrayLike<number>, frames: number, tokens
 
 /**
  * EVS over a request's visuals (for a family's selectVisualRows): every video with `prune` > 0 keeps the rows of its
- * retention mask (frames = grid t, i.e. temporal patches, tokens per frame = h·w / merge²), in placeholder order;
- * images and unpruned videos keep every row. Positions follow "keep-coordinates" (vLLM's recompute_mrope_positions
- * gives each kept token its unpruned (t, h, w)).
+ * retention mask (frames = grid t, i.e. temporal patches / InternVL frame tiles, tokens per frame = h·w / merge²), in
+ * placeholder order; images and unpruned videos keep every row. `rule`: "keep-coordinates" for M-RoPE families (vLLM's
+ * recompute_mrope_positions gives each kept token its unpruned (t, h, w)), "renumber" for 1-D ones (vLLM's
+ * nano_nemotron_vl builds the prompt from the kept counts, so 1-D positions stay contiguous).
  */
-export function evsSelection(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], mergeSize: number): VisualSelection {
+export function evsSelection(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], mergeSize: number, rule: PositionRule = "keep-coordinates"): VisualSelection {
   const rows: Float32Array[] = [];
   const keep: Uint8Array[] = [];
   const deepstack: { data: Float32Array; levels: number }[] = [];
@@ -124,7 +126,7 @@ export function evsSelection(outputs: readonly VisionOutput[], visuals: readonly
   });
   const parameters: Record<string, number> = {};
   if (rates.size === 1) parameters.rate = [...rates][0];
-  return { rows, keep, deepstack, rule: "keep-coordinates", report: { method: "EVS (vLLM)", plannedTokens: planned, keptTokens: kept, units, parameters, scoreName: "kept fraction" } };
+  return { rows, keep, deepstack, rule, report: { method: "EVS (vLLM)", plannedTokens: planned, keptTokens: kept, units, parameters, scoreName: "kept fraction" } };
 }
 
 /** The rows of `mask` from [levels, n, D] (levels = 1: [n, D]). */

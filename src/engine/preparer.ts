@@ -402,9 +402,10 @@ function withPrune<V extends VisualPlan>(processor: FamilyProcessor, visual: V |
   const rate = part.prune ?? media.prune;
   if (rate === undefined && visual.prune === undefined) return visual;
   const q = rate === undefined ? 0 : checkPruneRate(rate);
-  // Families select on request through selectsVisualRows (the Qwen-VL ones); the others cannot prune yet.
-  if (q > 0 && !(processor.selectVisualRows && processor.selectsVisualRows)) {
-    throw new VideolmError(`EVS token pruning (prune ${q}) is not available for ${processor.constructor.name.replace(/Processor$/, "")} checkpoints yet (Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Qwen3.5 have it)`);
+  if (q > 0 && !processor.evsPruning) {
+    throw new VideolmError(
+      `EVS token pruning (prune ${q}) is not available for ${processor.constructor.name.replace(/Processor$/, "")} checkpoints (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3.5 and plain InternVL have it; InternVL-Flash's router and VideoLLaMA3's DiffFP already choose the video tokens)`,
+    );
   }
   // A copy: a family may hand out cached plan objects.
   const { prune: _old, ...rest } = visual;

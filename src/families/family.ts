@@ -56,6 +56,11 @@ export interface FamilyProcessor {
    * can be pipelined. Absent: true whenever `selectVisualRows` exists (InternVL-Flash, VideoLLaMA3's DiffFP).
    */
   selectsVisualRows?(visuals: readonly VisualPlan[]): boolean;
+  /**
+   * The family prunes videos that ask for it (`MediaOptions.prune` → `VisualPlan.prune`) by EVS (engine/evs.ts) in
+   * its selectVisualRows; requests that ask others to prune are refused.
+   */
+  readonly evsPruning?: boolean;
 }
 
 /** Whether the family's `selectVisualRows` runs for these visuals (see FamilyProcessor.selectsVisualRows). */

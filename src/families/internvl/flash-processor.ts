@@ -43,7 +43,18 @@ export class InternVLFlashProcessor extends InternVLProcessor {
     }
   }
 
-  selectVisualRows(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], media: MediaOptions): VisualSelection {
+  /**
+   * The router decides every request's tokens, so EVS is refused here: both would pick the same frames' tokens after
+   * the vision pass by different rules (64-token compressed tiles vs dropped merged tokens), and no reference combines them.
+   */
+  override readonly evsPruning: boolean = false;
+
+  /** The router runs for every request with visuals (it may keep every tile at 256). */
+  override selectsVisualRows(): boolean {
+    return true;
+  }
+
+  override selectVisualRows(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], media: MediaOptions): VisualSelection {
     const D = this.hiddenSize;
     const thresholds = flashThresholds(this.flash, media);
     const planned = visuals.reduce((n, v) => n + v.tokens, 0);

@@ -26,14 +26,15 @@
  */
 import { fileURLToPath } from "node:url";
 import * as path from "node:path";
-import type { VisionBatch } from "../../engine/sessions.js";
+import type { VisionBatch, VisionOutput } from "../../engine/sessions.js";
+import { evsSelection } from "../../engine/evs.js";
 import type { ContentPart, MediaOptions, MediaSource, PlanLimit, PreparedVisual, VideoPart, VisualPlan } from "../../engine/request.js";
 import { DEFAULT_FRAME_CACHE_BYTES, FrameCache } from "../../engine/frame-cache.js";
 import { readImageHeader } from "../../engine/image-header.js";
 import { ConfigReader } from "../../checkpoint/config-values.js";
 import { readBoundedJsonObject } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
-import type { FamilyProcessor } from "../family.js";
+import type { FamilyProcessor, VisualSelection } from "../family.js";
 import { decodeFrames } from "../../media/decode-frames.js";
 import { frameSeconds, mp4FrameTable, scanFrameTable, type FrameTable } from "../../media/frame-table.js";
 import { decodeImage } from "../../media/image.js";
@@ -356,6 +357,23 @@ export class InternVLProcessor implements FamilyProcessor {
    * buildPrompt expands to exactly that text: a video's frame lines joined by "\n" plus the part's "\n".
    */
   contentAsText?(parts: readonly ContentPart[]): string;
+
+  /** EVS pruning (engine/evs.ts) for videos that ask for it: each frame is one tile of `tokensPerTile` tokens. */
+  readonly evsPruning: boolean = true;
+
+  /** Selects rows only for videos that ask for EVS pruning; other requests keep the pipeline. */
+  selectsVisualRows(visuals: readonly VisualPlan[]): boolean {
+    return visuals.some((v) => v.kind === "video" && (v.prune ?? 0) > 0);
+  }
+
+  /**
+   * EVS on each video that asks for it, frame by frame (a frame is one tile: tokens per frame = tokensPerTile, the
+   * pixel-shuffled rows compared with the same row of the previous frame). 1-D positions: "renumber", as vLLM's
+   * InternVL-style nano_nemotron_vl, which builds each frame's placeholder from its kept count (positions contiguous).
+   */
+  selectVisualRows(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], _media: MediaOptions): VisualSelection {
+    return evsSelection(outputs, visuals, 1 / this.cfg.downsampleRatio, "renumber");
+  }
 
   /** The rendered template with its placeholders expanded (prompt.ts), tokenized; positions 0 … S−1. */
   buildPrompt(promptText: string, tokenizer: TextTokenizer, visuals: readonly VisualPlan[]): { inputIds: number[]; positionIds: Int32Array; ropeDelta: number } {

@@ -378,6 +378,9 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
   }
 
+  /** EVS pruning (engine/evs.ts) for videos that ask for it. */
+  readonly evsPruning: boolean = true;
+
   /** EVS pruning runs only for videos that ask for it (VisualPlan.prune); other requests keep the pipeline. */
   selectsVisualRows(visuals: readonly VisualPlan[]): boolean {
     return visuals.some((v) => v.kind === "video" && (v.prune ?? 0) > 0);
