@@ -199,3 +199,41 @@ describe("EVS: families that choose their video tokens themselves refuse it", ()
     });
   }
 });
+
+/**
+ * Qwen3.5 (the Qwen3-VL processor with the transformers-5 layout: an outer vision_start/end around the timestamped
+ * frame blocks; no 4.57 reference to record against): the same rule on its unpruned rows, and the compacted prompt
+ * is the planned one without the dropped pads, every other token (timestamps included) at its planned position.
+ */
+describe("EVS: Qwen3.5 (keep-coordinates, 5.x layout)", () => {
+  const fam = golden.families["qwen3-vl"];
+  let model: VideoModel;
+  beforeAll(async () => {
+    model = await VideoModel.load(await materializeTinyCheckpoint(path.join(ROOT, "test/fixtures/qwen3_5/qwen3_5-tiny")), { cacheDir: CACHE, threads: 1 });
+  });
+
+  it("rate 0.75: vLLM's mask, timestamps kept on their frames, positions kept, generation continues where the unpruned prompt would", async () => {
+    const plain = await model.encodeVisuals(await model.prepare(messages(fam, 32 * 32)));
+    const prepared = await model.prepare(messages(fam, 32 * 32, 0.75));
+    const [t, h, w] = prepared.visuals[0].grid;
+    const perFrame = (h * w) / 4;
+    const D = model.config.text.hiddenSize;
+    const mask = evsRetentionMask(plain.visualEmbeds, t, perFrame, D, 0.75);
+    const prompt = await model.encodeVisuals(prepared);
+    const S0 = plain.inputIds.length;
+    const keepTok: number[] = [];
+    let k = 0;
+    plain.inputIds.forEach((id, i) => {
+      if (id !== model.config.videoTokenId || mask[k++] === 1) keepTok.push(i);
+    });
+    expect(prompt.inputIds).toEqual(keepTok.map((i) => plain.inputIds[i]));
+    const S = keepTok.length;
+    for (let a = 0; a < 3; a++) expect(Array.from(prompt.positionIds.subarray(a * S, (a + 1) * S))).toEqual(keepTok.map((i) => plain.positionIds[a * S0 + i]));
+    expect(S + prompt.ropeDelta).toBe(S0 + plain.ropeDelta);
+    expect(prompt.selection?.keptTokens).toBe(Math.max(perFrame, Math.trunc(t * perFrame * 0.25)));
+    // The timestamps text is all there: the non-pad tokens are the planned ones.
+    expect(prompt.inputIds.filter((id) => id !== model.config.videoTokenId)).toEqual(plain.inputIds.filter((id) => id !== model.config.videoTokenId));
+    const out = await model.generate({ messages: messages(fam, 32 * 32, 0.75), temperature: 0, maxNewTokens: 4 });
+    expect(out.promptTokens).toBe(S);
+  });
+});
