@@ -102,6 +102,16 @@ for (const [name, ck] of Object.entries(CHECKPOINTS)) {
           expect(c.vllm_equals_keep_coordinates).toBe(true);
           expect(rows(prompt.positionIds, S)).toEqual(c.vllm_position_ids);
         }
+        if (name === "qwen2_5-vl") {
+          // vLLM agrees on every token up to the last kept video token (the same kept (t, h, w)); after it vLLM resumes
+          // at base + llm_grid_w (here 15 + 5 = 20) while the video's temporal ids reach base + 8 (tokens_per_second 2):
+          // the unpruned layout (this engine, transformers) resumes at base + 9 = 24.
+          const lastPad = c.input_ids.lastIndexOf(151656);
+          const upTo = (r: number[][]) => r.map((axis) => axis.slice(0, lastPad + 1));
+          expect(upTo(rows(prompt.positionIds, S))).toEqual(upTo(c.vllm_position_ids!));
+          expect(c.vllm_position_ids![0][lastPad + 1]).toBe(20);
+          expect(c.position_ids[0][lastPad + 1]).toBe(24);
+        }
         // Generation continues where the unpruned prompt would: one past the last prompt position.
         expect(S + prompt.ropeDelta).toBe(Math.max(...c.position_ids.map((r) => r[S - 1])) + 1);
 
