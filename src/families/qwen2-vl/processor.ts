@@ -389,8 +389,10 @@ export class Qwen2VLProcessor implements FamilyProcessor {
   /**
    * EVS (engine/evs.ts, vLLM's rule) on each video that asks for it: its post-merger rows are compared with the same
    * position one temporal patch (frame pair) earlier. vLLM's prompt for such a video holds exactly the retained count
-   * of video pads in one block (the same for every Qwen family here: Qwen2-VL / Qwen2.5-VL have one block per video);
-   * the planned prompt is compacted to those, each kept token keeping its planned (t, h, w) position.
+   * of video pads: one block for Qwen2.5-VL (qwen2_5_vl.py); for Qwen3-VL it lumps them into the first frame's
+   * placeholder and, after the vision pass, fills the whole video span with each frame's timestamp text and its kept
+   * rows (qwen3_vl.py `_create_final_video_embeddings`), which is this compacted prompt. The planned prompt is compacted
+   * to the kept pads, each kept token keeping its planned (t, h, w) position.
    */
   selectVisualRows(outputs: readonly VisionOutput[], visuals: readonly VisualPlan[], _media: MediaOptions): VisualSelection {
     return evsSelection(outputs, visuals, this.config.vision.spatialMergeSize);
