@@ -205,6 +205,9 @@ describe("videos", () => {
     expect(pruned.usage.videolm_visual_tokens).toMatchObject({ method: "EVS (vLLM)", planned: 288, kept: 144 });
     expect(pruned.usage.videolm_visual_tokens.units.map((u: { tokens: number }) => u.tokens)).toEqual([144, 0]);
     expect(pruned.usage.prompt_tokens).toBe(plain.usage.prompt_tokens - 144);
+    const plan = await (await postJson(base, "/v1/plan", ask([videoPart(up.url, { prune: 0.5 }), question]))).json();
+    expect(plan.visuals[0].prune).toEqual({ rate: 0.5, kept_tokens: 144 });
+    expect(plan.prompt_tokens).toBe(plain.usage.prompt_tokens); // planned with every token (the upper bound)
     const bad = await postJson(base, "/v1/chat/completions", ask([videoPart(up.url, { prune: 1 }), question]));
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.param).toBe("messages[0].content[0].video_url.prune");

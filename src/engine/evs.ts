@@ -27,6 +27,16 @@ export function evsRetainedCount(tokensPerFrame: number, frames: number, q: numb
   return Math.max(tokensPerFrame, Math.trunc(tokensPerFrame * frames * (1 - q)));
 }
 
+/**
+ * Tokens an EVS-pruned video keeps, known before the vision pass (compute_retained_tokens_count on its grid: one frame
+ * = one temporal patch); undefined when the visual is not pruned.
+ */
+export function evsKeptTokens(v: Pick<VisualPlan, "kind" | "grid" | "tokens" | "prune">): number | undefined {
+  if (v.kind !== "video" || !v.prune) return undefined;
+  const frames = v.grid[0];
+  return Math.min(v.tokens, evsRetainedCount(v.tokens / frames, frames, v.prune));
+}
+
 /** A pruning rate as requests give it: a finite number in [0, 1). */
 export function checkPruneRate(q: unknown, name = "prune"): number {
   if (typeof q !== "number" || !Number.isFinite(q) || q < 0 || q >= 1) throw new VideolmError(`${name} must be a number in [0, 1) (the fraction of video tokens to drop), got ${JSON.stringify(q)}`);

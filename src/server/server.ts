@@ -37,6 +37,7 @@ import { PrepPool } from "./prep-pool.js";
 import { Admission, Lane } from "./queue.js";
 import { TokenInfo, type TokenLogprob } from "./token-info.js";
 import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
+import { evsKeptTokens } from "../engine/evs.js";
 
 /** What the server needs of a model (VideoModel satisfies it). */
 export interface ServedModel {
@@ -637,6 +638,8 @@ export class VideolmServer {
             grid: v.batch.grid,
             tokens: v.tokens,
             sample_fps: v.sampleFps ?? null,
+            // EVS pruning (video_url.prune): the rate and the tokens kept (which ones the vision pass decides).
+            ...(v.prune ? { prune: { rate: v.prune, kept_tokens: evsKeptTokens(v) } } : {}),
             limits: (v.limits ?? []).map((l) => l.note),
             frames: (v.kind === "video" ? (v.frameIndices ?? []) : [0]).map((index, f) => ({
               index,

@@ -11,7 +11,7 @@ import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, generationFla
 import { buildUserContent, mediaFlags, modelFromFlags, stdinQuestion } from "./run.js";
 import { previewVisualSelection, type RoutePreview } from "../../engine/route-preview.js";
 import { selectsVisualRows } from "../../families/family.js";
-import { evsRetainedCount } from "../../engine/evs.js";
+import { evsKeptTokens } from "../../engine/evs.js";
 import { stderrProgress } from "../../util/progress.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question" | -]
@@ -44,13 +44,6 @@ interface VisualJson {
   prune?: { rate: number; keptTokens: number };
 }
 
-/** Tokens an EVS-pruned video keeps (vLLM's compute_retained_tokens_count on its grid); undefined when not pruned. */
-function prunedTokens(v: VisualPlan): number | undefined {
-  if (v.kind !== "video" || !v.prune) return undefined;
-  const frames = v.grid[0];
-  return Math.min(v.tokens, evsRetainedCount(v.tokens / frames, frames, v.prune));
-}
-
 function describeVisual(v: VisualPlan): VisualJson {
   return {
     kind: v.kind,
@@ -60,7 +53,7 @@ function describeVisual(v: VisualPlan): VisualJson {
     tokens: v.tokens,
     ...(v.kind === "video" ? { frameIndices: v.frameIndices, timestamps: v.timestamps?.map((t) => Math.round(t * 1000) / 1000), sampleFps: v.sampleFps } : {}),
     ...(v.limits?.length ? { limits: v.limits.map((l) => l.note) } : {}),
-    ...(v.prune ? { prune: { rate: v.prune, keptTokens: prunedTokens(v)! } } : {}),
+    ...(v.prune ? { prune: { rate: v.prune, keptTokens: evsKeptTokens(v)! } } : {}),
   };
 }
 
