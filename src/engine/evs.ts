@@ -4,8 +4,8 @@
  * kept whole, and the kept count is fixed from the rate before anything is scored.
  *
  * Reference: vllm-project/vllm `vllm/multimodal/evs.py` (stored commit 094f117823287790739d3022162a3f30f13d758b):
- *   - `compute_retained_tokens_count` (lines 17-37): R = max(tokens_per_frame, int(tokens_per_frame · T · (1 − q)));
- *   - `compute_retention_mask` (lines 40-94): embeddings [T, H/m, W/m, D]; dissimilarity of frame t > 0 =
+ *   - `compute_retained_tokens_count` (lines 17-36): R = max(tokens_per_frame, int(tokens_per_frame · T · (1 − q)));
+ *   - `compute_retention_mask` (lines 39-93): embeddings [T, H/m, W/m, D]; dissimilarity of frame t > 0 =
  *     1 − cosine_similarity(frame t, frame t − 1) per token (torch.nn.functional.cosine_similarity, dim −1, eps 1e-8);
  *     frame 0 gets 255 (so it is always retained, R ≥ one frame); flat (T·H·W order) `argsort(descending=True,
  *     stable=True)`; the first R indices are kept (ties: the lower flat index first, as a stable sort keeps them).

@@ -6,9 +6,9 @@ Run from the repository root (about a minute on 2 cores):
 
 vLLM source followed: vllm-project/vllm `vllm/multimodal/evs.py` (stored commit
 094f117823287790739d3022162a3f30f13d758b):
-  - compute_retained_tokens_count (lines 17-37), compute_retention_mask (lines 40-94): `evs_retained_count`,
+  - compute_retained_tokens_count (lines 17-36), compute_retention_mask (lines 39-93): `evs_retained_count`,
     `evs_retention_mask` here, line for line;
-  - compute_mrope_for_media (lines 97-151) and recompute_mrope_positions (lines 154-283): `vllm_positions` here, for
+  - compute_mrope_for_media (lines 96-152) and recompute_mrope_positions (lines 155-end): `vllm_positions` here, for
     one video that starts the media of the prompt (num_computed_tokens = 0);
 and its use in vllm/model_executor/models/qwen2_5_vl.py (stored commit 002d181a55a03803d7d69547846630069d2378b8):
 `_postprocess_video_embeds_evs` (mask per video on the merged embeddings, grid (t, h, w), positions with
@@ -67,7 +67,7 @@ QUESTION = "Where does the disc go?"
 # vLLM vllm/multimodal/evs.py, reimplemented line for line (commit 094f117823287790739d3022162a3f30f13d758b).
 # ------------------------------------------------------------------------------------------------------------
 def evs_retained_count(tokens_per_frame: int, num_frames: int, q: float) -> int:
-    """compute_retained_tokens_count, lines 17-37."""
+    """compute_retained_tokens_count, lines 17-36."""
     total_tokens = tokens_per_frame * num_frames
     evs_num_tokens = int(total_tokens * (1 - q))
     min_num_tokens = tokens_per_frame
@@ -75,7 +75,7 @@ def evs_retained_count(tokens_per_frame: int, num_frames: int, q: float) -> int:
 
 
 def evs_retention_mask(video_embeds: torch.Tensor, video_size_thw, spatial_merge_size: int, q: float):
-    """compute_retention_mask, lines 40-94; also returns the dissimilarity (for the record)."""
+    """compute_retention_mask, lines 39-93; also returns the dissimilarity (for the record)."""
     T, H, W = map(int, video_size_thw)
     video_embeds = video_embeds.reshape(T, H // spatial_merge_size, W // spatial_merge_size, video_embeds.size(-1))
     tokens_per_frame = (H // spatial_merge_size) * (W // spatial_merge_size)
@@ -93,7 +93,7 @@ def evs_retention_mask(video_embeds: torch.Tensor, video_size_thw, spatial_merge
 
 
 def compute_mrope_for_media(video_size_thw, spatial_merge_size, tokens_per_second=1.0, video_second_per_grid=1.0):
-    """compute_mrope_for_media, lines 97-151: (T·h·w, 4) = (t, h, w, llm_grid_w)."""
+    """compute_mrope_for_media, lines 96-152: (T·h·w, 4) = (t, h, w, llm_grid_w)."""
     llm_grid_t = video_size_thw[0]
     llm_grid_h = video_size_thw[1] // spatial_merge_size
     llm_grid_w = video_size_thw[2] // spatial_merge_size
@@ -106,7 +106,7 @@ def compute_mrope_for_media(video_size_thw, spatial_merge_size, tokens_per_secon
 
 
 def vllm_positions(input_ids: torch.Tensor, mm_pos: torch.Tensor, mrope_positions: torch.Tensor) -> torch.Tensor:
-    """recompute_mrope_positions, lines 154-283, for one media item and num_computed_tokens = 0 (the regular case:
+    """recompute_mrope_positions, lines 155-end, for one media item and num_computed_tokens = 0 (the regular case:
     no vision start seen yet -> the first vision start token)."""
     positions = mrope_positions.clone()
     N = input_ids.numel()
