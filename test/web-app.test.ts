@@ -133,6 +133,18 @@ describe.skipIf(missing !== undefined)("web app in Chromium", () => {
     expect(shown).toBe(api.choices[0].message.content);
     expect(await page.locator("#answer-stats").textContent()).toMatch(/^8 tokens · \d+ prompt tokens/);
     expect(await page.locator("#error").isVisible()).toBe(false);
+    // Token pruning 75%: 4 frames = 2 frame pairs, EVS keeps at least the first pair whole (here exactly it), so after
+    // the answer the second pair's thumbnails are shaded and the stats say what was saved.
+    expect(await page.evaluate<number>(() => document.querySelectorAll("#frames li.reduced").length)).toBe(0);
+    await page.evaluate(() => {
+      const select = document.getElementById("prune") as HTMLSelectElement;
+      select.value = "0.75";
+      select.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await page.locator("#question").press("Control+Enter");
+    await page.waitForFunction(() => document.getElementById('answer')!.dataset.state === 'done' && document.getElementById('answer-stats')!.textContent!.includes('visual tokens'), undefined, { timeout: 60_000 });
+    expect(await page.locator("#answer-stats").textContent()).toMatch(/288 → 144 visual tokens \(−50%, EVS/);
+    expect(await page.evaluate<string[]>(() => [...document.querySelectorAll("#frames li")].map((li) => (li.classList.contains("reduced") ? (li.querySelector("button") as HTMLElement).dataset.kept! : "whole")))).toEqual(["whole", "whole", "0% kept", "0% kept"]);
     expect(pageErrors).toEqual([]);
   });
 

@@ -4,12 +4,13 @@
  * stream in, and jump to the times it mentions. Plain ES module, no dependencies; talks to the same server's API.
  */
 import { findTimestamps, formatTime, splitThink } from "./timestamps.js";
+import { keptPerFrame, savingText } from "./pruning.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
   app: $("app"), model: $("model"), theme: $("theme"), drop: $("drop"), file: $("file"), progress: $("upload-progress"),
   player: $("player"), video: $("video"), fileInfo: $("file-info"), fps: $("fps"), resolution: $("resolution"),
-  maxFrames: $("max-frames"), planForm: $("plan-form"), summary: $("plan-summary"), frames: $("frames"),
+  maxFrames: $("max-frames"), prune: $("prune"), planForm: $("plan-form"), summary: $("plan-summary"), frames: $("frames"),
   askForm: $("ask-form"), question: $("question"), maxTokens: $("max-tokens"), ask: $("ask"), stop: $("stop"),
   error: $("error"), answer: $("answer"), thinking: $("thinking"), reasoning: $("reasoning"), answerText: $("answer-text"),
   stats: $("answer-stats"), cost: $("plan-cost"), limits: $("plan-limits"),
@@ -176,6 +177,8 @@ function videoOptions() {
   if (els.fps.value !== "" && fps > 0) options.fps = fps;
   const maxFrames = Number(els.maxFrames.value);
   if (els.maxFrames.value !== "" && maxFrames > 0) options.max_frames = Math.round(maxFrames);
+  const prune = Number(els.prune?.value);
+  if (prune > 0) options.prune = prune;
   return options;
 }
 
@@ -279,6 +282,22 @@ function renderPlan(plan) {
   els.frames.replaceChildren(...items);
 }
 
+/**
+ * After an answer: each frame thumbnail shaded by the share of its tokens the model kept (EVS pruning, InternVL-Flash,
+ * VideoLLaMA3's DiffFP), with the share in its caption; unshaded when nothing was decided per frame.
+ */
+function shadeFrames(visualTokens) {
+  const items = [...els.frames.querySelectorAll("li")];
+  const kept = keptPerFrame(visualTokens, 0, items.length); // the page sends one video, the request's first visual
+  items.forEach((li, i) => {
+    const k = kept?.[i];
+    li.classList.toggle("reduced", k !== undefined && k < 1);
+    li.style.setProperty("--kept", k === undefined ? "1" : String(k));
+    const button = li.querySelector("button");
+    if (button) button.dataset.kept = k === undefined ? "" : `${Math.round(k * 100)}% kept`;
+  });
+}
+
 let planTimer;
 els.planForm.addEventListener("input", () => {
   clearTimeout(planTimer);
@@ -370,7 +389,9 @@ async function ask(question) {
     els.answer.dataset.state = "done";
     if (usage) {
       const seconds = (performance.now() - (tFirst ?? t0)) / 1000;
-      els.stats.textContent = `${usage.completion_tokens} tokens · ${usage.prompt_tokens.toLocaleString()} prompt tokens · first token after ${(((tFirst ?? t0) - t0) / 1000).toFixed(1)} s · ${seconds > 0 ? (usage.completion_tokens / seconds).toFixed(1) : "–"} tokens/s`;
+      const saving = savingText(usage.videolm_visual_tokens);
+      els.stats.textContent = `${usage.completion_tokens} tokens · ${usage.prompt_tokens.toLocaleString()} prompt tokens · first token after ${(((tFirst ?? t0) - t0) / 1000).toFixed(1)} s · ${seconds > 0 ? (usage.completion_tokens / seconds).toFixed(1) : "–"} tokens/s${saving ? ` · ${saving}` : ""}`;
+      shadeFrames(usage.videolm_visual_tokens);
     }
     if (!content && !reasoning) els.answerText.textContent = "(the model gave an empty answer)";
   } catch (err) {
