@@ -141,6 +141,7 @@ describe.skipIf(missing !== undefined)("web app in Chromium", () => {
       select.value = "0.75";
       select.dispatchEvent(new Event("input", { bubbles: true }));
     });
+    await page.waitForFunction(() => document.getElementById("plan-summary")!.textContent!.includes("pruning 75%: 144 kept"), undefined, { timeout: 30_000 });
     await page.locator("#question").press("Control+Enter");
     await page.waitForFunction(() => document.getElementById('answer')!.dataset.state === 'done' && document.getElementById('answer-stats')!.textContent!.includes('visual tokens'), undefined, { timeout: 60_000 });
     expect(await page.locator("#answer-stats").textContent()).toMatch(/288 → 144 visual tokens \(−50%, EVS/);

@@ -256,6 +256,7 @@ function renderPlan(plan) {
     strong(`${v.width}×${v.height}`),
     " px · ",
     strong(`${v.tokens.toLocaleString()} visual tokens`),
+    v.prune ? ` (pruning ${Math.round(v.prune.rate * 100)}%: ${v.prune.kept_tokens.toLocaleString()} kept, chosen by the model)` : "",
     ` · prompt ${plan.prompt_tokens.toLocaleString()} of ${plan.context_length.toLocaleString()} tokens ${plan.fits ? "✓" : "— too long"}`,
   );
   els.summary.dataset.tokens = String(v.tokens);
