@@ -19,7 +19,7 @@ import { DEFAULT_VISION_CHUNK_PATCHES } from "../../engine/model.js";
 import { RequestPreparer } from "../../engine/preparer.js";
 import { VideolmError } from "../../errors.js";
 import type { Qwen2VLConfig } from "../../families/qwen2-vl/config.js";
-import { visionChunkSteps } from "../../families/qwen2-vl/processor.js";
+import { visionChunkSteps } from "../../families/vision-chunks.js";
 import { resolveModel } from "../../hub/resolve-model.js";
 import { isFloatPrecision } from "../../onnx/layers.js";
 import { stderrProgress } from "../../util/progress.js";

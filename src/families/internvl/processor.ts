@@ -24,7 +24,8 @@
  * like a file (listFramePlan). Frame times are the sampled frames' presentation
  * times (`frameTimes: "reference"`: index / average fps), for display only — InternVL's prompt has no times.
  */
-import { fileURLToPath } from "node:url";
+import { splitVisionBatch } from "../vision-chunks.js";
+import { describeSource, frameList, isRgbImage, loadImage, stripUndefined, timesTable, videoUrl } from "../media-parts.js";
 import * as path from "node:path";
 import type { VisionBatch, VisionOutput } from "../../engine/sessions.js";
 import { evsSelection } from "../../engine/evs.js";
@@ -36,8 +37,7 @@ import { readBoundedJsonObject } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
 import type { FamilyProcessor, VisualSelection } from "../family.js";
 import { decodeFrames } from "../../media/decode-frames.js";
-import { frameSeconds, mp4FrameTable, scanFrameTable, type FrameTable } from "../../media/frame-table.js";
-import { decodeImage } from "../../media/image.js";
+import { frameSeconds, type FrameTable } from "../../media/frame-table.js";
 import { probeVideo, type VideoProbe } from "../../media/probe.js";
 import { withLocalVideoFile } from "../../media/sources.js";
 import type { RgbImage } from "../../processing/rgb-image.js";
@@ -393,35 +393,11 @@ export class InternVLProcessor implements FamilyProcessor {
 
   /** The batch split into batches of whole tiles with at most `maxPatches` patches each (at least one tile). */
   visionChunks(batch: VisionBatch, maxPatches: number): VisionBatch[] {
-    const [t, h, w] = batch.grid;
-    const perTile = h * w;
-    const tilesPerChunk = Math.max(1, Math.floor(maxPatches / perTile));
-    if (t <= tilesPerChunk) return [batch];
-    const rowLength = batch.pixelValues.length / (t * perTile);
-    const chunks: VisionBatch[] = [];
-    for (let start = 0; start < t; start += tilesPerChunk) {
-      const n = Math.min(tilesPerChunk, t - start);
-      const rows = [start * perTile, (start + n) * perTile];
-      chunks.push({
-        pixelValues: batch.pixelValues.subarray(rows[0] * rowLength, rows[1] * rowLength),
-        positionIds: batch.positionIds.subarray(rows[0] * 2, rows[1] * 2),
-        grid: [n, h, w],
-      });
-    }
-    return chunks;
+    return splitVisionBatch(batch, maxPatches);
   }
+
 }
 
-/** The frame table when cheap (mp4/mov) or needed for presentation times of a variable-rate video. */
-async function timesTable(file: string, probe: VideoProbe, o: MediaOptions, signal?: AbortSignal): Promise<FrameTable | undefined> {
-  if ((o.frameTimes ?? "presentation") === "reference") return undefined;
-  if (probe.demuxer === "mov") {
-    const table = await mp4FrameTable(file, probe.frameCount);
-    if (table) return table;
-  }
-  if (probe.isVfr) return scanFrameTable(file, probe, { signal, maxInputPixels: o.maxInputPixels });
-  return undefined;
-}
 
 /**
  * The frames of a video given as a list: every frame, in order, as the caller chose them (the Qwen families do the
@@ -437,44 +413,8 @@ function listFramePlan(frameCount: number, fps: number, sampling: InternVLSampli
   return planInternVLFrames(frameCount, fps, { ...sampling, fps: undefined });
 }
 
-/** A video given as frames: a list of image sources or raw RGB frames (+ their fps). */
-function frameList(video: VideoPart["video"]): { frames: (MediaSource | RgbImage)[]; fps?: number; label: string } | undefined {
-  if (Array.isArray(video)) {
-    if (video.length === 0) throw new VideolmError("a video given as a list of frames needs at least one frame");
-    return { frames: video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), label: `${video.length} frames` };
-  }
-  if (typeof video === "object" && video !== null && !(video instanceof URL) && !Buffer.isBuffer(video) && Array.isArray((video as { frames?: unknown }).frames)) {
-    const raw = video as { frames: RgbImage[]; fps: number };
-    if (raw.frames.length === 0) throw new VideolmError("a video given as raw frames needs at least one frame");
-    return { frames: raw.frames, fps: raw.fps, label: `${raw.frames.length} raw frames` };
-  }
-  return undefined;
-}
 
-function videoUrl(video: MediaSource): string {
-  return video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
-}
 
-/** Decodes an image from a path, a Buffer, or a file:// / http(s):// / data: URL (header checked before decoding). */
-async function loadImage(source: MediaSource | RgbImage, maxInputPixels: number | undefined, signal?: AbortSignal): Promise<RgbImage> {
-  if (isRgbImage(source)) return source;
-  if (Buffer.isBuffer(source)) return decodeImage(source, { maxInputPixels });
-  const text = source instanceof URL ? source.href : source;
-  if (!/^(https?|data|file):/i.test(text)) return decodeImage(text, { maxInputPixels });
-  return withLocalVideoFile(text, { signal }, (file) => decodeImage(file.path, { maxInputPixels, label: file.label }));
-}
 
-function isRgbImage(x: unknown): x is RgbImage {
-  return typeof x === "object" && x !== null && "data" in x && "width" in x && "height" in x && !(x instanceof URL) && !Buffer.isBuffer(x);
-}
 
-function describeSource(x: unknown): string {
-  if (typeof x === "string") return x.startsWith("data:") ? `data: URL (${x.length} chars)` : x;
-  if (x instanceof URL) return x.href;
-  if (Buffer.isBuffer(x)) return `<${x.length} bytes>`;
-  return "<raw frames>";
-}
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

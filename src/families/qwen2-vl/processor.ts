@@ -3,6 +3,8 @@
  * then the transformers 4.57.6 Qwen2VLProcessor normalises, patches, and expands the placeholders; the 3-D
  * positions follow `Qwen2VLModel.get_rope_index`.
  */
+import { splitVisionBatch } from "../vision-chunks.js";
+import { describeSource, isRgbImage, stripUndefined } from "../media-parts.js";
 import type { VisionBatch, VisionOutput } from "../../engine/sessions.js";
 import { evsSelection } from "../../engine/evs.js";
 import type { ProgressCallback } from "../../util/progress.js";
@@ -126,25 +128,9 @@ export class Qwen2VLProcessor implements FamilyProcessor {
    * whole visual's output.
    */
   visionChunks(batch: VisionBatch, maxPatches: number): VisionBatch[] {
-    const [t, h, w] = batch.grid;
-    const perStep = h * w;
-    const stepsPerChunk = visionChunkSteps(batch.grid, maxPatches);
-    if (t <= stepsPerChunk) return [batch];
-    const rowLength = batch.pixelValues.length / (t * perStep);
-    const chunks: VisionBatch[] = [];
-    for (let start = 0; start < t; start += stepsPerChunk) {
-      const steps = Math.min(stepsPerChunk, t - start);
-      const grid: [number, number, number] = [steps, h, w];
-      const rows = [start * perStep, (start + steps) * perStep];
-      chunks.push({
-        pixelValues: batch.pixelValues.subarray(rows[0] * rowLength, rows[1] * rowLength),
-        positionIds: batch.positionIds.subarray(rows[0] * 2, rows[1] * 2),
-        grid,
-        extraInputs: this.extraVisionInputs(grid),
-      });
-    }
-    return chunks;
+    return splitVisionBatch(batch, maxPatches, (grid) => this.extraVisionInputs(grid));
   }
+
 
   /** Per-image pixel bounds of a part (Qwen3-VL overrides the fallbacks). */
   protected imagePixelBounds(part: { minPixels?: number; maxPixels?: number }, defaults: MediaOptions): { minPixels: number; maxPixels: number } {
@@ -451,22 +437,6 @@ function isRawFrames(x: unknown): x is { frames: RgbImage[]; fps: number } {
   return typeof x === "object" && x !== null && Array.isArray((x as { frames?: unknown }).frames);
 }
 
-function isRgbImage(x: unknown): x is RgbImage {
-  return typeof x === "object" && x !== null && "data" in x && "width" in x && "height" in x && !(x instanceof URL) && !Buffer.isBuffer(x);
-}
 
-function describeSource(x: unknown): string {
-  if (typeof x === "string") return x.startsWith("data:") ? `data: URL (${x.length} chars)` : x;
-  if (x instanceof URL) return x.href;
-  if (Buffer.isBuffer(x)) return `<${x.length} bytes>`;
-  return "<raw frames>";
-}
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
 
-/** Temporal steps (frame pairs) per vision chunk of at most `maxPatches` patches: at least one (see visionChunks). */
-export function visionChunkSteps(grid: [number, number, number], maxPatches: number): number {
-  return Math.max(1, Math.floor(maxPatches / (grid[1] * grid[2])));
-}

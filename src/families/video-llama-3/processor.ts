@@ -33,7 +33,8 @@
  * given as a list of frames is used as given (every frame, at the part's fps, else 1 as the reference without metadata), unless
  * frame options are given: then it is sampled like a file.
  */
-import { fileURLToPath } from "node:url";
+import { splitVisionBatch } from "../vision-chunks.js";
+import { describeSource, frameList, isRgbImage, loadImage, stripUndefined, timesTable, videoUrl, type FrameListVideo } from "../media-parts.js";
 import * as path from "node:path";
 import type { VisionBatch, VisionOutput } from "../../engine/sessions.js";
 import type { ContentPart, MediaOptions, MediaSource, PlanLimit, PreparedVisual, VideoPart, VisualPlan } from "../../engine/request.js";
@@ -44,8 +45,7 @@ import { readBoundedJsonObject } from "../../checkpoint/json-file.js";
 import { VideolmError } from "../../errors.js";
 import type { FamilyProcessor, VisualSelection } from "../family.js";
 import { decodeFrames } from "../../media/decode-frames.js";
-import { frameSeconds, mp4FrameTable, scanFrameTable, type FrameTable } from "../../media/frame-table.js";
-import { decodeImage } from "../../media/image.js";
+import { frameSeconds, type FrameTable } from "../../media/frame-table.js";
 import { probeVideo, type VideoProbe } from "../../media/probe.js";
 import { withLocalVideoFile } from "../../media/sources.js";
 import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-patches.js";
@@ -470,24 +470,9 @@ export class VideoLlama3Processor implements FamilyProcessor {
 
   /** The batch split into batches of whole frames with at most `maxPatches` patches each (at least one frame). */
   visionChunks(batch: VisionBatch, maxPatches: number): VisionBatch[] {
-    const [t, h, w] = batch.grid;
-    const perFrame = h * w;
-    const framesPerChunk = Math.max(1, Math.floor(maxPatches / perFrame));
-    if (t <= framesPerChunk) return [batch];
-    const rowLength = batch.pixelValues.length / (t * perFrame);
-    const chunks: VisionBatch[] = [];
-    for (let start = 0; start < t; start += framesPerChunk) {
-      const n = Math.min(framesPerChunk, t - start);
-      const rows = [start * perFrame, (start + n) * perFrame];
-      chunks.push({
-        pixelValues: batch.pixelValues.subarray(rows[0] * rowLength, rows[1] * rowLength),
-        positionIds: batch.positionIds.subarray(rows[0] * 2, rows[1] * 2),
-        grid: [n, h, w],
-        extraInputs: batch.extraInputs,
-      });
-    }
-    return chunks;
+    return splitVisionBatch(batch, maxPatches);
   }
+
 
   /**
    * DiffFP after the vision pass (VideoLlama3Model.forward: `video_embeds[video_compression_mask]`): every video's
@@ -557,64 +542,13 @@ function mergeInput(m: number): VisionBatch["extraInputs"] {
   return { [MERGE_SIZE_INPUT]: { dims: [1], data: [m] } };
 }
 
-/** The frame table when cheap (mp4/mov) or needed for presentation times of a variable-rate video. */
-async function timesTable(file: string, probe: VideoProbe, o: MediaOptions, signal?: AbortSignal): Promise<FrameTable | undefined> {
-  if ((o.frameTimes ?? "presentation") === "reference") return undefined;
-  if (probe.demuxer === "mov") {
-    const table = await mp4FrameTable(file, probe.frameCount);
-    if (table) return table;
-  }
-  if (probe.isVfr) return scanFrameTable(file, probe, { signal, maxInputPixels: o.maxInputPixels });
-  return undefined;
-}
 
-interface FrameListVideo {
-  frames: (MediaSource | RgbImage)[];
-  fps?: number;
-  label: string;
-}
 
-/** A video given as frames: a list of image sources or raw RGB frames (+ their fps). */
-function frameList(video: VideoPart["video"]): FrameListVideo | undefined {
-  if (Array.isArray(video)) {
-    if (video.length === 0) throw new VideolmError("a video given as a list of frames needs at least one frame");
-    return { frames: video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)), label: `${video.length} frames` };
-  }
-  if (typeof video === "object" && video !== null && !(video instanceof URL) && !Buffer.isBuffer(video) && Array.isArray((video as { frames?: unknown }).frames)) {
-    const raw = video as { frames: RgbImage[]; fps: number };
-    if (raw.frames.length === 0) throw new VideolmError("a video given as raw frames needs at least one frame");
-    return { frames: raw.frames, fps: raw.fps, label: `${raw.frames.length} raw frames` };
-  }
-  return undefined;
-}
 
-function videoUrl(video: MediaSource): string {
-  return video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
-}
 
-/** Decodes an image from a path, a Buffer, or a file:// / http(s):// / data: URL (header checked before decoding). */
-async function loadImage(source: MediaSource | RgbImage, maxInputPixels: number | undefined, signal?: AbortSignal): Promise<RgbImage> {
-  if (isRgbImage(source)) return source;
-  if (Buffer.isBuffer(source)) return decodeImage(source, { maxInputPixels });
-  const text = source instanceof URL ? source.href : source;
-  if (!/^(https?|data|file):/i.test(text)) return decodeImage(text, { maxInputPixels });
-  return withLocalVideoFile(text, { signal }, (file) => decodeImage(file.path, { maxInputPixels, label: file.label }));
-}
 
-function isRgbImage(x: unknown): x is RgbImage {
-  return typeof x === "object" && x !== null && "data" in x && "width" in x && "height" in x && !(x instanceof URL) && !Buffer.isBuffer(x);
-}
 
-function describeSource(x: unknown): string {
-  if (typeof x === "string") return x.startsWith("data:") ? `data: URL (${x.length} chars)` : x;
-  if (x instanceof URL) return x.href;
-  if (Buffer.isBuffer(x)) return `<${x.length} bytes>`;
-  return "<raw frames>";
-}
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
 
 /** The numeric options of a plan (what `resample` keeps to re-plan without I/O). */
 function pickNumbers(o: MediaOptions): Record<string, number | undefined> {
