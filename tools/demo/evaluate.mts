@@ -9,7 +9,11 @@
  * MAE: mean absolute error over the times of time questions whose answer parses into the right number of times.
  *
  * Usage: npx tsx tools/demo/evaluate.mts <evalShardDir> [--model models/videolm-demo] [--reference preds.json]
- *                                          [--limit N] [--out engine-preds.json]
+ *                                          [--limit N] [--out engine-preds.json] [--prune RATE]
+ *
+ * --prune RATE: EVS token pruning of every video (MediaOptions.prune, src/engine/evs.ts); the prompt ids are then
+ * still checked against the shard's unpruned ones (pruning compacts the prompt after the vision pass), and the
+ * visual tokens kept / planned are printed with the table.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -41,20 +45,27 @@ const flag = (name: string, fallback?: string) => {
 const dir = argv[0];
 const modelDir = flag("--model", "models/videolm-demo")!;
 const limit = Number(flag("--limit", "1000000"));
+const prune = Number(flag("--prune", "0"));
+const media = prune > 0 ? { ...DEMO_MEDIA_OPTIONS, prune } : DEMO_MEDIA_OPTIONS;
 const shardFiles = fs.readdirSync(dir).filter((n) => /^shard-\d+\.json$/.test(n)).sort();
 const videos: ShardVideo[] = shardFiles.flatMap((n) => (JSON.parse(fs.readFileSync(path.join(dir, n), "utf8")) as { videos: ShardVideo[] }).videos).slice(0, limit);
 
 const model = await VideoModel.load(modelDir, { cacheDir: path.resolve(".cache/demo/convert"), threads: 2 });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-demo-eval-"));
 const engine: Prediction[] = [];
+let visualPlanned = 0;
+let visualKept = 0;
 const t0 = Date.now();
 for (const video of videos) {
   const file = path.join(tmp, `${video.seed}.mp4`);
   await encodeScene(sceneFromSeed(video.seed), file);
   for (const [q, question] of video.questions.entries()) {
-    const prepared = await model.prepare(demoMessages(file, question.question), DEMO_MEDIA_OPTIONS);
+    const prepared = await model.prepare(demoMessages(file, question.question), media);
     if (prepared.inputIds.join() !== question.promptIds.join()) throw new Error(`seed ${video.seed}: videolm's prompt ids differ from the stored ones`);
     const out = await model.generate({ messages: [], prepared, temperature: 0, maxNewTokens: 16 });
+    const planned = prepared.visuals.reduce((s, v) => s + v.tokens, 0);
+    visualPlanned += out.visualTokens?.plannedTokens ?? planned;
+    visualKept += out.visualTokens?.keptTokens ?? planned;
     engine.push({ seed: video.seed, q, type: question.type, answer: question.answer, predicted: out.text, tokens: out.tokens });
   }
   fs.rmSync(file);
@@ -93,6 +104,7 @@ const e = score(engine);
 const r = reference ? score(reference.filter((p) => questionOf.has(`${p.seed}/${p.q}`))) : undefined;
 const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
 console.log(`${videos.length} held-out videos, ${engine.length} questions, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+console.log(`prune ${prune}: visual tokens kept ${visualKept} / ${visualPlanned} (${pct(visualKept / visualPlanned).trim()}%) over all questions`);
 console.log(`type        n   videolm${r ? "  reference" : ""}`);
 for (const t of QUESTION_TYPES) {
   const [a, n] = e.perType.get(t) ?? [0, 0];
