@@ -19,7 +19,7 @@ import { RequestPreparer, type PreparedRequest } from "./preparer.js";
 import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
-import { applyVisualSelection } from "./visual-selection.js";
+import { applyVisualSelection, placeholderTargets } from "./visual-selection.js";
 import { assemble, busyMs, canPipeline, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
 
@@ -443,52 +443,37 @@ export class VideoModel {
 
   private async encodeVisualsNow(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {
     const D = this.config.text.hiddenSize;
-    // Placeholder classes: the i-th image's rows fill the i-th run of image pads, the i-th video's the i-th run of
-    // video pads (as the reference scatters them); families with one placeholder for both (InternVL's <IMG_CONTEXT>)
-    // fill them with the visuals in request order.
-    const shared = this.config.imageTokenId === this.config.videoTokenId;
-    const classOf = (kind: "image" | "video") => (shared ? "image" : kind);
     const encoded: VisionOutput[] = [];
     for (const v of prepared.visuals) encoded.push(await this.visionCache.getOrEncode(v.batch, () => this.encodeInChunks(v.kind, v.batch, onProgress, signal)));
     // Families that decide rows after the vision pass (InternVL-Flash's router) compact the planned prompt here.
     const planned = { inputIds: prepared.inputIds, positionIds: prepared.positionIds, ropeDelta: prepared.ropeDelta };
     const { layout, outputs, report } = applyVisualSelection(planned, prepared.visuals, encoded, this.preparer.processor, this.config, prepared.media ?? {});
     const ids = layout.inputIds;
-    const byClass = { image: [] as VisionOutput[], video: [] as VisionOutput[] };
-    let levels = 0;
-    prepared.visuals.forEach((v, i) => {
-      byClass[classOf(v.kind)].push(outputs[i]);
-      levels = outputs[i].deepstackLevels;
-    });
-    const positions: number[] = [];
-    for (let i = 0; i < ids.length; i++) if (ids[i] === this.config.imageTokenId || ids[i] === this.config.videoTokenId) positions.push(i);
+    // Each visual's rows at its placeholders (visual-selection.ts placeholderTargets: the references' scatter order).
+    const { positions, targets } = placeholderTargets(ids, this.config, prepared.visuals, (i) => outputs[i].embeds.length / D);
     const M = positions.length;
+    const levels = outputs.length > 0 ? outputs[outputs.length - 1].deepstackLevels : 0;
     const embeds = new Float32Array(M * D);
     // DeepStack: [levels, M, D], rows in the same (sequence) order as `embeds` (the reference's visual_pos_masks order).
     const deepstack = levels > 0 ? new Float32Array(levels * M * D) : undefined;
-    const cursor = { image: { index: 0, row: 0 }, video: { index: 0, row: 0 } };
-    positions.forEach((p, k) => {
-      const cls = ids[p] === this.config.imageTokenId ? "image" : "video";
-      const c = cursor[cls];
-      const source = byClass[cls][c.index];
-      if (!source) throw new VideolmError(`the prompt has more ${shared ? "visual" : cls} placeholders than ${shared ? "visual" : cls} inputs`);
-      const rows = source.embeds.length / D;
-      embeds.set(source.embeds.subarray(c.row * D, (c.row + 1) * D), k * D);
-      if (deepstack) {
-        const ds = source.deepstack!;
-        for (let l = 0; l < levels; l++) deepstack.set(ds.subarray((l * rows + c.row) * D, (l * rows + c.row + 1) * D), (l * M + k) * D);
-      }
-      if (++c.row === rows) {
-        c.index++;
-        c.row = 0;
-      }
+    const filled = new Uint8Array(M);
+    outputs.forEach((source, v) => {
+      const rows = targets[v].length;
+      targets[v].forEach((k, r) => {
+        if (k < 0) return; // rows beyond the visual's placeholders are not used
+        embeds.set(source.embeds.subarray(r * D, (r + 1) * D), k * D);
+        if (deepstack) for (let l = 0; l < levels; l++) deepstack.set(source.deepstack!.subarray((l * rows + r) * D, (l * rows + r + 1) * D), (l * M + k) * D);
+        filled[k] = 1;
+      });
     });
+    const unfilled = filled.indexOf(0);
+    if (unfilled >= 0) throw new VideolmError(`the prompt has more visual placeholders than visual rows (token ${positions[unfilled]})`);
     return {
       inputIds: ids,
       positionIds: layout.positionIds,
       ropeDelta: layout.ropeDelta,
       visualEmbeds: embeds,
-      visualPositions: Int32Array.from(positions),
+      visualPositions: positions,
       ...(deepstack ? { deepstackEmbeds: deepstack, deepstackLevels: levels } : {}),
       ...(report ? { selection: report } : {}),
     };

@@ -22,6 +22,7 @@
  * sessions on one thread never overlap. While the main thread is inside a prefill chunk it cannot post more work,
  * hence the queue of `depth` chunks on the vision side.
  */
+import { placeholderTargets } from "./visual-selection.js";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -188,28 +189,8 @@ export class WorkerVisionEncoder implements VisionRunner {
 
 /** Where each row of each visual goes: `targets[v][r]` is the index (into the prompt's visual rows) of visual v's row r. */
 export function visualRowTargets(ids: readonly number[], config: FamilyConfig, visuals: readonly PreparedVisual[]): { positions: Int32Array; targets: Int32Array[] } {
-  // The sequential path's rule (model.ts encodeVisualsNow): the i-th image fills the i-th image rows in prompt order,
-  // the i-th video the video rows; one placeholder for both fills with the visuals in request order.
-  const shared = config.imageTokenId === config.videoTokenId;
-  const classOf = (kind: "image" | "video") => (shared ? "image" : kind);
-  const byClass = { image: [] as number[], video: [] as number[] };
-  visuals.forEach((v, i) => byClass[classOf(v.kind)].push(i));
-  const targets = visuals.map((v) => new Int32Array(v.tokens).fill(-1));
-  const positions: number[] = [];
-  for (let i = 0; i < ids.length; i++) if (ids[i] === config.imageTokenId || ids[i] === config.videoTokenId) positions.push(i);
-  const cursor = { image: { index: 0, row: 0 }, video: { index: 0, row: 0 } };
-  positions.forEach((p, k) => {
-    const cls = ids[p] === config.imageTokenId ? "image" : "video";
-    const c = cursor[cls];
-    const v = byClass[cls][c.index];
-    if (v === undefined) throw new VideolmError(`the prompt has more ${shared ? "visual" : cls} placeholders than ${shared ? "visual" : cls} inputs`);
-    targets[v][c.row] = k;
-    if (++c.row === visuals[v].tokens) {
-      c.index++;
-      c.row = 0;
-    }
-  });
-  return { positions: Int32Array.from(positions), targets };
+  // The sequential path's rule (visual-selection.ts placeholderTargets), over each visual's planned rows.
+  return placeholderTargets(ids, config, visuals, (i) => visuals[i].tokens);
 }
 
 /**

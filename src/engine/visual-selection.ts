@@ -58,10 +58,44 @@ export function dropPromptTokens(layout: PromptLayout, drop: Uint8Array, rule: P
 }
 
 /**
+ * Which placeholder holds which visual row — the engine's one rule (as the references scatter rows): the i-th image
+ * fills the i-th image pads in prompt order, the i-th video the video pads; when images and videos share one placeholder
+ * id (InternVL's <IMG_CONTEXT>) the visuals fill them in request order. `rows(i)` is how many rows visual i has.
+ * Returns the placeholders' prompt indices (`positions`) and, per visual, each row's index into them (`targets`; −1
+ * for rows beyond its placeholders, which are not used). More placeholders than rows is an error.
+ */
+export function placeholderTargets(
+  inputIds: readonly number[],
+  ids: { imageTokenId: number; videoTokenId: number },
+  visuals: readonly { kind: "image" | "video" }[],
+  rows: (visual: number) => number,
+): { positions: Int32Array; targets: Int32Array[] } {
+  const shared = ids.imageTokenId === ids.videoTokenId;
+  const queues = { image: [] as number[], video: [] as number[] };
+  visuals.forEach((v, i) => queues[shared ? "image" : v.kind].push(i));
+  const targets = visuals.map((_, i) => new Int32Array(rows(i)).fill(-1));
+  const positions: number[] = [];
+  const cursor = { image: { q: 0, row: 0 }, video: { q: 0, row: 0 } };
+  for (let t = 0; t < inputIds.length; t++) {
+    const id = inputIds[t];
+    if (id !== ids.imageTokenId && id !== ids.videoTokenId) continue;
+    const cls = id === ids.imageTokenId ? "image" : "video";
+    const c = cursor[cls];
+    const visual = queues[cls][c.q];
+    if (visual === undefined) throw new VideolmError(`the prompt has more ${shared ? "visual" : cls} placeholders than ${shared ? "visual" : cls} inputs`);
+    targets[visual][c.row] = positions.length;
+    positions.push(t);
+    if (++c.row === targets[visual].length) {
+      c.q++;
+      c.row = 0;
+    }
+  }
+  return { positions: Int32Array.from(positions), targets };
+}
+
+/**
  * The per-token drop flags of a prompt from each visual's kept placeholder rows (`keep[i]`, one flag per planned row
- * of visual i, request order). Placeholders are matched to visuals as the engine scatters rows: per placeholder id
- * (image pads to images, video pads to videos, each in request order), or all visuals in request order when images
- * and videos share one placeholder id.
+ * of visual i, request order), placeholders matched to visuals by `placeholderTargets`.
  */
 export function dropFlags(
   inputIds: readonly number[],
@@ -69,25 +103,11 @@ export function dropFlags(
   visuals: readonly { kind: "image" | "video" }[],
   keep: readonly Uint8Array[],
 ): Uint8Array {
-  const shared = ids.imageTokenId === ids.videoTokenId;
-  const queues = { image: [] as number[], video: [] as number[] };
-  visuals.forEach((v, i) => queues[shared ? "image" : v.kind].push(i));
-  const cursor = { image: { q: 0, row: 0 }, video: { q: 0, row: 0 } };
+  const { positions, targets } = placeholderTargets(inputIds, ids, visuals, (i) => keep[i].length);
   const drop = new Uint8Array(inputIds.length);
-  for (let t = 0; t < inputIds.length; t++) {
-    const id = inputIds[t];
-    if (id !== ids.imageTokenId && id !== ids.videoTokenId) continue;
-    const cls = id === ids.imageTokenId ? "image" : "video";
-    const c = cursor[cls];
-    const visual = queues[cls][c.q];
-    if (visual === undefined) throw new VideolmError(`the prompt has more ${shared ? "visual" : cls} placeholders than its visuals plan`);
-    const mask = keep[visual];
-    drop[t] = mask[c.row] ? 0 : 1;
-    if (++c.row === mask.length) {
-      c.q++;
-      c.row = 0;
-    }
-  }
+  targets.forEach((t, v) => t.forEach((k, r) => {
+    if (k >= 0 && !keep[v][r]) drop[positions[k]] = 1;
+  }));
   return drop;
 }
 
