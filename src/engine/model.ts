@@ -20,7 +20,7 @@ import type { ChatRequestMessage, MediaOptions } from "./request.js";
 import { createSession, Decoder, VisionEncoder, type VisionBatch, type VisionOutput } from "./sessions.js";
 import { VisionCache } from "./vision-cache.js";
 import { applyVisualSelection, placeholderTargets } from "./visual-selection.js";
-import { assemble, busyMs, canPipeline, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
+import { busyMs, canPipeline, encodeInChunks, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
 
 export interface LoadOptions {
@@ -419,22 +419,10 @@ export class VideoModel {
    * One visual through the vision encoder, in chunks of whole temporal steps when the family can split it (exact:
    * attention never crosses a frame pair), concatenating the merged rows and, for DeepStack, each level's rows.
    */
-  private async encodeInChunks(kind: string, batch: VisionBatch, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<VisionOutput> {
-    const chunks = this.preparer.processor.visionChunks?.(batch, this.visionChunkPatches) ?? [batch];
-    if (chunks.length === 1) return this.vision.encode(batch);
-    const outs: VisionOutput[] = [];
-    const total = batch.grid[0];
-    let done = 0;
-    onProgress?.({ task: `Encoding ${kind}`, done, total, unit: "frames" });
-    for (const chunk of chunks) {
-      if (signal?.aborted) throw new VideolmError("aborted");
-      outs.push(await this.vision.encode(chunk));
-      done += chunk.grid[0];
-      onProgress?.({ task: `Encoding ${kind}`, done, total, unit: "frames" });
-    }
-    // DeepStack chunks are [levels, M_i, D]; the whole visual is [levels, ΣM_i, D].
-    return assemble(outs, this.config.text.hiddenSize);
+  private encodeInChunks(kind: string, batch: VisionBatch, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<VisionOutput> {
+    return encodeInChunks(this.vision, this.preparer.processor, batch, this.visionChunkPatches, this.config.text.hiddenSize, { kind, onProgress, signal });
   }
+
 
   /** Runs the vision encoder on each visual and lays its rows out at the visual's placeholder positions. */
   encodeVisuals(prepared: PreparedRequest, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<PreparedPrompt> {

@@ -349,6 +349,34 @@ export async function runVisionStage(stream: VisualStream, visuals: readonly Pre
   stream.checkComplete();
 }
 
+/**
+ * One visual through the vision encoder, in chunks of whole temporal steps when the family can split it (exact:
+ * attention never crosses a step), the chunks' rows (and DeepStack / extra outputs) concatenated (`assemble`).
+ */
+export async function encodeInChunks(
+  runner: VisionRunner,
+  processor: FamilyProcessor,
+  batch: VisionBatch,
+  chunkPatches: number,
+  D: number,
+  opts: { kind?: string; onProgress?: ProgressCallback; signal?: AbortSignal } = {},
+): Promise<VisionOutput> {
+  const chunks = processor.visionChunks?.(batch, chunkPatches) ?? [batch];
+  if (chunks.length === 1) return runner.encode(batch);
+  const outs: VisionOutput[] = [];
+  const total = batch.grid[0];
+  let done = 0;
+  const report = () => opts.onProgress?.({ task: `Encoding ${opts.kind ?? "video"}`, done, total, unit: "frames" });
+  report();
+  for (const chunk of chunks) {
+    if (opts.signal?.aborted) throw new VideolmError("aborted");
+    outs.push(await runner.encode(chunk));
+    done += chunk.grid[0];
+    report();
+  }
+  return assemble(outs, D);
+}
+
 /** A visual's chunk outputs as one output (rows concatenated; DeepStack [levels, ΣM_i, D]). */
 export function assemble(outs: VisionOutput[], D: number): VisionOutput {
   if (outs.length === 1) return outs[0];

@@ -7,7 +7,7 @@ import { selectsVisualRows, type VisualSelectionReport } from "../families/famil
 import type { WeightPrecision } from "../onnx/layers.js";
 import type { ProgressCallback } from "../util/progress.js";
 import { ensureConverted } from "./convert.js";
-import { assemble } from "./pipeline.js";
+import { encodeInChunks } from "./pipeline.js";
 import type { PreparedRequest, RequestPlan, RequestPreparer } from "./preparer.js";
 import type { MediaOptions } from "./request.js";
 import { createSession, VisionEncoder, type VisionOutput } from "./sessions.js";
@@ -36,12 +36,7 @@ export async function previewVisualSelection(
   const t0 = performance.now();
   try {
     const outputs: VisionOutput[] = [];
-    for (const v of prepared.visuals) {
-      const chunks = preparer.processor.visionChunks?.(v.batch, DEFAULT_VISION_CHUNK_PATCHES) ?? [v.batch];
-      const outs: VisionOutput[] = [];
-      for (const c of chunks) outs.push(await encoder.encode(c));
-      outputs.push(assemble(outs, preparer.config.text.hiddenSize));
-    }
+    for (const v of prepared.visuals) outputs.push(await encodeInChunks(encoder, preparer.processor, v.batch, DEFAULT_VISION_CHUNK_PATCHES, preparer.config.text.hiddenSize, { signal: options.signal }));
     const selection = select(outputs, prepared.visuals, media);
     const dropped = selection.keep.reduce((n, k) => n + k.length - k.reduce((a, b) => a + b, 0), 0);
     return { report: selection.report, plannedPromptTokens: prepared.inputIds.length, promptTokens: prepared.inputIds.length - dropped, visionMs: performance.now() - t0 };
