@@ -5,6 +5,8 @@
  *   GET  /health                    status, queue and counters
  *   GET  /v1/models, /v1/models/ID  the served model
  *   POST /v1/chat/completions       OpenAI chat completions (JSON or `stream: true` server-sent events)
+ *   POST /v1/events                 a video's events (grounding / dense captions) as JSON, SRT, VTT or CSV: a chat
+ *                                   completion with response_format videolm_events underneath (events-endpoint.ts)
  *   POST /v1/uploads                raw video body → {id, url: "upload://ID", …}; DELETE /v1/uploads/ID
  *   POST /v1/plan                   the sampling plan of a request (frames, times, sizes, tokens) without running it
  *   GET  /v1/plans/ID/visuals/V/frames/F.jpg   thumbnail of a sampled frame, as the model sees it
@@ -38,6 +40,7 @@ import { Admission, Lane } from "./queue.js";
 import { TokenInfo, type TokenLogprob } from "./token-info.js";
 import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
 import { evsKeptTokens } from "../engine/evs.js";
+import { EVENTS_ROUTE } from "./events-endpoint.js";
 
 /** What the server needs of a model (VideoModel satisfies it). */
 export interface ServedModel {
@@ -105,6 +108,29 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "mo
   mediaTimeoutMs: 60_000,
   allowPrivateMedia: false,
 };
+
+/**
+ * A route that runs a chat completion: how it reads its body into a chat request, and how it answers with the
+ * finished (non-streamed) completion. /v1/chat/completions answers OpenAI's body as it is; /v1/events
+ * (events-endpoint.ts) reshapes it. Both share admission, the queue, aborts, limits and counters (chat()).
+ */
+export interface ChatRoute<R extends ChatRequest = ChatRequest> {
+  parse(body: unknown, limits: RequestLimits): R;
+  respond(res: ServerResponse, completion: ChatCompletionBody, request: R): void;
+}
+
+/** The JSON body of a finished chat completion (what /v1/chat/completions answers without `stream`). */
+export interface ChatCompletionBody {
+  id: string;
+  created: number;
+  model: string;
+  object: "chat.completion";
+  choices: { index: number; message: { role: "assistant"; content: string; reasoning_content?: string } & Record<string, unknown>; logprobs: unknown; finish_reason: string }[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } & Record<string, unknown>;
+  videolm_timings: Record<string, number>;
+}
+
+const CHAT_COMPLETIONS_ROUTE: ChatRoute = { parse: parseChatRequest, respond: (res, completion) => sendJson(res, 200, completion) };
 
 export interface ServerStats {
   completed: number;
@@ -370,7 +396,11 @@ export class VideolmServer {
     }
     if (p === "/v1/chat/completions") {
       allow("POST");
-      return this.chat(req, res);
+      return this.chat(req, res, CHAT_COMPLETIONS_ROUTE);
+    }
+    if (p === "/v1/events") {
+      allow("POST");
+      return this.chat(req, res, EVENTS_ROUTE);
     }
     if (p === "/v1/uploads") {
       allow("POST");
@@ -443,9 +473,9 @@ export class VideolmServer {
   }
 
   /** Reads and validates a chat request's body: before admission, so an unfinished body holds no place in the queue. */
-  private async readChatRequest(req: IncomingMessage): Promise<ChatRequest> {
+  private async readChatRequest<R extends ChatRequest>(req: IncomingMessage, route: ChatRoute<R>): Promise<R> {
     const body = await readJson(req, this.options.maxBodyBytes, "--max-body-bytes", this.bodyBudget);
-    const request = parseChatRequest(body, this.options);
+    const request = route.parse(body, this.options);
     if (request.model !== undefined && request.model !== this.modelName) throw this.unknownModel(request.model);
     return request;
   }
@@ -484,10 +514,10 @@ export class VideolmServer {
     }
   }
 
-  private async chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let parsed: ChatRequest;
+  private async chat<R extends ChatRequest>(req: IncomingMessage, res: ServerResponse, route: ChatRoute<R>): Promise<void> {
+    let parsed: R;
     try {
-      parsed = await this.readChatRequest(req);
+      parsed = await this.readChatRequest(req, route);
     } catch (err) {
       if (toHttpError(err).status !== 429) this.stats.failed++;
       throw err;
@@ -562,13 +592,13 @@ export class VideolmServer {
               })) as (TokenLogprob & { top_logprobs: TokenLogprob[] })[],
             }
           : null;
-        sendJson(res, 200, {
+        route.respond(res, {
           ...head,
           object: "chat.completion",
           choices: [{ index: 0, message: { role: "assistant", content: result.text, ...(reasoning ? { reasoning_content: reasoning } : {}) }, logprobs, finish_reason: result.finishReason }],
           usage,
           videolm_timings: timings,
-        });
+        }, parsed);
       } finally {
         await resolved.cleanup();
       }
@@ -607,7 +637,7 @@ export class VideolmServer {
   }
 
   private async plan(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const parsed = await this.readChatRequest(req);
+    const parsed = await this.readChatRequest(req, CHAT_COMPLETIONS_ROUTE);
     const { signal, end } = this.begin(res);
     try {
       // A plan that does not fit the context or the prompt limit is still a plan: it is reported with fits: false
