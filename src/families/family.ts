@@ -11,6 +11,7 @@ import type { VisionBatch, VisionOutput } from "../engine/sessions.js";
 import type { PositionRule } from "../engine/visual-selection.js";
 import type { LayerStateSpec } from "../engine/decoder-state.js";
 import type { DecoderLayerCost } from "../bench/cost.js";
+import type { EventPromptBuilder } from "./event-prompts.js";
 
 /** Request preparation for a family: media → patches, prompt text → ids and rotary positions. */
 export interface FamilyProcessor {
@@ -175,6 +176,12 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
    * InternVL: the conversation.py template its config.json names). Undefined: such a checkpoint is refused.
    */
   defaultChatTemplate?(config: C): { template: string; source: string } | undefined;
+  /**
+   * The temporal-grounding / dense-captioning prompt the family was trained or documented with, the output format to
+   * hold decoding to, and where its times count from (src/families/event-prompts.ts). Absent: the generic prompt
+   * with the frames' times as text.
+   */
+  eventPrompt?: EventPromptBuilder;
   /** The request processor, configured from the checkpoint's preprocessor_config.json. */
   createProcessor(checkpointDir: string, config: C): FamilyProcessor;
 }

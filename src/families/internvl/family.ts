@@ -10,6 +10,7 @@
 import { qwen2VLLayerCost, type DecoderLayerCost } from "../../bench/cost.js";
 import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
+import { timesAsTextEventPrompt } from "../event-prompts.js";
 import { parseInternVLConfig, type InternVLConfig } from "./config.js";
 import { sanitizeInternVLTensorName } from "./names.js";
 import { conversationTemplate } from "./conversation.js";
@@ -47,5 +48,6 @@ export const internVL: ModelFamily<InternVLConfig> = {
   decoderState: (cfg) => allKvLayers(cfg.text),
   decoderCost: internVLDecoderCost,
   defaultChatTemplate: (cfg) => conversationTemplate(cfg.conversationTemplate),
+  eventPrompt: timesAsTextEventPrompt,
   createProcessor: (dir, cfg) => (cfg.flash ? new InternVLFlashProcessor(dir, cfg.processor, cfg.flash, cfg.text.hiddenSize) : new InternVLProcessor(dir, cfg.processor)),
 };

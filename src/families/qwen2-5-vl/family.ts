@@ -9,6 +9,7 @@
  */
 import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
+import { qwen2_5VLEventPrompt } from "../event-prompts.js";
 import { sanitizeQwenVLTensorName } from "../qwen2-vl/family.js";
 import { buildQwen2VLDecoder } from "../qwen2-vl/text.js";
 import { parseQwen2_5VLConfig, type Qwen2_5VLConfig } from "./config.js";
@@ -23,5 +24,6 @@ export const qwen2_5VL: ModelFamily<Qwen2_5VLConfig> = {
   buildVision: (layers, weights, cfg) => buildQwen2_5VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg, stage) => buildQwen2VLDecoder(layers, weights, cfg.text, undefined, undefined, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
+  eventPrompt: qwen2_5VLEventPrompt,
   createProcessor: (dir, cfg) => new Qwen2_5VLProcessor(dir, cfg),
 };

@@ -3,6 +3,7 @@
  */
 import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
+import { timesAsTextEventPrompt } from "../event-prompts.js";
 import { parseQwen2VLConfig, type Qwen2VLConfig } from "./config.js";
 import { Qwen2VLProcessor } from "./processor.js";
 import { buildQwen2VLDecoder } from "./text.js";
@@ -27,5 +28,6 @@ export const qwen2VL: ModelFamily<Qwen2VLConfig> = {
   buildVision: (layers, weights, cfg) => buildQwen2VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg, stage) => buildQwen2VLDecoder(layers, weights, cfg.text, undefined, undefined, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
+  eventPrompt: timesAsTextEventPrompt,
   createProcessor: (dir, cfg) => new Qwen2VLProcessor(dir, cfg),
 };

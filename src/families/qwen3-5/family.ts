@@ -11,6 +11,7 @@ import { ConfigReader } from "../../checkpoint/config-values.js";
 import type { LayerStateSpec } from "../../engine/decoder-state.js";
 import { VideolmError } from "../../errors.js";
 import type { ModelFamily } from "../family.js";
+import { qwen3VLEventPrompt } from "../event-prompts.js";
 import { parseQwen3VLVisionConfig, type Qwen3VLVisionConfig } from "../qwen3-vl/config.js";
 import { Qwen3VLProcessor } from "../qwen3-vl/processor.js";
 import { buildQwen3VLVision } from "../qwen3-vl/vision.js";
@@ -66,5 +67,6 @@ export const qwen3_5: ModelFamily<Qwen3_5FamilyConfig> = {
   buildDecoder: (layers, weights, cfg, stage) => buildQwen3_5EngineDecoder(layers, weights, cfg.text, {}, stage),
   decoderState: qwen3_5DecoderState,
   decoderCost: qwen3_5DecoderCost,
+  eventPrompt: qwen3VLEventPrompt,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),
 };

@@ -5,6 +5,7 @@
  * Reference: docs/qwen3_5-reference.md §1, §2, §10 (transformers 5.18.0 models/qwen3_5_moe/).
  */
 import type { ModelFamily } from "../family.js";
+import { qwen3VLEventPrompt } from "../event-prompts.js";
 import { Qwen3VLProcessor } from "../qwen3-vl/processor.js";
 import { buildQwen3VLVision } from "../qwen3-vl/vision.js";
 import { qwen3_5MoeDecoderCost } from "./cost.js";
@@ -35,5 +36,6 @@ export const qwen3_5Moe: ModelFamily<Qwen3_5MoeFamilyConfig> = {
   decoderLayerSubgraphs: (cfg) => Array.from({ length: cfg.text.numLayers }, () => cfg.moe.numExperts),
   decoderState: qwen3_5DecoderState,
   decoderCost: qwen3_5MoeDecoderCost,
+  eventPrompt: qwen3VLEventPrompt,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg, "5.x"),
 };

@@ -10,6 +10,7 @@
 import { allKvLayers } from "../../engine/decoder-state.js";
 import { sparseMoe } from "../../onnx/moe.js";
 import type { ModelFamily } from "../family.js";
+import { qwen3VLEventPrompt } from "../event-prompts.js";
 import { expertWeights } from "../moe-experts.js";
 import { buildQwen2VLDecoder, swigluMlp } from "../qwen2-vl/text.js";
 import { sanitizeQwen3VLTensorName } from "../qwen3-vl/family.js";
@@ -52,5 +53,6 @@ export const qwen3VLMoe: ModelFamily<Qwen3VLMoeConfig> = {
   decoderLayerSubgraphs: (cfg) => Array.from({ length: cfg.text.numLayers }, (_, i) => (isSparseLayer(cfg.moe, i) ? cfg.moe.numExperts : 0)),
   decoderState: (cfg) => allKvLayers(cfg.text),
   decoderCost: qwen3VLMoeDecoderCost,
+  eventPrompt: qwen3VLEventPrompt,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg),
 };

@@ -7,6 +7,7 @@
  */
 import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
+import { qwen3VLEventPrompt } from "../event-prompts.js";
 import { sanitizeQwenVLTensorName } from "../qwen2-vl/family.js";
 import { parseQwen3VLConfig, type Qwen3VLConfig } from "./config.js";
 import { Qwen3VLProcessor } from "./processor.js";
@@ -32,5 +33,6 @@ export const qwen3VL: ModelFamily<Qwen3VLConfig> = {
   buildVision: (layers, weights, cfg) => buildQwen3VLVision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg, stage) => buildQwen3VLDecoder(layers, weights, cfg, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
+  eventPrompt: qwen3VLEventPrompt,
   createProcessor: (dir, cfg) => new Qwen3VLProcessor(dir, cfg),
 };

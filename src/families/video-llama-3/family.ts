@@ -10,6 +10,7 @@
  */
 import { allKvLayers } from "../../engine/decoder-state.js";
 import type { ModelFamily } from "../family.js";
+import { videoLlama3EventPrompt } from "../event-prompts.js";
 import { parseVideoLlama3Config, type VideoLlama3Config } from "./config.js";
 import { sanitizeVideoLlama3TensorName } from "./names.js";
 import { VideoLlama3Processor } from "./processor.js";
@@ -24,5 +25,6 @@ export const videoLlama3: ModelFamily<VideoLlama3Config> = {
   buildVision: (layers, weights, cfg) => buildVideoLlama3Vision(layers, weights, cfg.vision),
   buildDecoder: (layers, weights, cfg, stage) => buildVideoLlama3Decoder(layers, weights, cfg, stage),
   decoderState: (cfg) => allKvLayers(cfg.text),
+  eventPrompt: videoLlama3EventPrompt,
   createProcessor: (dir, cfg) => new VideoLlama3Processor(dir, { imageTokenId: cfg.imageTokenId, videoTokenId: cfg.videoTokenId, patchSize: cfg.vision.patchSize, hiddenSize: cfg.text.hiddenSize }),
 };

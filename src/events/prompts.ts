@@ -1,0 +1,98 @@
+/**
+ * The events prompt for a checkpoint: the checkpoint's own phrasing when it declares one (`videolm_events` in its
+ * video_preprocessor_config.json, as the demo model does), else its family's (ModelFamily.eventPrompt,
+ * src/families/event-prompts.ts), else the generic prompt with the frames' times as text.
+ *
+ * The checkpoint block (all keys optional):
+ *   "videolm_events": {"grounding": "when is the {query} visible?", "dense": "list the events.",
+ *                      "groundingFormat": {"type": "regex", "pattern": "…"}, "denseFormat": {"type": "regex", …}}
+ * `{query}` is replaced by the user's query normalised to how such a small model was trained: lower-case, without
+ * trailing punctuation, and without a leading article when the template already has one before `{query}`
+ * ("The red circle." in "when is the {query} visible?" → "when is the red circle visible?").
+ */
+import * as path from "node:path";
+import { readBoundedJsonObject } from "../checkpoint/json-file.js";
+import { VideolmError } from "../errors.js";
+import type { EventPrompt, EventPromptRequest, EventResponseFormat } from "../families/event-prompts.js";
+import { timesAsTextEventPrompt } from "../families/event-prompts.js";
+import type { FamilyConfig, ModelFamily } from "../families/family.js";
+import type { EventsTask } from "./types.js";
+
+/** What a checkpoint declares under `videolm_events`. */
+export interface CheckpointEventPrompts {
+  grounding?: string;
+  dense?: string;
+  groundingFormat?: EventResponseFormat;
+  denseFormat?: EventResponseFormat;
+}
+
+const FILE = "video_preprocessor_config.json";
+const cache = new Map<string, CheckpointEventPrompts | null>();
+
+function checkFormat(v: unknown, key: string): EventResponseFormat {
+  const where = `${FILE}: videolm_events.${key}`;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new VideolmError(`${where} must be an object {"type": "regex" | "json_schema" | "json_object", …}`);
+  const f = v as Record<string, unknown>;
+  if (f.type === "regex") {
+    if (typeof f.pattern !== "string" || !f.pattern) throw new VideolmError(`${where}.pattern must be a non-empty string`);
+    try {
+      new RegExp(f.pattern, "u");
+    } catch (e) {
+      throw new VideolmError(`${where}.pattern is not a regular expression: ${(e as Error).message}`);
+    }
+    return { type: "regex", pattern: f.pattern };
+  }
+  if (f.type === "json_object") return { type: "json_object" };
+  if (f.type === "json_schema") {
+    const js = f.json_schema as Record<string, unknown> | undefined;
+    if (typeof js !== "object" || js === null || typeof js.schema !== "object" || js.schema === null) throw new VideolmError(`${where}.json_schema.schema must be an object`);
+    return { type: "json_schema", json_schema: js as { schema: Record<string, unknown> } };
+  }
+  throw new VideolmError(`${where}.type must be "regex", "json_schema" or "json_object" (got ${JSON.stringify(f.type)})`);
+}
+
+/** The checkpoint's `videolm_events` block, read once per folder; null when it has none. */
+export function checkpointEventPrompts(checkpointDir: string): CheckpointEventPrompts | null {
+  const key = path.resolve(checkpointDir);
+  if (cache.has(key)) return cache.get(key)!;
+  const raw = readBoundedJsonObject(path.join(checkpointDir, FILE), undefined, true)?.videolm_events;
+  let out: CheckpointEventPrompts | null = null;
+  if (raw !== undefined && raw !== null) {
+    if (typeof raw !== "object" || Array.isArray(raw)) throw new VideolmError(`${FILE}: videolm_events must be an object {grounding, dense, groundingFormat, denseFormat}`);
+    const o = raw as Record<string, unknown>;
+    out = {};
+    for (const k of ["grounding", "dense"] as const) {
+      if (o[k] === undefined) continue;
+      if (typeof o[k] !== "string" || !(o[k] as string).trim()) throw new VideolmError(`${FILE}: videolm_events.${k} must be a non-empty string`);
+      out[k] = o[k] as string;
+    }
+    if (out.grounding !== undefined && !out.grounding.includes("{query}")) throw new VideolmError(`${FILE}: videolm_events.grounding must contain {query}`);
+    for (const k of ["groundingFormat", "denseFormat"] as const) if (o[k] !== undefined) out[k] = checkFormat(o[k], k);
+  }
+  cache.set(key, out);
+  return out;
+}
+
+/** The user's query as a checkpoint template takes it (file comment). */
+export function normaliseQuery(template: string, query: string): string {
+  let q = query.replace(/\s+/g, " ").trim().toLowerCase().replace(/[\s.?!。？！]+$/, "");
+  if (/\b(the|a|an) \{query\}/i.test(template)) q = q.replace(/^(the|a|an) /, "");
+  return q;
+}
+
+/** The prompt for one events request on a checkpoint of `family` in `checkpointDir`. */
+export function eventPromptFor(family: ModelFamily<FamilyConfig>, checkpointDir: string, request: EventPromptRequest): EventPrompt {
+  const familyPrompt = (family.eventPrompt ?? timesAsTextEventPrompt)(request);
+  const own = checkpointEventPrompts(checkpointDir);
+  const template = own?.[request.task];
+  if (!own || template === undefined) return familyPrompt;
+  const format = own[formatKey(request.task)];
+  return {
+    text: request.task === "grounding" ? template.split("{query}").join(normaliseQuery(template, request.query ?? "")) : template,
+    ...(format ? { responseFormat: format } : {}),
+    timeOrigin: familyPrompt.timeOrigin,
+    source: `${FILE} videolm_events.${request.task}`,
+  };
+}
+
+const formatKey = (task: EventsTask): "groundingFormat" | "denseFormat" => (task === "grounding" ? "groundingFormat" : "denseFormat");
