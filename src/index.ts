@@ -16,4 +16,6 @@ export type { GenerationOptions } from "./generation/options.js";
 export type { RgbImage } from "./processing/rgb-image.js";
 export type { WeightPrecision } from "./onnx/layers.js";
 export { VideolmError } from "./errors.js";
+export type { Event, EventsResult, EventsTask } from "./events/types.js";
+export { parseEvents, eventsResult, formatEvents, parseSrt, parseVtt, eventsTable, type EventsFormat } from "./events/index.js";
 export { supportedModelTypes } from "./families/registry.js";
