@@ -10,12 +10,15 @@ import { modelsCommand } from "./commands/models.js";
 import { closest } from "./suggest.js";
 import { CLI_SPELLING, messageFor } from "../option-error.js";
 
-const COMMANDS = ["run", "inspect", "serve", "bench", "models", "help"];
+const COMMANDS = ["run", "events", "ground", "inspect", "serve", "bench", "models", "help"];
 
 const USAGE = `videolm — video understanding with vision-language models, on Node.js
 
 Usage:
   videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
+  videolm events VIDEO [--format table|json|srt|vtt|csv] [-o FILE]
+                                 what happens in the video and when (dense captions as timed events)
+  videolm ground VIDEO "QUERY"   when QUERY happens in the video: its span(s) in seconds
   videolm inspect --model DIR [--video FILE] [--image FILE]... [options] ["question"]
                                  the sampling plan and prompt, without running the model
   videolm serve --model DIR [--host 127.0.0.1] [--port 8080]
@@ -33,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case "inspect":
       return inspectCommand(rest);
+    case "events":
+      return (await import("./commands/events.js")).eventsCommand(rest);
+    case "ground":
+      return (await import("./commands/events.js")).groundCommand(rest);
     case "serve": return (await import("./commands/serve.js")).serveCommand(rest);
     case "models":
       return modelsCommand(rest);

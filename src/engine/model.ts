@@ -22,6 +22,7 @@ import { VisionCache } from "./vision-cache.js";
 import { applyVisualSelection, placeholderTargets } from "./visual-selection.js";
 import { busyMs, canPipeline, encodeInChunks, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
+import { runEvents, type EventsOptions, type EventsResponse, type EventsVideo } from "../events/run.js";
 
 export interface LoadOptions {
   /** Weight precision of the converted graphs. Default fp32. */
@@ -265,6 +266,21 @@ export class VideoModel {
 
   generate(request: GenerateRequest): Promise<GenerateResponse> {
     return this.track(() => this.generateNow(request));
+  }
+
+  /**
+   * Temporal grounding: the span(s) of `video` where `query` happens, as events in seconds from the start of the clip
+   * the model saw (after `start`), with the model's own words in `raw` (src/events/run.ts). The prompt is the
+   * checkpoint's or its family's (src/families/event-prompts.ts); `options.constrained` holds the answer to the
+   * format the family declares.
+   */
+  ground(video: EventsVideo, query: string, options?: EventsOptions): Promise<EventsResponse> {
+    return runEvents(this, video, "grounding", query, options);
+  }
+
+  /** Dense captioning: every event of `video` with its start, end and description (see `ground`). */
+  events(video: EventsVideo, options?: EventsOptions): Promise<EventsResponse> {
+    return runEvents(this, video, "dense", undefined, options);
   }
 
   private async generateNow(request: GenerateRequest): Promise<GenerateResponse> {

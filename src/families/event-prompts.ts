@@ -132,7 +132,7 @@ export const TIMECHAT_DENSE_PROMPT =
 
 /** "The video contains 8 frames sampled at 0.0, 0.5, … seconds." (InternVideo2 in lmms-eval; TimeChat). */
 export function frameTimesSentence(frameTimes: readonly number[]): string {
-  return `The video contains ${frameTimes.length} frames sampled at ${frameTimes.map((t) => String(Math.round(t * 10) / 10)).join(", ")} seconds.`;
+  return `The video contains ${frameTimes.length} frames sampled at ${frameTimes.map((t) => (Math.round(t * 10) / 10).toFixed(1)).join(", ")} seconds.`;
 }
 
 /**
