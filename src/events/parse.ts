@@ -241,10 +241,26 @@ function cleanText(text: string): string {
   return text.slice(from, to);
 }
 
-/** The words before a line's first span, unless they are only a list marker or filler ("The event happens in"). */
+/**
+ * The words before a line's first span, unless they are only a list marker or filler ("The event happens in");
+ * connecting words at its end go ("He cuts a tomato from" → "He cuts a tomato").
+ */
 function labelText(before: string): string {
   const text = cleanText(before.length <= 200 ? before.replace(LIST_MARKER, "") : before);
-  return isFiller(text) ? "" : text;
+  return isFiller(text) ? "" : cleanText(withoutTrailingConnectors(text));
+}
+
+const TRAILING_CONNECTORS = new Set(["from", "between", "in", "at", "during", "within", "around", "approximately", "about", "the", "is", "are", "was", "happens", "occurs", "appears", "takes", "place", "range", "time"]);
+
+function withoutTrailingConnectors(text: string): string {
+  let end = text.length;
+  while (end > 0) {
+    const space = text.lastIndexOf(" ", end - 1);
+    const word = text.slice(space + 1, end).toLowerCase().replace(/[:：,]$/, "");
+    if (!TRAILING_CONNECTORS.has(word) || space < 0) break;
+    end = space;
+  }
+  return text.slice(0, end);
 }
 
 const FILLER_WORDS = new Set(
