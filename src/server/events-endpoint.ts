@@ -13,13 +13,12 @@
  * own for the task (chosen by the server, not the client).
  */
 import type { ServerResponse } from "node:http";
+import { EVENTS_FORMATS, formatEvents, type EventsFormat } from "../events/format.js";
 import type { Event, EventsTask } from "../events/types.js";
 import { parseChatRequest, type ChatRequest, type RequestLimits } from "./chat-request.js";
 import { badRequest, HttpError } from "./errors.js";
 import { sendJson } from "./http.js";
 import type { ChatCompletionBody, ChatRoute } from "./server.js";
-
-export type EventsFormat = "json" | "srt" | "vtt" | "csv";
 
 /** A chat request made from an events body, with what the answer needs to know. */
 export interface EventsChatRequest extends ChatRequest {
@@ -32,7 +31,6 @@ export interface EventsChatRequest extends ChatRequest {
 export const MAX_QUERY_CHARS = 1000;
 
 const TASKS: EventsTask[] = ["grounding", "dense"];
-const FORMATS: EventsFormat[] = ["json", "srt", "vtt", "csv"];
 /** Generation fields passed through to the chat request as they are (validated there). */
 const PASSED = ["model", "max_tokens", "temperature", "top_p", "top_k", "seed", "repetition_penalty"];
 const KNOWN = [...PASSED, "video", "task", "query", "constrained", "format"];
@@ -68,7 +66,7 @@ export function parseEventsRequest(body: unknown, limits: RequestLimits): Events
   if (!isObject(body.video) && typeof body.video !== "string") throw badRequest(`video must be an object {"url": …, options} or a URL string, got ${typeName(body.video)}`, "video");
   if (body.task === undefined || body.task === null) throw badRequest('task is required: "grounding" (with a query) or "dense" (every event)', "task");
   const task = oneOf(body.task, "task", TASKS);
-  const format = body.format === undefined || body.format === null ? "json" : oneOf(body.format, "format", FORMATS);
+  const format = body.format === undefined || body.format === null ? "json" : oneOf(body.format, "format", EVENTS_FORMATS);
   let query: string | undefined;
   if (task === "grounding") {
     if (body.query === undefined || body.query === null) throw badRequest('task "grounding" needs a query: what to find, e.g. "the red ball is visible"', "query");
@@ -128,9 +126,34 @@ export function eventsBody(completion: ChatCompletionBody, request: EventsChatRe
   };
 }
 
+/** Content-Type of each subtitle / table format (SubRip has no registered type; application/x-subrip is the usual one). */
+const CONTENT_TYPES: Record<Exclude<EventsFormat, "json">, string> = {
+  srt: "application/x-subrip; charset=utf-8",
+  vtt: "text/vtt; charset=utf-8",
+  csv: "text/csv; charset=utf-8; header=present",
+};
+
+/**
+ * JSON: the whole answer. SRT / VTT / CSV: the events as that file (formatEvents, the CLI's --format), with what the
+ * file cannot say in headers — whether anything parsed, the clip's duration, the number of parser warnings.
+ */
 export function respondEvents(res: ServerResponse, completion: ChatCompletionBody, request: EventsChatRequest): void {
   const body = eventsBody(completion, request);
-  sendJson(res, 200, body);
+  if (request.eventsFormat === "json") return sendJson(res, 200, body);
+  const data = Buffer.from(formatEvents(body.events, request.eventsFormat));
+  res.writeHead(200, {
+    "Content-Type": CONTENT_TYPES[request.eventsFormat],
+    "Content-Length": String(data.length),
+    "X-Videolm-Events-Parsed": String(body.parsed),
+    "X-Videolm-Events-Duration": String(body.duration),
+    "X-Videolm-Events-Warnings": String(body.warnings.length),
+  });
+  res.end(data);
 }
 
-export const EVENTS_ROUTE: ChatRoute<EventsChatRequest> = { parse: parseEventsRequest, respond: respondEvents };
+export const EVENTS_ROUTE: ChatRoute<EventsChatRequest> = {
+  parse: parseEventsRequest,
+  respond: respondEvents,
+  // The family's (or checkpoint's) prompt for the task goes after the video where the request is planned.
+  prepareJob: (request) => ({ eventsPrompt: { task: request.eventsTask, ...(request.eventsQuery !== undefined ? { query: request.eventsQuery } : {}) } }),
+};

@@ -28,6 +28,7 @@ import { API_SPELLING, messageFor } from "../option-error.js";
 import { HttpError } from "./errors.js";
 import { PromptBound } from "./prompt-bound.js";
 import { encodeThumbnail, framesOfVisual, readNormalisation } from "./thumbnails.js";
+import { planWithEventsPrompt, type EventsPromptRequest } from "./events-prompt.js";
 
 export interface PrepWorkerData {
   dir: string;
@@ -49,6 +50,8 @@ export interface PrepareJobOptions {
   /** For the cost estimate: the served precision and the cache folder holding measured rates. */
   dtype?: WeightPrecision;
   cacheRoot?: string;
+  /** /v1/events: write the checkpoint's / family's events prompt after the first video (events-prompt.ts). */
+  eventsPrompt?: EventsPromptRequest;
 }
 
 export interface PrepareJob extends PrepareJobOptions {
@@ -169,7 +172,9 @@ async function main(): Promise<void> {
     }
     // Plan from headers alone and check it before decoding anything.
     const media: MediaOptions = { ...job.media, ...(job.maxFrames !== undefined ? { frameLimit: job.maxFrames } : {}) };
-    const plan = await preparer.plan(rewrap(job.messages), media, { maxNewTokens: job.maxNewTokens, maxNewTokensCap: job.maxNewTokensCap, maxPromptTokens: job.maxPromptTokens, signal });
+    const planOf = (messages: ChatRequestMessage[]) => preparer.plan(messages, media, { maxNewTokens: job.maxNewTokens, maxNewTokensCap: job.maxNewTokensCap, maxPromptTokens: job.maxPromptTokens, signal });
+    const messages = rewrap(job.messages);
+    const plan = job.eventsPrompt ? (await planWithEventsPrompt(preparer, messages, job.eventsPrompt, media, planOf)).plan : await planOf(messages);
     const cost = planCost(preparer, plan, { dtype: job.dtype, cacheRoot: job.cacheRoot, weightsLoaded: true });
     let problem: string | undefined;
     try {

@@ -36,6 +36,7 @@ import { answerClientError, BodyBudget, formatBytes, readJson, sendError, sendJs
 import { relabel, resolveMessages, type MediaPolicy } from "./media.js";
 import type { WeightPrecision } from "../onnx/layers.js";
 import { PrepPool } from "./prep-pool.js";
+import type { PrepareJobOptions } from "./prep-worker.js";
 import { Admission, Lane } from "./queue.js";
 import { TokenInfo, type TokenLogprob } from "./token-info.js";
 import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
@@ -117,6 +118,8 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, "allowedMediaDir" | "mo
 export interface ChatRoute<R extends ChatRequest = ChatRequest> {
   parse(body: unknown, limits: RequestLimits): R;
   respond(res: ServerResponse, completion: ChatCompletionBody, request: R): void;
+  /** What the route adds to the request's preparation (/v1/events: the family's events prompt, written in the worker). */
+  prepareJob?(request: R): Partial<PrepareJobOptions>;
 }
 
 /** The JSON body of a finished chat completion (what /v1/chat/completions answers without `stream`). */
@@ -485,7 +488,7 @@ export class VideolmServer {
    * limits and the cost estimate) and, when it fits (or for a plan), decodes what was planned. All errors here are
    * plain HTTP errors.
    */
-  private async prepare(request: ChatRequest, signal: AbortSignal, { forPlan = false } = {}) {
+  private async prepare(request: ChatRequest, signal: AbortSignal, { forPlan = false, job = {} as Partial<PrepareJobOptions> } = {}) {
     const resolved = await resolveMessages(request.messages, this.mediaPolicy(), signal);
     try {
       const preparer = this.model.preparer;
@@ -503,6 +506,7 @@ export class VideolmServer {
           maxFrames: this.options.maxFrames,
           dtype: this.model.dtype,
           cacheRoot: this.model.cacheDir,
+          ...job,
         },
         signal,
       );
@@ -525,7 +529,7 @@ export class VideolmServer {
     const { signal, end } = this.begin(res);
     let sse: SseStream | undefined;
     try {
-      const { request, resolved, prepared, options } = await this.prepare(parsed, signal);
+      const { request, resolved, prepared, options } = await this.prepare(parsed, signal, { job: route.prepareJob?.(parsed) });
       try {
         const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
         const created = Math.floor(Date.now() / 1000);
