@@ -59,6 +59,8 @@ export const MEDIA_FLAGS = {
   end: { type: "string" },
   "frame-times": { type: "string" },
   prune: { type: "string" },
+  policy: { type: "string" },
+  "policy-task": { type: "string" },
   "flash-relative": { type: "string" },
   "flash-absolute": { type: "string" },
   "no-flash": { type: "boolean" },

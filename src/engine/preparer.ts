@@ -147,6 +147,7 @@ export class RequestPreparer {
     for (const message of messages) {
       if (typeof message.content === "string") continue;
       for (const part of message.content) {
+        checkPolicySupport(this.processor, part, media);
         const visual = withPrune(this.processor, await this.processor.prepareVisual(part, media, signal, onProgress), part, media);
         if (visual) {
           visuals.push(visual);
@@ -181,6 +182,7 @@ export class RequestPreparer {
     for (const [mi, message] of messages.entries()) {
       if (typeof message.content === "string") continue;
       for (const [pi, part] of message.content.entries()) {
+        checkPolicySupport(this.processor, part, media);
         const visual = withPrune(this.processor, await this.processor.planVisual(part, media, signal), part, media);
         if (!visual) continue;
         const shrinkable = part.type === "video" && visual.resample !== undefined && VIDEO_SHAPE_OPTIONS.every((k) => (part as VideoPart)[k] === undefined && media[k] === undefined);
@@ -391,6 +393,16 @@ function checkTensorsAgainstConfig(ckpt: Checkpoint, config: FamilyConfig): void
 function checkGenerationConfig(raw: Record<string, unknown>, vocabSize: number): void {
   const r = new ConfigReader(raw, "generation_config.json");
   for (const key of ["eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"]) r.intOrList(key, { min: 0, max: vocabSize - 1 });
+}
+
+/** A video part asking for a sampling policy (MediaOptions.policy) its family does not plan by is refused, not ignored. */
+function checkPolicySupport(processor: FamilyProcessor, part: ContentPart, media: MediaOptions): void {
+  if (part.type !== "video") return;
+  const policy = part.policy ?? media.policy;
+  if (policy === undefined || processor.samplingPolicies?.includes(policy)) return;
+  throw new VideolmError(
+    `sampling policy ${policy} is not available for ${processor.constructor.name.replace(/Processor$/, "")} checkpoints (the Qwen-VL families have it: Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3.5); InternVL and VideoLLaMA3 sample by their own rules`,
+  );
 }
 
 /**

@@ -4,6 +4,8 @@
  */
 import type { RgbImage } from "../processing/rgb-image.js";
 import type { VisionBatch } from "./sessions.js";
+import type { SamplingPolicyName } from "../sampling/policy.js";
+import type { SeedSamplingPlan, SeedTask } from "../sampling/seed-1-5.js";
 
 export { DEFAULT_MAX_INPUT_PIXELS } from "../media/limits.js";
 
@@ -60,6 +62,16 @@ export interface MediaOptions {
    * families. Not a per-part option: set it in the request's media options.
    */
   flash?: false | { relative?: number; absolute?: number };
+  /**
+   * A named sampling policy that decides a video's frames and per-frame pixel budget instead of the family's own
+   * sampling: "seed1.5" = Seed1.5-VL's dynamic frame-resolution sampling (src/sampling/seed-1-5.ts; Qwen-VL families,
+   * plan-level: the family's processor still resizes to its own factor and patchifies). With it, `fps` is the
+   * policy's sampling rate (exclusive with `policyTask`); the other frame/pixel options and start/end are refused.
+   * CLI `--policy`, server `video_url.policy`.
+   */
+  policy?: SamplingPolicyName;
+  /** The policy's task hint: Seed1.5-VL samples 1 fps ("general", default), 2 ("detail"), 5 ("motion", "counting"). CLI `--policy-task`. */
+  policyTask?: SeedTask;
 }
 
 export interface TextPart {
@@ -128,6 +140,8 @@ export interface VisualPlan {
    * limits without reading the file again (fitting the context, suggesting a cheaper setting). Plain data.
    */
   resample?: { frameCount: number; fps: number; width: number; height: number; options: Record<string, number | undefined> };
+  /** Videos sampled by a named policy (MediaOptions.policy): its plan (frames, level, its own frame size, texts). */
+  policy?: SeedSamplingPlan;
 }
 
 /** One image or video after sampling and patching: what the vision encoder consumes. */

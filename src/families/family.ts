@@ -62,6 +62,8 @@ export interface FamilyProcessor {
    * its selectVisualRows; requests that ask others to prune are refused.
    */
   readonly evsPruning?: boolean;
+  /** Named sampling policies (`MediaOptions.policy`, sampling/policy.ts) its videos can be planned by; others are refused. */
+  readonly samplingPolicies?: readonly string[];
 }
 
 /** Whether the family's `selectVisualRows` runs for these visuals (see FamilyProcessor.selectsVisualRows). */

@@ -23,6 +23,8 @@
 import { resizeBicubicAntialiasFloat } from "../processing/resize.js";
 import type { RgbImage } from "../processing/rgb-image.js";
 import { planVideoSampling, type SamplingDefaults, type VideoSamplingOptions, type VideoSamplingPlan } from "../sampling/qwen-vl-utils.js";
+import { seedFamilyPlan } from "../sampling/policy.js";
+import type { SeedSamplingOptions, SeedSamplingPlan } from "../sampling/seed-1-5.js";
 import { decodeFrames, SEEKABLE_DEMUXERS, type DecodeReport, type DecodeStrategy, type ResizeFn } from "./decode-frames.js";
 import { frameSeconds, mp4FrameTable, scanFrameTable, type FrameTable } from "./frame-table.js";
 import { probeVideo, type VideoProbe } from "./probe.js";
@@ -50,6 +52,11 @@ export interface LoadVideoOptions extends VideoSamplingOptions, SourceOptions {
   decodeStrategy?: DecodeStrategy;
   /** Filled in with the decoding runs done (tests, benches). */
   decodeReport?: DecodeReport;
+  /**
+   * Sample by the seed1.5 policy (sampling/policy.ts) instead of qwen-vl-utils: its frames and per-frame pixel budget,
+   * `defaults`' factor for the size. The qwen-vl-utils options above are then not used.
+   */
+  seedPolicy?: SeedSamplingOptions;
 }
 
 export type FrameTimes = "presentation" | "reference";
@@ -60,6 +67,8 @@ export interface VideoPlan {
   plan: VideoSamplingPlan;
   /** Which rule gave the times: "presentation" needs a frame table; without one, the reference's rule is used. */
   frameTimes: FrameTimes;
+  /** With `seedPolicy`: the policy's own plan (level, Seed1.5-VL frame size, `[t second]` texts). */
+  policy?: SeedSamplingPlan;
 }
 
 export interface LoadedVideo extends VideoPlan {
@@ -72,20 +81,19 @@ export interface LoadedVideo extends VideoPlan {
   sampleFps: number;
 }
 
-function planFor(probe: VideoProbe, options: LoadVideoOptions, table: FrameTable | undefined): { plan: VideoSamplingPlan; frameTimes: FrameTimes } {
+function planFor(probe: VideoProbe, options: LoadVideoOptions, table: FrameTable | undefined): { plan: VideoSamplingPlan; frameTimes: FrameTimes; policy?: SeedSamplingPlan } {
   const rotate = options.applyRotation ?? true;
-  const plan = planVideoSampling(
-    options,
-    {
-      frameCount: probe.frameCount,
-      fps: probe.avgFps,
-      width: rotate ? probe.displayWidth : probe.width,
-      height: rotate ? probe.displayHeight : probe.height,
-    },
-    options.defaults,
-  );
-  if ((options.frameTimes ?? "presentation") === "reference" || !table) return { plan, frameTimes: "reference" };
-  return { plan: { ...plan, ...presentationTimes(plan, table, probe.avgFps) }, frameTimes: "presentation" };
+  const source = {
+    frameCount: probe.frameCount,
+    fps: probe.avgFps,
+    width: rotate ? probe.displayWidth : probe.width,
+    height: rotate ? probe.displayHeight : probe.height,
+  };
+  const seeded = options.seedPolicy ? seedFamilyPlan(source, options.seedPolicy, options.defaults) : undefined;
+  const plan = seeded?.plan ?? planVideoSampling(options, source, options.defaults);
+  const policy = seeded ? { policy: seeded.policy } : {};
+  if ((options.frameTimes ?? "presentation") === "reference" || !table) return { plan, frameTimes: "reference", ...policy };
+  return { plan: { ...plan, ...presentationTimes(plan, table, probe.avgFps) }, frameTimes: "presentation", ...policy };
 }
 
 /**
@@ -143,7 +151,7 @@ export async function loadVideo(source: string, options: LoadVideoOptions): Prom
   return withLocalVideoFile(source, options, async (file) => {
     const probe = await probeVideo(file.path, probeOptions(options), file.label);
     let table = await tableForTimes(file.path, probe, options);
-    const { plan, frameTimes } = planFor(probe, options, table);
+    const { plan, frameTimes, policy } = planFor(probe, options, table);
     const strategy = options.decodeStrategy ?? "auto";
     const last = plan.frameIndices[plan.frameIndices.length - 1];
     if (!table && strategy !== "stream" && SEEKABLE_DEMUXERS.includes(probe.demuxer) && last >= SCAN_WORTH_FRAMES) {
@@ -166,6 +174,6 @@ export async function loadVideo(source: string, options: LoadVideoOptions): Prom
       frameCount: probe.frameCount,
       report: options.decodeReport,
     });
-    return { probe, plan, frameTimes, frames, frameIndices: plan.frameIndices, timestamps: plan.timestamps, sampleFps: plan.sampleFps };
+    return { probe, plan, frameTimes, ...(policy ? { policy } : {}), frames, frameIndices: plan.frameIndices, timestamps: plan.timestamps, sampleFps: plan.sampleFps };
   });
 }

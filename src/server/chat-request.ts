@@ -8,11 +8,14 @@
  *   {"type": "text", "text": "…"}
  *   {"type": "image_url", "image_url": {"url": "https://… | data:image/…;base64,… | file://… | upload://id", "min_pixels"?, "max_pixels"?}}
  *   {"type": "video_url", "video_url": {"url": "…", "fps"?, "nframes"?, "min_frames"?, "max_frames"?, "min_pixels"?,
- *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?, "frame_times"?, "prune"?}}
+ *                                        "max_pixels"?, "total_pixels"?, "start"?, "end"?, "frame_times"?, "prune"?,
+ *                                        "policy"?, "policy_task"?}}
+ * (policy: "seed1.5" = Seed1.5-VL's frame-resolution sampling, policy_task: general | detail | motion | counting)
  * (prune: EVS token pruning, the fraction of the video's tokens to drop, in [0, 1); default 0 = none)
  * (start / end: seconds, as a number or as a string "75.5" / "1:15.5" / "0:01:15.5")
  * (video options may also sit beside "video_url" in the part, as in vLLM's qwen-vl-utils style.)
  */
+import { checkPolicyOptions } from "../sampling/policy.js";
 import type { GenerationOptions } from "../generation/options.js";
 import type { MediaOptions } from "../engine/request.js";
 import { badRequest } from "./errors.js";
@@ -100,7 +103,7 @@ function timeValue(v: unknown, param: string): unknown {
 }
 
 /** snake_case option → MediaOptions key, with its rule. */
-const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | "flash">, { integer?: boolean; min?: number; exclusiveMin?: number; exclusiveMax?: number }]> = {
+const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | "flash" | "policy" | "policyTask">, { integer?: boolean; min?: number; exclusiveMin?: number; exclusiveMax?: number }]> = {
   fps: ["fps", { exclusiveMin: 0 }],
   nframes: ["nframes", { integer: true, min: 1 }],
   min_frames: ["minFrames", { integer: true, min: 1 }],
@@ -115,8 +118,11 @@ const VIDEO_OPTIONS: Record<string, [Exclude<keyof MediaOptions, "frameTimes" | 
   // EVS token pruning (MediaOptions.prune): the fraction of the video's tokens to drop.
   prune: ["prune", { min: 0, exclusiveMax: 1 }],
 };
-/** Every video option: the numeric ones above, and `frame_times` ("presentation" | "reference", as --frame-times). */
-const VIDEO_OPTION_NAMES = [...Object.keys(VIDEO_OPTIONS), "frame_times"];
+/**
+ * Every video option: the numeric ones above, `frame_times` ("presentation" | "reference", as --frame-times), and a
+ * sampling policy: `policy` ("seed1.5") with `policy_task` (as --policy / --policy-task; checked by checkPolicyOptions).
+ */
+const VIDEO_OPTION_NAMES = [...Object.keys(VIDEO_OPTIONS), "frame_times", "policy", "policy_task"];
 const IMAGE_OPTIONS = ["min_pixels", "max_pixels"];
 
 function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ignore: string[], param: string, limits: RequestLimits): MediaOptions {
@@ -127,6 +133,12 @@ function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ig
     if (key === "frame_times") {
       if (value !== "presentation" && value !== "reference") throw badRequest(`${param}.frame_times must be "presentation" or "reference", got ${describe(value)}`, `${param}.frame_times`);
       out.frameTimes = value;
+      continue;
+    }
+    if (key === "policy" || key === "policy_task") {
+      if (typeof value !== "string") throw badRequest(`${param}.${key} must be a string, got ${describe(value)}`, `${param}.${key}`);
+      if (key === "policy") out.policy = value as MediaOptions["policy"];
+      else out.policyTask = value as MediaOptions["policyTask"];
       continue;
     }
     const [name, rule] = VIDEO_OPTIONS[key];
@@ -152,6 +164,7 @@ function readMediaOptions(fields: Record<string, unknown>, allowed: string[], ig
  */
 function checkOptionRules(options: MediaOptions, param: string): void {
   try {
+    checkPolicyOptions(options);
     checkPixelBounds(options);
     checkFrameOptions(options);
   } catch (e) {

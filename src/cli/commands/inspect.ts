@@ -13,6 +13,8 @@ import { previewVisualSelection, type RoutePreview } from "../../engine/route-pr
 import { selectsVisualRows } from "../../families/family.js";
 import { evsKeptTokens } from "../../engine/evs.js";
 import { stderrProgress } from "../../util/progress.js";
+import { describePolicyPlan } from "../../sampling/policy.js";
+import type { SeedSamplingPlan } from "../../sampling/seed-1-5.js";
 
 export const INSPECT_HELP = `Usage: videolm inspect --model DIR [--video FILE|URL]... [--image FILE]... [media options] ["question" | -]
 
@@ -28,7 +30,9 @@ Checkpoints whose visual tokens the vision encoder decides (InternVL3.5-Flash: 6
 its resolution router) plan every frame at 256; --route decodes the frames and runs the vision encoder (not the
 language model) to show which frames get 64 and the tokens saved (--flash-relative / --flash-absolute / --no-flash
 as for run). With --prune RATE (EVS token pruning, as for run) each video shows the tokens it keeps; --route shows
-the tokens kept per frame pair.`;
+the tokens kept per frame pair. With --policy seed1.5 each video shows the policy's choice: its frame rate, the
+resolution level (tokens per frame) within the 81,920-token budget, whether it subsampled, the size and tokens
+Seed1.5-VL itself would get, and the "[t second]" text before each frame.`;
 
 interface VisualJson {
   kind: "image" | "video";
@@ -42,6 +46,42 @@ interface VisualJson {
   limits?: string[];
   /** EVS pruning: the rate and the tokens kept (known before the vision pass; which ones is decided by it). */
   prune?: { rate: number; keptTokens: number };
+  /** A named sampling policy's choice (--policy seed1.5): level, budget, and what Seed1.5-VL itself would get. */
+  policy?: PolicyJson;
+}
+
+interface PolicyJson {
+  name: string;
+  task?: string;
+  samplingFps: number;
+  wantedFrames: number;
+  frames: number;
+  levelTokens: number;
+  budgetTokens: number;
+  maxVideoTokens: number;
+  subsampled: boolean;
+  /** Seed1.5-VL's own frame size [height, width] and its tokens (all frames). */
+  seedSize: [number, number];
+  seedTokens: number;
+  /** The `[t second]` text before each frame. */
+  texts: string[];
+}
+
+function describePolicy(p: SeedSamplingPlan): PolicyJson {
+  return {
+    name: p.policy,
+    ...(p.task !== undefined ? { task: p.task } : {}),
+    samplingFps: p.samplingFps,
+    wantedFrames: p.wantedFrames,
+    frames: p.frameIndices.length,
+    levelTokens: p.levelTokens,
+    budgetTokens: p.budgetTokens,
+    maxVideoTokens: p.maxVideoTokens,
+    subsampled: p.subsampled,
+    seedSize: [p.height, p.width],
+    seedTokens: p.tokens,
+    texts: p.frames.map((f) => f.text),
+  };
 }
 
 function describeVisual(v: VisualPlan): VisualJson {
@@ -54,6 +94,7 @@ function describeVisual(v: VisualPlan): VisualJson {
     ...(v.kind === "video" ? { frameIndices: v.frameIndices, timestamps: v.timestamps?.map((t) => Math.round(t * 1000) / 1000), sampleFps: v.sampleFps } : {}),
     ...(v.limits?.length ? { limits: v.limits.map((l) => l.note) } : {}),
     ...(v.prune ? { prune: { rate: v.prune, keptTokens: evsKeptTokens(v)! } } : {}),
+    ...(v.policy ? { policy: describePolicy(v.policy) } : {}),
   };
 }
 
@@ -86,6 +127,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const cost = planCost(preparer, plan, { dtype, cacheRoot: flags["cache-dir"] as string | undefined });
   const promptTokens = plan.inputIds.length;
   const visuals = plan.visuals.map(describeVisual);
+  const policyPlans = plan.visuals.map((v) => v.policy);
   const e = cost.estimate;
 
   if (flags.json) {
@@ -120,6 +162,10 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       lines.push(`  times (s): ${times.map((t) => t.toFixed(2)).join(", ")}`);
     }
     lines.push(`  resized to ${v.size[1]}×${v.size[0]} px, grid (t, h, w) = (${v.grid.join(", ")}), ${v.tokens} tokens`);
+    if (policyPlans[i]) {
+      lines.push(`  policy ${describePolicyPlan(policyPlans[i]!)}`);
+      lines.push(`  policy frame texts: ${policyPlans[i]!.frames.map((f) => f.text).join(" ")}`);
+    }
     for (const l of v.limits ?? []) lines.push(`  limit: ${l}`);
     if (v.prune) {
       lines.push(`  EVS pruning at rate ${v.prune.rate}: keeps ${v.prune.keptTokens} of its ${v.tokens} tokens (the first frame pair whole, then the tokens that changed most; which ones is decided after the vision pass, --route shows them)`);

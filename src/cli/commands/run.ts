@@ -13,6 +13,7 @@ import { VideolmError } from "../../errors.js";
 import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { timeFlag } from "../time.js";
 import { checkPixelBounds } from "../../sampling/qwen-vl-utils.js";
+import { checkPolicyOptions } from "../../sampling/policy.js";
 import { checkPruneRate } from "../../engine/evs.js";
 import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
@@ -38,6 +39,10 @@ Media:
   --min-frames N --max-frames N --min-pixels N --max-pixels N --total-pixels N
   --start T --end T          clip range; T in seconds (75.5), mm:ss (1:15.5) or hh:mm:ss (0:01:15.5)
   --frame-times presentation|reference  frame times: the frames' own (default) or index / average fps (qwen-vl-utils)
+  --policy seed1.5           sample by Seed1.5-VL's dynamic frame-resolution rule instead (Qwen-VL families): 1 fps
+                             (at least 16 frames), one resolution level of 640/512/384/256/160/128 tokens per frame
+                             within 81,920 tokens, uniform subsampling beyond; --policy-task general|detail|motion|
+                             counting sets 1/2/5/5 fps (or --fps F); inspect shows the level
   --prune RATE               EVS token pruning of every video: drop this fraction of its tokens, in [0, 1), those that
                              changed least from the previous frame (vLLM's rule; default 0: none, the reference's answer)
   --max-input-pixels N       refuse images and video frames larger than N pixels (width × height, read from the
@@ -59,7 +64,7 @@ Output:
 
 export function mediaFlags(flags: Flags): MediaOptions {
   const out: MediaOptions = {};
-  const set = (k: Exclude<keyof MediaOptions, "frameTimes" | "flash">, name: string, integer = false) => {
+  const set = (k: Exclude<keyof MediaOptions, "frameTimes" | "flash" | "policy" | "policyTask">, name: string, integer = false) => {
     const v = numberFlag(flags, name, { integer });
     if (v !== undefined) out[k] = v;
   };
@@ -83,6 +88,9 @@ export function mediaFlags(flags: Flags): MediaOptions {
   }
   const flash = flashFlags(flags);
   if (flash !== undefined) out.flash = flash;
+  if (flags.policy !== undefined) out.policy = flags.policy as MediaOptions["policy"];
+  if (flags["policy-task"] !== undefined) out.policyTask = flags["policy-task"] as MediaOptions["policyTask"];
+  checkPolicyOptions(out); // a named sampling policy and the options it decides itself
   checkPixelBounds(out); // before any media is read; images have no other check naming the flags
   return out;
 }

@@ -25,6 +25,8 @@ import { patchifyFrames, visionPositionIds } from "../../processing/qwen2-vl-pat
 import type { RgbImage } from "../../processing/rgb-image.js";
 import { smartResize } from "../../processing/smart-resize.js";
 import { planVideoFrameSize, planVideoSampling, qwenVlUtilsDefaults, type SamplingDefaults, type VideoSamplingOptions, type VideoSamplingPlan } from "../../sampling/qwen-vl-utils.js";
+import { checkPolicyOptions, describePolicyPlan, SAMPLING_POLICIES, seedOptionsOf } from "../../sampling/policy.js";
+import type { SeedSamplingPlan } from "../../sampling/seed-1-5.js";
 import type { TextTokenizer } from "../../text/tokenizer.js";
 import type { Qwen2VLConfig, Qwen2VLVisionConfig } from "./config.js";
 import { expandPlaceholderIds, visualTokenCount } from "./prompt.js";
@@ -157,7 +159,10 @@ export class Qwen2VLProcessor implements FamilyProcessor {
       sampling.maxFrames = o.frameLimit;
       frameLimited = true;
     }
-    return { o, sampling, frameLimited, own: stripUndefined(own) as MediaOptions };
+    // A named sampling policy (MediaOptions.policy) replaces qwen-vl-utils' frame and size choice (sampling/policy.ts).
+    checkPolicyOptions(o);
+    const seedPolicy = o.policy !== undefined ? seedOptionsOf(o) : undefined;
+    return { o, sampling, frameLimited, own: stripUndefined(own) as MediaOptions, seedPolicy };
   }
 
   /**
@@ -175,7 +180,8 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     }
     if (part.type === "video") {
       const { video } = part;
-      const { o, sampling, frameLimited, own } = this.videoOptions(part, defaults);
+      const { o, sampling, frameLimited, own, seedPolicy } = this.videoOptions(part, defaults);
+      if (seedPolicy) refusePolicyForFrameList(video);
       if (Array.isArray(video) || isRawFrames(video)) {
         const list = Array.isArray(video) ? video.map((f) => (f instanceof URL ? fileURLToPath(f) : f)) : video.frames;
         const fps = Array.isArray(video) ? o.fps : (o.fps ?? video.fps);
@@ -191,15 +197,17 @@ export class Qwen2VLProcessor implements FamilyProcessor {
       }
       const source = describeSource(video);
       const url = video instanceof URL ? video.href : Buffer.isBuffer(video) ? `data:video/mp4;base64,${video.toString("base64")}` : video;
-      const { probe, plan } = await planVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, maxInputPixels: o.maxInputPixels, frameTimes: o.frameTimes, signal });
+      const { probe, plan, policy } = await planVideo(url, { ...sampling, fps: o.fps, defaults: this.sampling, maxInputPixels: o.maxInputPixels, frameTimes: o.frameTimes, seedPolicy, signal });
       const frames = { frameCount: probe.frameCount, fps: probe.avgFps, width: probe.displayWidth, height: probe.displayHeight };
       return this.planOf("video", source, plan.nframes, plan.resizedHeight, plan.resizedWidth, {
         frameIndices: plan.frameIndices,
         timestamps: plan.timestamps,
         sampleFps: plan.sampleFps,
         secondPerGrid: this.config.vision.temporalPatchSize / plan.sampleFps,
-        limits: this.videoLimits(own, defaults, { ...sampling, fps: o.fps }, frameLimited, frames, plan),
-        resample: { ...frames, options: { ...sampling, fps: o.fps } },
+        // A policy's plan is its own: no qwen-vl-utils limits, and not re-sampled with other limits to fit the context.
+        ...(policy
+          ? { policy, limits: policyLimits(policy) }
+          : { limits: this.videoLimits(own, defaults, { ...sampling, fps: o.fps }, frameLimited, frames, plan), resample: { ...frames, options: { ...sampling, fps: o.fps } } }),
       });
     }
     throw new VideolmError(`unknown content part type ${JSON.stringify((part as { type?: unknown }).type)} (use text, image or video)`);
@@ -302,11 +310,13 @@ export class Qwen2VLProcessor implements FamilyProcessor {
     }
     if (part.type === "video") {
       const { video } = part;
-      const { o, sampling, frameLimited, own } = this.videoOptions(part, defaults);
+      const { o, sampling, frameLimited, own, seedPolicy } = this.videoOptions(part, defaults);
+      if (seedPolicy) refusePolicyForFrameList(video);
       let loaded: { frames: RgbImage[]; frameIndices: number[]; timestamps: number[]; sampleFps: number };
       let source: string;
       let limits: PlanLimit[] | undefined;
       let resample: VisualPlan["resample"];
+      let policy: SeedSamplingPlan | undefined;
       const t0 = performance.now();
       let decodeMs: number;
       if (Array.isArray(video)) {
@@ -326,6 +336,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
           defaults: this.sampling,
           maxInputPixels: o.maxInputPixels,
           frameTimes: o.frameTimes,
+          seedPolicy,
           signal,
           onProgress: onProgress && ((done: number, total: number) => onProgress({ task: `Decoding ${source}`, done, total, unit: "frames" as const })),
         };
@@ -346,8 +357,13 @@ export class Qwen2VLProcessor implements FamilyProcessor {
         }
         loaded = result;
         const frames = { frameCount: result.probe.frameCount, fps: result.probe.avgFps, width: result.probe.displayWidth, height: result.probe.displayHeight };
-        limits = this.videoLimits(own, defaults, { ...sampling, fps: o.fps }, frameLimited, frames, result.plan);
-        resample = { ...frames, options: { ...sampling, fps: o.fps } };
+        policy = result.policy;
+        if (policy) {
+          limits = policyLimits(policy);
+        } else {
+          limits = this.videoLimits(own, defaults, { ...sampling, fps: o.fps }, frameLimited, frames, result.plan);
+          resample = { ...frames, options: { ...sampling, fps: o.fps } };
+        }
       }
       return {
         ...this.toVisual("video", source, loaded.frames, {
@@ -357,6 +373,7 @@ export class Qwen2VLProcessor implements FamilyProcessor {
           secondPerGrid: this.config.vision.temporalPatchSize / loaded.sampleFps,
           ...(limits ? { limits } : {}),
           ...(resample ? { resample } : {}),
+          ...(policy ? { policy } : {}),
         }),
         decodeMs,
       };
@@ -366,6 +383,9 @@ export class Qwen2VLProcessor implements FamilyProcessor {
 
   /** EVS pruning (engine/evs.ts) for videos that ask for it. */
   readonly evsPruning: boolean = true;
+
+  /** Named sampling policies its videos can be planned by (MediaOptions.policy; sampling/policy.ts). */
+  readonly samplingPolicies: readonly string[] = SAMPLING_POLICIES;
 
   /** EVS pruning runs only for videos that ask for it (VisualPlan.prune); other requests keep the pipeline. */
   selectsVisualRows(visuals: readonly VisualPlan[]): boolean {
@@ -431,6 +451,19 @@ function planFrameList(sizes: readonly { width: number; height: number }[], fps:
   const size = planVideoFrameSize(options, h0, w0, count, defaults);
   const frameIndices = Array.from({ length: count }, (_, i) => i);
   return { count, height: size.height, width: size.width, frameIndices, timestamps: frameIndices.map((i) => i / sampleFps), sampleFps };
+}
+
+/** A policy samples a video file; a list of frames (or raw frames) is used as given. */
+function refusePolicyForFrameList(video: VideoPart["video"]): void {
+  if (Array.isArray(video) || isRawFrames(video)) {
+    throw new VideolmError("a sampling policy (policy seed1.5) samples video files; a list of frames is used as given: pass a video file, or leave the policy out");
+  }
+}
+
+/** The limit that shaped a policy's plan from outside: the server's frame limit, when it capped the count. */
+function policyLimits(p: SeedSamplingPlan): PlanLimit[] {
+  if (!p.frameLimited) return [];
+  return [{ name: "frame_limit", value: p.frameIndices.length, source: "server", note: `frame_limit ${p.frameIndices.length} (server): ${describePolicyPlan(p)}` }];
 }
 
 function isRawFrames(x: unknown): x is { frames: RgbImage[]; fps: number } {
