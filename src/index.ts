@@ -19,3 +19,4 @@ export { VideolmError } from "./errors.js";
 export type { Event, EventsResult, EventsTask } from "./events/types.js";
 export { parseEvents, eventsResult, formatEvents, parseSrt, parseVtt, eventsTable, type EventsFormat } from "./events/index.js";
 export { supportedModelTypes } from "./families/registry.js";
+export { validateResponseFormat, type ResponseFormat } from "./generation/constrained/response-format.js";

@@ -7,6 +7,8 @@ import type { VisualSelectionReport } from "../families/family.js";
 import type { GenerationOptions } from "../generation/options.js";
 import { Sampler } from "../generation/sampler.js";
 import { StopStringMatcher } from "../generation/stop.js";
+import type { TokenConstraint } from "../generation/constrained/token-mask.js";
+import { VideolmError } from "../errors.js";
 import type { DecoderState } from "./decoder-state.js";
 import type { Decoder } from "./sessions.js";
 
@@ -89,6 +91,14 @@ export interface GenerateArgs {
   thinking?: ThinkingBudget;
   /** Pipelined vision (pipeline.ts): see PrefillHooks. */
   prefillHooks?: PrefillHooks;
+  /**
+   * Constrained output (response_format, src/generation/constrained): each sampled token must keep the text valid.
+   * The end-of-sequence tokens are allowed only once the text is complete, and generation stops by itself
+   * (finishReason "stop", no end-of-sequence token appended) when the text is complete and nothing but the end may
+   * follow. Running out of maxNewTokens first leaves incomplete text: finishReason "length". Not applied inside a
+   * thinking block (the constraint starts with the answer).
+   */
+  constraint?: TokenConstraint;
 }
 
 /**
@@ -170,6 +180,7 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
   let inside = think?.insideAtStart ?? false;
   let thinkingTokens = 0;
   let forced: number[] = [];
+  let completedByConstraint = false;
 
   while (tokens.length < options.maxNewTokens) {
     if (args.signal?.aborted) {
@@ -178,7 +189,20 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
     }
     if (think && inside && forced.length === 0 && thinkingTokens >= think.budget) forced = [...think.forcedTokens];
     const isForced = forced.length > 0;
-    const step = isForced ? { token: forced.shift()!, logprob: 0, top: undefined } : sampler.next(logits, history);
+    const constrained = args.constraint && !inside && !isForced ? args.constraint : undefined;
+    let allowed: Uint32Array | undefined;
+    if (constrained) {
+      const mask = constrained.mask();
+      if (mask.count === 0) {
+        if (!constrained.isComplete()) throw new VideolmError("constrained decoding: no token can continue the output (the response format may be unsatisfiable)");
+        finishReason = "stop"; // complete, and only the end may follow
+        completedByConstraint = true;
+        break;
+      }
+      allowed = mask.bits;
+    }
+    const step = isForced ? { token: forced.shift()!, logprob: 0, top: undefined } : sampler.next(logits, history, allowed);
+    constrained?.advance(step.token);
     if (think) {
       if (step.token === think.startTokenId) inside = true;
       else if (step.token === think.endTokenId) inside = false;
@@ -203,7 +227,13 @@ export async function generate(args: GenerateArgs): Promise<GenerationResult> {
     const pos = state.nextPosition(); // = S + tokens.length − 1 + ropeDelta
     logits = await decoder.forward({ inputIds: [step.token], positionIds: new Array<number>(decoder.positionAxes).fill(pos), logitsIndices: [0] }, state);
   }
-  if (finishReason !== "stop") {
+  // The budget ran out exactly when the constrained text became complete with nothing but the end to follow: done.
+  const c = args.constraint;
+  if (finishReason === "length" && c && !inside && c.isComplete() && c.mask().count === 0) {
+    finishReason = "stop";
+    completedByConstraint = true;
+  }
+  if (finishReason !== "stop" || completedByConstraint) {
     const tail = finalText(args.streamer, stopper);
     if (tail) args.onToken?.({ token: -1, text: tail, logprob: 0 });
   }

@@ -22,6 +22,9 @@ import { VisionCache } from "./vision-cache.js";
 import { applyVisualSelection, placeholderTargets } from "./visual-selection.js";
 import { busyMs, canPipeline, encodeInChunks, overlapMs, pipelineByDefault, runVisionStage, VisualStream, WorkerVisionEncoder, type VisionRunner } from "./pipeline.js";
 import { DEFAULT_MODEL_DIR, defaultModelAvailable } from "../hub/default-model.js";
+import { ConstraintFactory } from "../generation/constrained/factory.js";
+import type { ResponseFormat } from "../generation/constrained/response-format.js";
+import { TokenTable } from "../generation/constrained/token-table.js";
 import { runEvents, type EventsOptions, type EventsResponse, type EventsVideo } from "../events/run.js";
 
 export interface LoadOptions {
@@ -88,6 +91,13 @@ export interface GenerateRequest extends Partial<GenerationOptions> {
   onProgress?: ProgressCallback;
   /** Prefill chunk length in tokens (default 512); for tests that need several chunks on a short prompt. */
   prefillChunk?: number;
+  /**
+   * Constrained output: the answer must be JSON (json_object), JSON matching a schema (json_schema) or match a regex
+   * (src/generation/constrained, docs/constrained-output.md). Checked with validateResponseFormat; {type:"text"} or
+   * absent: unconstrained (bit-identical to no constraint). If maxNewTokens runs out first, the text is incomplete and
+   * finishReason is "length".
+   */
+  responseFormat?: ResponseFormat;
 }
 
 /** What the pipeline did (GenerateResponse.timings.pipeline): each stage's busy time and how much of it overlapped. */
@@ -137,6 +147,11 @@ export class VideoModel {
   private disposed = false;
   /** Calls that run the sessions now; dispose() waits for them before releasing the sessions. */
   private readonly running = new Set<Promise<unknown>>();
+  /** Constrained output: the vocabulary's token table (built on first use) and compiled response formats. */
+  private readonly constraints = new ConstraintFactory(
+    () => TokenTable.fromTokenizer(this.tokenizer, this.config.text.vocabSize),
+    () => this.preparer.eosTokenIds(),
+  );
 
   private constructor(
     readonly preparer: RequestPreparer,
@@ -284,8 +299,9 @@ export class VideoModel {
   }
 
   private async generateNow(request: GenerateRequest): Promise<GenerateResponse> {
-    const { messages, media, onToken, signal, prepared: given, thinkingBudget, onProgress, prefillChunk, ...explicit } = request;
+    const { messages, media, onToken, signal, prepared: given, thinkingBudget, onProgress, prefillChunk, responseFormat, ...explicit } = request;
     const options = this.preparer.resolveOptions(explicit);
+    const constraint = responseFormat === undefined ? undefined : this.constraints.create(responseFormat);
     const t0 = performance.now();
     const prepared = given ?? (await this.preparer.prepare(messages, media, signal));
     const preprocessMs = given?.timings?.preprocessMs ?? performance.now() - t0;
@@ -309,6 +325,7 @@ export class VideoModel {
         thinking: thinking.budget,
         prefillChunk,
         prefillHooks,
+        constraint,
       });
     const tv = performance.now();
     let visionMs: number;

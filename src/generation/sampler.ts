@@ -19,6 +19,11 @@
  * Logprobs follow vLLM's default `logprobs_mode = "raw_logprobs"` (what OpenAI-style clients expect): the
  * log-softmax of the model's *unprocessed* logits (no repetition penalty, temperature, top-k/top-p), so they
  * describe the model, not the sampling settings, and stay finite for tokens the filters removed.
+ *
+ * Constrained decoding (src/generation/constrained): an optional allowed-token bitset sets every other token's
+ * score to −∞ *before* the repetition penalty and the warpers (as vLLM / transformers apply grammar logits
+ * processors first), so top-k / top-p choose among allowed tokens only. The raw logprobs stay raw: the chosen
+ * token's logprob and the top alternatives are the model's unconstrained ones (alternatives may be disallowed).
  */
 import { VideolmError, check } from "../errors.js";
 import type { GenerationOptions } from "./options.js";
@@ -58,6 +63,8 @@ export class Sampler {
   private readonly rng: Rng;
 
   // Reused buffers (allocated once).
+  /** Masked copy of the row (constrained decoding; allocated on first use). */
+  private masked: Float32Array | undefined;
   /** Penalised copy of the row (only used when penalty != 1). */
   private readonly penalized: Float32Array;
   /** Unnormalised probabilities, indexed by token id; valid only for the current candidates. */
@@ -103,8 +110,8 @@ export class Sampler {
    * the repetition penalty. `logprob` (and `top`) are computed only when the options set `logprobs` (0 = chosen
    * token only); otherwise `logprob` is NaN, saving one exp pass over the vocabulary.
    */
-  next(logits: Float32Array, history: ArrayLike<number>): SampledToken {
-    this.prepare(logits, history);
+  next(logits: Float32Array, history: ArrayLike<number>, allowed?: Uint32Array): SampledToken {
+    this.prepare(allowed ? this.applyMask(logits, allowed) : logits, history);
     const token = this.draw();
     if (this.logprobs === undefined) return { token, logprob: Number.NaN };
     const lse = this.rawLogSumExp(logits);
@@ -122,8 +129,8 @@ export class Sampler {
    * The distribution `next` would draw from, after every processor/warper: the surviving tokens (ascending id) and
    * their probabilities. For tests and debugging; allocates.
    */
-  distribution(logits: Float32Array, history: ArrayLike<number>): { tokens: number[]; probs: number[] } {
-    this.prepare(logits, history);
+  distribution(logits: Float32Array, history: ArrayLike<number>, allowed?: Uint32Array): { tokens: number[]; probs: number[] } {
+    this.prepare(allowed ? this.applyMask(logits, allowed) : logits, history);
     const pairs: [number, number][] = [];
     if (this.dense) {
       for (let i = 0; i < this.vocabSize; i++) pairs.push([i, this.weights[i]! / this.total]);
@@ -138,6 +145,21 @@ export class Sampler {
   }
 
   // ---------------------------------------------------------------------------------------------------------------
+
+  /** A copy of the row with −∞ for every token whose bit in `allowed` (bit i & 31 of word i >>> 5) is clear. */
+  private applyMask(logits: Float32Array, allowed: Uint32Array): Float32Array {
+    const V = this.vocabSize;
+    if (logits.length < V)
+      throw new VideolmError(`Sampler: logits row has ${logits.length} entries, expected at least the vocabulary size ${V}.`);
+    const out = (this.masked ??= new Float32Array(V));
+    for (let w = 0; w * 32 < V; w++) {
+      const bits = w < allowed.length ? allowed[w]! : 0;
+      const end = Math.min(V, w * 32 + 32);
+      if (bits === 0) out.fill(-Infinity, w * 32, end);
+      else for (let i = w * 32; i < end; i++) out[i] = (bits >>> (i & 31)) & 1 ? logits[i]! : -Infinity;
+    }
+    return out;
+  }
 
   /** Runs the processors/warpers; leaves the distribution in (dense | cand[0..candCount)), weights, total. */
   private prepare(logits: Float32Array, history: ArrayLike<number>): void {
@@ -166,7 +188,8 @@ export class Sampler {
       // Collect first, then exponentiate: a call-free collection loop is much faster in V8 (see `firstAbove`).
       const cand = this.cand;
       let count = 0;
-      for (let i = 0; i < V; i++) if (s[i]! >= kth) cand[count++] = i;
+      // (−∞ scores are skipped: with a constraint mask fewer than k tokens may be allowed; they would weigh 0.)
+      for (let i = 0; i < V; i++) if (s[i]! >= kth && s[i]! > -Infinity) cand[count++] = i;
       let total = 0;
       for (let j = 0; j < count; j++) {
         const t = cand[j]!;

@@ -88,6 +88,10 @@ export class TextTokenizer {
     config: TokenizerConfigJson,
     /** Where the tokenizer came from, for error messages. */
     readonly source: string,
+    /** Ids of tokenizer.json's added_tokens (special or not): never part of constrained text (src/generation/constrained). */
+    readonly addedTokenIds: ReadonlySet<number> = new Set(),
+    /** Whether the vocabulary spells bytes through GPT-2's byte-level alphabet (decoder ByteLevel, as in Qwen). */
+    readonly byteLevel = false,
   ) {
     this.config = config;
     const vocab = inner.get_vocab(true);
@@ -128,7 +132,10 @@ export class TextTokenizer {
         cause: err,
       });
     }
-    return new TextTokenizer(inner, cfg, source);
+    const added = new Set(normalized.added_tokens.map((t) => (t as { id: number }).id));
+    const decoder = (json as { decoder?: { type?: unknown; decoders?: { type?: unknown }[] } }).decoder;
+    const byteLevel = decoder?.type === "ByteLevel" || (decoder?.type === "Sequence" && Array.isArray(decoder.decoders) && decoder.decoders.some((d) => d?.type === "ByteLevel"));
+    return new TextTokenizer(inner, cfg, source, added, byteLevel);
   }
 
   /** Token ids of `text` with no special tokens added; special-token strings in the text become their ids. */
