@@ -1,3 +1,5 @@
+import { setMaxListeners } from "node:events";
+
 /**
  * The work queue of a batch job, independent of how an item is run: items go to the least busy of several backends,
  * each with its own limit of items in flight; a failed item never stops the job.
@@ -82,6 +84,7 @@ export async function dispatch<T, R>(items: Iterable<T>, backends: Backend<T, R>
   let notRun = 0;
   const inFlight = new Set<Promise<void>>();
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // every item in flight listens to it
   const onAbort = () => abort.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
