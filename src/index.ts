@@ -19,4 +19,5 @@ export { VideolmError } from "./errors.js";
 export type { Event, EventsResult, EventsTask } from "./events/types.js";
 export { parseEvents, eventsResult, formatEvents, parseSrt, parseVtt, eventsTable, type EventsFormat } from "./events/index.js";
 export { supportedModelTypes } from "./families/registry.js";
+export { planSeedSampling, seedContentParts, SEED_TASK_FPS, type SeedSamplingPlan, type SeedSamplingOptions, type SeedTask, type SeedFrame, type SeedContentPart } from "./sampling/seed-1-5.js";
 export { validateResponseFormat, type ResponseFormat } from "./generation/constrained/response-format.js";
