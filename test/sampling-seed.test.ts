@@ -17,6 +17,8 @@ import {
   SEED_DEFAULTS,
   SEED_TASK_FPS,
 } from "../src/sampling/seed-1-5.js";
+import { checkPolicyOptions, seedFamilyPlan, seedOptionsOf } from "../src/sampling/policy.js";
+import { qwenVlUtilsDefaults } from "../src/sampling/qwen-vl-utils.js";
 
 interface GoldenPlan {
   name: string;
@@ -184,5 +186,32 @@ describe("seed1.5 frame counts, tasks and timestamps", () => {
     expect(SEED_DEFAULTS.levels).toEqual([640, 512, 384, 256, 160, 128]);
     expect(SEED_DEFAULTS.maxVideoTokens).toBe(81920);
     expect(SEED_DEFAULTS.minPixels).toBe(4 * 28 * 28);
+  });
+});
+
+describe("seed1.5 applied to a local family (sampling/policy.ts)", () => {
+  it("keeps the policy's frames and pixel budget, and sizes frames by the family's factor", () => {
+    const video = { frameCount: 200 * 30, fps: 30, width: 1920, height: 1080 };
+    const { plan, policy } = seedFamilyPlan(video, seedOptionsOf({ policy: "seed1.5" }), qwenVlUtilsDefaults(16));
+    expect(plan.frameIndices).toEqual(policy.frameIndices);
+    expect(policy.levelTokens).toBe(384); // 200 frames: 200·512 = 102,400 > 81,920, 200·384 = 76,800
+    expect(plan.maxPixels).toBe(384 * 28 * 28);
+    // Qwen3-VL smart_resize, factor 32, within 301,056 px: beta = sqrt(1920·1080 / 301056) = 2.6245…;
+    // floor(1080 / beta / 32) = 12 → 384, floor(1920 / beta / 32) = 22 → 704.
+    expect([plan.resizedHeight, plan.resizedWidth]).toEqual([384, 704]);
+    // Seed1.5-VL's own size, factor 28 (get_resized_hw_for_Navit): floor(411.5 / 28) = 14 → 392, floor(731.6 / 28) = 26 → 728.
+    expect([policy.height, policy.width]).toEqual([392, 728]);
+    expect(plan.timestamps[1]).toBeCloseTo(plan.frameIndices[1] / 30, 12);
+  });
+
+  it("passes the server's frame limit through, and checks the options it decides", () => {
+    const video = { frameCount: 200 * 30, fps: 30, width: 640, height: 360 };
+    const { policy } = seedFamilyPlan(video, seedOptionsOf({ policy: "seed1.5", frameLimit: 50 }), qwenVlUtilsDefaults(14));
+    expect(policy.frameIndices).toHaveLength(50);
+    expect(policy.frameLimited).toBe(true);
+    expect(() => checkPolicyOptions({ policy: "seed1.5", nframes: 8 })).toThrow(/nframes cannot be combined with policy seed1\.5/);
+    expect(() => checkPolicyOptions({ policy: "seed1.5", start: 3 })).toThrow(/start cannot be combined/);
+    expect(() => checkPolicyOptions({ policy: "seed1.5", fps: 3 })).not.toThrow();
+    expect(() => checkPolicyOptions({})).not.toThrow();
   });
 });
