@@ -257,6 +257,8 @@ export class RequestPreparer {
         ? `the prompt has ${S} tokens but at most ${promptCap} are accepted: use fewer frames or pixels (--fps / --max-frames, --max-pixels / --total-pixels)`
         : `needs ${S + maxNewTokens} tokens (${S} prompt + ${maxNewTokens} new) but the context is ${context}: lower --fps / --max-frames, --max-pixels / --total-pixels, or --max-new-tokens`;
     const visuals = entries.map((e) => e.visual);
+    // A sampling policy decides frames and sizes itself: only its frame rate can be lowered.
+    const policyAdvice = advice && visuals.some((v) => v.policy) ? `${advice} (videos sampled by a policy: a lower --fps, or leave the policy out)` : advice;
     limits.unshift(...visuals.flatMap((v) => (v.limits ?? []).filter((l) => l.source !== "fit")));
     return {
       promptText,
@@ -268,7 +270,7 @@ export class RequestPreparer {
       maxNewTokens,
       contextLength: context,
       fits,
-      ...(advice ? { advice } : {}),
+      ...(policyAdvice ? { advice: policyAdvice } : {}),
       limits,
       planMs: performance.now() - t0,
     };
