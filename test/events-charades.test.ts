@@ -38,6 +38,11 @@ describe("JSON annotations", () => {
     ]);
   });
 
+  it("reads lmms-eval TimeLens rows {video_path, query, span: [[s, e], …]} (the first pair, as TimeLens scores)", () => {
+    const text = JSON.stringify([{ video_path: "charades/3MSZA.mp4", query: "person turn a light on", span: [[24.3, 30.4], [40, 41]] }]);
+    expect(parseGroundingAnnotations(text)).toEqual([{ video: "charades/3MSZA.mp4", start: 24.3, end: 30.4, query: "person turn a light on", origin: "entry 1" }]);
+  });
+
   it("reads JSON lines", () => {
     const text = '{"video": "A", "caption": "x", "timestamp": [0, 1]}\n{"video": "B", "caption": "y", "timestamp": [2, 3]}\n';
     expect(parseGroundingAnnotations(text).map((a) => a.video)).toEqual(["A", "B"]);

@@ -4,7 +4,9 @@
  *     e.g. `3MSZA 24.3 30.4##person turn a light on.`;
  *   - a JSON list (or JSON lines) of `{video, caption, timestamp: [start, end]}` — the fields lmms-eval's charades_sta
  *     task reads (lmms_eval/tasks/charades_sta/utils.py: `doc["video"]`, `doc["caption"]`, `doc["timestamp"]`);
- *     `query` or `sentence` are accepted for `caption`, and an optional `duration`;
+ *     `query` or `sentence` are accepted for `caption`, and an optional `duration`; the TimeLens rows of lmms-eval
+ *     (lmms_eval/tasks/timelens/utils.py: `doc["video_path"]`, `doc["query"]`, `doc["span"]` = [[start, end], …], of
+ *     which only the first pair is scored there, and so here);
  *   - a JSON object keyed by video, `{"VID": {"duration": d, "timestamps": [[s, e], …], "sentences": [...]}}` (the
  *     ActivityNet Captions layout, also used for Charades-STA by 2D-TAN/VSLNet-style releases).
  * Malformed input is a VideolmError naming the file and line (or JSON entry).
@@ -82,11 +84,13 @@ function parseJsonAnnotations(text: string, fileName: string): GroundingAnnotati
 function fromRow(entry: unknown, where: string, origin: string): GroundingAnnotation {
   if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw new VideolmError(`${where}: expected an object {video, caption, timestamp}`);
   const row = entry as Record<string, unknown>;
-  const video = row.video ?? row.video_id ?? row.vid;
+  const video = row.video ?? row.video_path ?? row.video_id ?? row.vid;
   if (typeof video !== "string" || !video) throw new VideolmError(`${where}: "video" must be a non-empty string`);
   const query = row.caption ?? row.query ?? row.sentence;
   if (typeof query !== "string" || !query.trim()) throw new VideolmError(`${where}: "caption" (or "query"/"sentence") must be a non-empty string`);
-  const [start, end] = pair(row.timestamp ?? row.timestamps ?? row.span, where);
+  let span = row.timestamp ?? row.timestamps ?? row.span;
+  if (Array.isArray(span) && Array.isArray(span[0])) span = span[0]; // TimeLens: [[start, end], …], the first is scored
+  const [start, end] = pair(span, where);
   const duration = optionalDuration(row.duration, where);
   return { video, start, end, query: query.trim(), ...(duration !== undefined ? { duration } : {}), origin };
 }
