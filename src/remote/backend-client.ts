@@ -3,7 +3,7 @@
  * base URL, the API key, retries, time limits and the wording of failures.
  *
  *   request ─ attempt ─ 2xx ──────────────────────────────→ the response (a stream is read with an idle limit)
- *               │  429 / 500 / 502 / 503 / 504 / reset ─→ wait (Retry-After, else exponential backoff with full
+ *               │  429 / 500 / 502 / 503 / 504 / reset ─→ wait (Retry-After, else exponential backoff with equal
  *               │                                          jitter) and try again, at most `maxAttempts` in all
  *               └─ other status, or attempts spent ────→ BackendError: "backend HOST: HTTP 503 …: message"
  *
@@ -162,7 +162,11 @@ export class BackendClient {
     }
   }
 
-  /** Retry-After when the backend sent one (capped), else exponential backoff with full jitter (AWS's "full jitter"). */
+  /**
+   * Retry-After when the backend sent one (capped), else exponential backoff with "equal jitter" (AWS architecture
+   * blog, "Exponential Backoff And Jitter"): half the ceiling fixed, half random, so clients spread out but none
+   * retries at once.
+   */
   private retryDelay(attempt: number, retryAfter: number | undefined): number {
     if (retryAfter !== undefined) return Math.min(retryAfter, this.options.maxRetryAfterMs);
     const ceiling = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (attempt - 1));

@@ -6,10 +6,11 @@
  *   vllm     Qwen2-VL / Qwen2.5-VL: video_url = "data:video/jpeg;base64,F1,F2,…" (the planned frames, JPEG) and
  *            top-level mm_processor_kwargs {"fps": [sample fps per video]} — the Qwen2.5-VL README's
  *            `prepare_message_for_vllm` (QwenLM/Qwen2.5-VL README "For videos, you can use the chat API as
- *            follows", as kept in QwenLM/Qwen3-VL@d2240f1 README.md lines 808–884): vLLM then samples nothing
+ *            follows", as kept in QwenLM/Qwen3-VL@d2240f1 README.md lines 800–884): vLLM then samples nothing
  *            and second_per_grid = temporal_patch_size / fps keeps the time-aligned M-RoPE ids.
  *            Qwen3-VL / Qwen3.5: video_url = the video itself and mm_processor_kwargs {"fps": F,
- *            "do_sample_frames": true} — QwenLM/Qwen3-VL@9658872 README.md "Video Request Example": video/jpeg
+ *            "do_sample_frames": true} — QwenLM/Qwen3-VL@9658872 README.md lines 934–977, "Video Request Example"
+ *            (vLLM started with --media-io-kwargs '{"video": {"num_frames": -1}}'); video/jpeg
  *            frames carry no metadata there and fail (QwenLM/Qwen3-VL#1643, #1762); the timestamps come from the
  *            file. F is the plan's sampling rate, so vLLM samples as many frames as the plan.
  *            Other families: the planned frames as "video/jpeg", no processor kwargs.
@@ -171,7 +172,7 @@ function generationFields(input: ShapeInput): Record<string, unknown> {
 
 /** The full chat-completion body (always streamed: the answer arrives as server-sent events). */
 export async function buildChatBody(input: ShapeInput): Promise<Record<string, unknown>> {
-  const { kind, media } = input;
+  const { media } = input;
   let visualIndex = 0;
   const fpsList: number[] = [];
   const fileFps: number[] = [];
