@@ -10,7 +10,7 @@ import { modelsCommand } from "./commands/models.js";
 import { closest } from "./suggest.js";
 import { CLI_SPELLING, messageFor } from "../option-error.js";
 
-const COMMANDS = ["run", "events", "ground", "inspect", "serve", "bench", "models", "help"];
+const COMMANDS = ["run", "events", "ground", "inspect", "serve", "batch", "bench", "models", "help"];
 
 const USAGE = `videolm — video understanding with vision-language models, on Node.js
 
@@ -23,6 +23,8 @@ Usage:
                                  the sampling plan and prompt, without running the model
   videolm serve --model DIR [--host 127.0.0.1] [--port 8080]
                                  OpenAI-compatible API (/v1/chat/completions) and the web app at /
+  videolm batch (FOLDER | "GLOB" | MANIFEST.csv|.jsonl)... -o results.jsonl [--question Q] [--backend URL]...
+                                 many videos, one JSON line per item; run again to resume
   videolm bench [--shape qwen2-vl-2b] [--dtype int4]
                                  measure this machine: load, vision, prefill, first token, decode, memory
   videolm models                 list the supported model families
@@ -41,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
     case "ground":
       return (await import("./commands/events.js")).groundCommand(rest);
     case "serve": return (await import("./commands/serve.js")).serveCommand(rest);
+    case "batch":
+      return (await import("./commands/batch.js")).batchCommand(rest);
     case "models":
       return modelsCommand(rest);
     case "bench":
