@@ -154,7 +154,7 @@ function eventsFromLines(body: string, warnings: string[]): RawEvent[] {
     }
     const label = labelText(line.slice(0, spans[0].from));
     const lineEvents = spans.map((span, k) => {
-      const text = label ? (k === 0 ? label : cleanText(line.slice(spans[k - 1].to, span.from))) : cleanText(line.slice(span.to, spans[k + 1]?.from ?? line.length));
+      const text = label ? (k === 0 ? label : gapText(line.slice(spans[k - 1].to, span.from))) : k + 1 < spans.length ? gapText(line.slice(span.to, spans[k + 1].from)) : cleanText(line.slice(span.to));
       return { start: span.start, end: span.end, text };
     });
     if (label) {
@@ -241,6 +241,11 @@ function cleanText(text: string): string {
   return text.slice(from, to);
 }
 
+/** Words between two spans on a line: "…, a man walks; from" → "a man walks" (the "from" leads to the next span). */
+function gapText(text: string): string {
+  return cleanText(withoutTrailingConnectors(cleanText(text)));
+}
+
 /**
  * The words before a line's first span, unless they are only a list marker or filler ("The event happens in");
  * connecting words at its end go ("He cuts a tomato from" → "He cuts a tomato").
@@ -250,13 +255,16 @@ function labelText(before: string): string {
   return isFiller(text) ? "" : cleanText(withoutTrailingConnectors(text));
 }
 
-const TRAILING_CONNECTORS = new Set(["from", "between", "in", "at", "during", "within", "around", "approximately", "about", "the", "is", "are", "was", "happens", "occurs", "appears", "takes", "place", "range", "time"]);
+const TRAILING_CONNECTORS = new Set(["and", "then", "from", "between", "in", "at", "during", "within", "around", "approximately", "about", "the", "is", "are", "was", "happens", "occurs", "appears", "takes", "place", "range", "time"]);
 
 function withoutTrailingConnectors(text: string): string {
   let end = text.length;
+  // Chinese: "从第3秒到第5秒", "出现在3 - 5秒": the ordinal 第 and the preposition before a time.
+  while (end > 0 && "第从在于自".includes(text[end - 1])) end--;
   while (end > 0) {
     const space = text.lastIndexOf(" ", end - 1);
     const word = text.slice(space + 1, end).toLowerCase().replace(/[:：,]$/, "");
+    if (!word) break;
     if (!TRAILING_CONNECTORS.has(word) || space < 0) break;
     end = space;
   }

@@ -184,6 +184,7 @@ function readSpanAfter(text: string, first: TimeToken): TextSpan | { skipTo: num
   const separator = readSeparator(text, pos, first, bracketed);
   if (separator === undefined) return undefined;
   pos = skipBlanks(text, separator.end, MAX_GAP);
+  if (text[pos] === "第" && isDigit(text[pos + 1])) pos++; // "第3秒到第5秒"
   if (!isDigit(text[pos])) return undefined;
   const second = readTime(text, pos);
   if (!second) return undefined;
