@@ -12,52 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerateRequest, GenerateResponse } from "../src/engine/model.js";
 import { VideolmServer } from "../src/server/server.js";
 import { postJson, startServer, tempDir, tinyModel } from "./server-helpers.js";
+import { launchChromium, missing, type Context, type Page } from "./web-harness.js";
 import { execFileSync } from "node:child_process";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-
-// Minimal typings of the playwright-core API used here (the package is a devDependency that may be absent).
-interface Locator {
-  click(): Promise<void>;
-  fill(v: string): Promise<void>;
-  press(key: string): Promise<void>;
-  textContent(): Promise<string | null>;
-  count(): Promise<number>;
-  first(): Locator;
-  nth(i: number): Locator;
-  getAttribute(name: string): Promise<string | null>;
-  isVisible(): Promise<boolean>;
-  setInputFiles(file: string): Promise<void>;
-  focus(): Promise<void>;
-}
-interface Page {
-  goto(url: string): Promise<unknown>;
-  locator(selector: string): Locator;
-  waitForFunction(fn: () => unknown, arg?: unknown, options?: { timeout?: number }): Promise<unknown>;
-  evaluate<T>(fn: () => T): Promise<T>;
-  keyboard: { press(key: string): Promise<void> };
-  on(event: "pageerror" | "console", fn: (e: { message?: string; type?: () => string; text?: () => string }) => void): void;
-}
-interface Context {
-  newPage(): Promise<Page>;
-  close(): Promise<void>;
-}
-interface Playwright {
-  chromium: { launchPersistentContext(dir: string, o: { executablePath: string; args: string[]; headless: boolean }): Promise<Context> };
-}
-
-async function loadPlaywright(): Promise<Playwright | undefined> {
-  const name = "playwright-core";
-  try {
-    return (await import(/* @vite-ignore */ name)) as Playwright;
-  } catch {
-    return undefined;
-  }
-}
-const playwright = await loadPlaywright();
-const missing = !fs.existsSync(CHROMIUM) ? `${CHROMIUM} is not installed (apt-get install chromium)` : !playwright ? "playwright-core is not installed (npm install)" : undefined;
 if (missing) console.warn(`web-app.test.ts skipped: ${missing}`);
 
 describe.skipIf(missing !== undefined)("web app in Chromium", () => {
@@ -89,7 +47,7 @@ describe.skipIf(missing !== undefined)("web app in Chromium", () => {
       },
       { port: 0, log: () => {}, modelName: "tiny" },
     );
-    context = await playwright!.chromium.launchPersistentContext(tempDir("videolm-chromium-profile-"), { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    context = await launchChromium();
   });
   afterAll(async () => {
     await context?.close();

@@ -5,6 +5,8 @@
  */
 import { findTimestamps, formatTime, splitThink } from "./timestamps.js";
 import { keptPerFrame, savingText } from "./pruning.js";
+import { createEventsView } from "./events-view.js";
+import { resultSummary } from "./events.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -14,6 +16,8 @@ const els = {
   askForm: $("ask-form"), question: $("question"), maxTokens: $("max-tokens"), ask: $("ask"), stop: $("stop"),
   error: $("error"), answer: $("answer"), thinking: $("thinking"), reasoning: $("reasoning"), answerText: $("answer-text"),
   stats: $("answer-stats"), cost: $("plan-cost"), limits: $("plan-limits"),
+  eventsForm: $("events-form"), eventsQuery: $("events-query"), findMoments: $("find-moments"), listEvents: $("list-events"),
+  eventsStatus: $("events-status"),
 };
 
 const RESOLUTIONS = {
@@ -23,7 +27,7 @@ const RESOLUTIONS = {
   high: { min_pixels: 4 * 28 * 28, max_pixels: 768 * 28 * 28 },
 };
 
-const state = { modelId: undefined, uploadUrl: undefined, objectUrl: undefined, planSeq: 0, askController: undefined };
+const state = { modelId: undefined, uploadUrl: undefined, objectUrl: undefined, fileName: undefined, planSeq: 0, askController: undefined, eventsController: undefined };
 
 // ---------- small helpers ----------
 
@@ -48,6 +52,15 @@ function seek(seconds) {
   v.currentTime = seconds;
   els.player.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
+
+const eventsView = createEventsView(
+  {
+    video: els.video, boxes: [$("timeline"), $("events-result")], track: $("timeline-track"), playhead: $("playhead"), tip: $("event-tip"),
+    list: $("events-list"), status: els.eventsStatus, raw: $("events-raw"), rawText: $("events-raw-text"), exports: $("events-export"),
+    srt: $("export-srt"), vtt: $("export-vtt"),
+  },
+  seek,
+);
 
 function timestampLink(label, seconds) {
   const a = document.createElement("a");
@@ -133,7 +146,10 @@ async function handleFile(file) {
   if (!file) return;
   showError("");
   state.uploadUrl = undefined;
+  state.fileName = file.name;
   delete els.app.dataset.upload;
+  state.eventsController?.abort();
+  eventsView.clear();
   if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
   state.objectUrl = URL.createObjectURL(file);
   els.video.src = state.objectUrl;
@@ -345,6 +361,7 @@ async function ask(question) {
   const t0 = performance.now();
   let tFirst;
   let usage;
+  let answerEvents; // a message that carries events (response_format videolm_events) draws them under the video
   try {
     const r = await fetch("/v1/chat/completions", {
       method: "POST",
@@ -381,6 +398,8 @@ async function ask(question) {
           if (d.content) content += d.content;
           if (d.reasoning_content) reasoning += d.reasoning_content;
           if (d.reasoning) reasoning += d.reasoning;
+          const carried = d.events ?? choice.message?.events;
+          if (Array.isArray(carried)) answerEvents = { events: carried, ...(d.videolm_events ?? choice.message?.videolm_events ?? {}) };
           if ((d.content || d.reasoning_content || d.reasoning) && tFirst === undefined) tFirst = performance.now();
         }
         renderAnswer(content, reasoning, false);
@@ -388,6 +407,7 @@ async function ask(question) {
     }
     renderAnswer(content, reasoning, true);
     els.answer.dataset.state = "done";
+    if (answerEvents) eventsView.show(answerEvents, { videoName: state.fileName, status: `From the answer: ${resultSummary(answerEvents)}` });
     if (usage) {
       const seconds = (performance.now() - (tFirst ?? t0)) / 1000;
       const saving = savingText(usage.videolm_visual_tokens);
@@ -429,5 +449,53 @@ els.question.addEventListener("keydown", (e) => {
   }
 });
 els.stop.addEventListener("click", () => state.askController?.abort());
+
+// ---------- events ----------
+
+/** Asks /v1/events for the video's moments matching `query` (grounding) or all its events (dense), and draws them. */
+async function requestEvents(task, query) {
+  if (!state.uploadUrl) {
+    showError("Choose a video first.");
+    return;
+  }
+  showError("");
+  state.eventsController?.abort();
+  const controller = new AbortController();
+  state.eventsController = controller;
+  els.findMoments.disabled = els.listEvents.disabled = true;
+  els.eventsStatus.textContent = task === "grounding" ? "Finding the moments…" : "Listing the events…";
+  try {
+    const r = await fetch("/v1/events", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: state.modelId, video: { url: state.uploadUrl, ...videoOptions() }, task, ...(query ? { query } : {}), max_tokens: Number(els.maxTokens.value) || undefined }),
+      signal: controller.signal,
+    });
+    if (!r.ok) throw new Error(await apiError(r));
+    const result = await r.json();
+    eventsView.show(result, { videoName: state.fileName, status: resultSummary(result) });
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    els.eventsStatus.textContent = "";
+    showError(err.message);
+  } finally {
+    if (state.eventsController === controller) {
+      state.eventsController = undefined;
+      els.findMoments.disabled = els.listEvents.disabled = false;
+    }
+  }
+}
+
+els.eventsForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const q = els.eventsQuery.value.trim();
+  if (!q) {
+    showError("Type what to find first (e.g. the ball stops), or list every event.");
+    els.eventsQuery.focus();
+    return;
+  }
+  requestEvents("grounding", q);
+});
+els.listEvents.addEventListener("click", () => requestEvents("dense"));
 
 loadModel();
