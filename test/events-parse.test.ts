@@ -88,7 +88,7 @@ describe("parseEvents", () => {
   });
 
   // Hostile inputs: each is 1 MB (cut to MAX_PARSE_CHARS) or just under the cut; every scan is linear, so each
-  // finishes in well under a second even on a loaded machine. A quadratic pattern would take minutes on 100 k chars.
+  // takes ~0.1 s warm (seconds on a loaded 2-core machine); a quadratic pattern would take minutes on 100 k chars.
   const hostile: [string, string][] = [
     ["digits and dashes", "1-".repeat(500_000)],
     ["spaces between numbers", "1 ".repeat(500_000)],
@@ -110,7 +110,7 @@ describe("parseEvents", () => {
       const result = parseEvents(text);
       const ms = performance.now() - started;
       expect(Array.isArray(result.events)).toBe(true);
-      expect(ms).toBeLessThan(3000);
+      expect(ms).toBeLessThan(5000);
     });
   }
 });
