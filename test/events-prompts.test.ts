@@ -12,6 +12,7 @@ import { MM_SS_FF_PATTERN, QWEN_DENSE_SCHEMA } from "../src/families/event-promp
 import { checkpointEventPrompts, eventPromptFor, normaliseQuery } from "../src/events/prompts.js";
 import { clipFrameTimes, clipOf } from "../src/events/clip.js";
 import { parseAnswer } from "../src/events/run.js";
+import { validateResponseFormat } from "../src/generation/constrained/response-format.js";
 import type { VisualPlan } from "../src/engine/request.js";
 
 const noCheckpoint = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-events-none-"));
@@ -19,6 +20,15 @@ const prompt = (modelType: string, task: "grounding" | "dense", query?: string, 
   eventPromptFor(familyForModelType(modelType, "config.json"), noCheckpoint, { task, query, frameTimes });
 
 describe("family event prompts", () => {
+  it("every declared format is one constrained decoding accepts", () => {
+    for (const type of supportedModelTypes()) {
+      for (const task of ["grounding", "dense"] as const) {
+        const format = prompt(type, task, "x").responseFormat;
+        if (format) expect(validateResponseFormat(format), `${type} ${task}`).toEqual(format);
+      }
+    }
+  });
+
   it("every family has one, for both tasks", () => {
     for (const type of supportedModelTypes()) {
       for (const task of ["grounding", "dense"] as const) {
@@ -112,8 +122,8 @@ describe("checkpoint override (videolm_events)", () => {
   it("refuses a malformed block, naming the key", () => {
     expect(() => checkpointEventPrompts(checkpointWith({ grounding: "no placeholder" }))).toThrow(/videolm_events\.grounding must contain \{query\}/);
     expect(() => checkpointEventPrompts(checkpointWith({ dense: 3 }))).toThrow(/videolm_events\.dense must be a non-empty string/);
-    expect(() => checkpointEventPrompts(checkpointWith({ denseFormat: { type: "regex", pattern: "(" } }))).toThrow(/denseFormat\.pattern is not a regular expression/);
-    expect(() => checkpointEventPrompts(checkpointWith({ denseFormat: { type: "grammar" } }))).toThrow(/denseFormat\.type must be/);
+    expect(() => checkpointEventPrompts(checkpointWith({ denseFormat: { type: "regex", pattern: "(" } }))).toThrow(/video_preprocessor_config\.json: videolm_events\.denseFormat\.pattern "\(": missing '\)'/);
+    expect(() => checkpointEventPrompts(checkpointWith({ denseFormat: { type: "grammar" } }))).toThrow(/videolm_events\.denseFormat\.type must be/);
     expect(() => checkpointEventPrompts(checkpointWith([]))).toThrow(/videolm_events must be an object/);
   });
 });

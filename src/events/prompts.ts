@@ -15,6 +15,7 @@ import { readBoundedJsonObject } from "../checkpoint/json-file.js";
 import { VideolmError } from "../errors.js";
 import type { EventPrompt, EventPromptRequest, EventResponseFormat } from "../families/event-prompts.js";
 import { timesAsTextEventPrompt } from "../families/event-prompts.js";
+import { validateResponseFormat } from "../generation/constrained/response-format.js";
 import type { FamilyConfig, ModelFamily } from "../families/family.js";
 import type { EventsTask } from "./types.js";
 
@@ -29,26 +30,17 @@ export interface CheckpointEventPrompts {
 const FILE = "video_preprocessor_config.json";
 const cache = new Map<string, CheckpointEventPrompts | null>();
 
+/** A declared format, checked as an API request's is (validateResponseFormat: schema keywords, pattern syntax, sizes). */
 function checkFormat(v: unknown, key: string): EventResponseFormat {
   const where = `${FILE}: videolm_events.${key}`;
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new VideolmError(`${where} must be an object {"type": "regex" | "json_schema" | "json_object", …}`);
-  const f = v as Record<string, unknown>;
-  if (f.type === "regex") {
-    if (typeof f.pattern !== "string" || !f.pattern) throw new VideolmError(`${where}.pattern must be a non-empty string`);
-    try {
-      new RegExp(f.pattern, "u");
-    } catch (e) {
-      throw new VideolmError(`${where}.pattern is not a regular expression: ${(e as Error).message}`);
-    }
-    return { type: "regex", pattern: f.pattern };
+  let format;
+  try {
+    format = validateResponseFormat(v);
+  } catch (e) {
+    throw new VideolmError((e as Error).message.replace(/^response_format/, where));
   }
-  if (f.type === "json_object") return { type: "json_object" };
-  if (f.type === "json_schema") {
-    const js = f.json_schema as Record<string, unknown> | undefined;
-    if (typeof js !== "object" || js === null || typeof js.schema !== "object" || js.schema === null) throw new VideolmError(`${where}.json_schema.schema must be an object`);
-    return { type: "json_schema", json_schema: js as { schema: Record<string, unknown> } };
-  }
-  throw new VideolmError(`${where}.type must be "regex", "json_schema" or "json_object" (got ${JSON.stringify(f.type)})`);
+  if (format.type === "text") throw new VideolmError(`${where}: "text" is no constraint; leave the key out`);
+  return format;
 }
 
 /** The checkpoint's `videolm_events` block, read once per folder; null when it has none. */

@@ -19,15 +19,10 @@
  *     for families whose prompt carries no time at all (Qwen2-VL, InternVL).
  */
 import type { EventsTask } from "../events/types.js";
+import type { ResponseFormat } from "../generation/constrained/response-format.js";
 
-/**
- * A constraint on the generated text (the shape of `GenerateRequest.responseFormat`, src/generation/constrained/):
- * valid JSON, JSON matching a schema, or text matching a regular expression.
- */
-export type EventResponseFormat =
-  | { type: "json_object" }
-  | { type: "json_schema"; json_schema: { name?: string; schema: Record<string, unknown>; strict?: boolean } }
-  | { type: "regex"; pattern: string };
+/** A constraint on the generated text (GenerateRequest.responseFormat): valid JSON, JSON matching a schema, or a regex. */
+export type EventResponseFormat = Exclude<ResponseFormat, { type: "text" }>;
 
 export interface EventPromptRequest {
   task: EventsTask;

@@ -22,6 +22,9 @@ import { badRequest } from "./errors.js";
 import { API_SPELLING, OptionError } from "../option-error.js";
 import { checkFrameOptions, checkPixelBounds } from "../sampling/qwen-vl-utils.js";
 import { parseTimeValue } from "../util/time.js";
+import { VideolmError } from "../errors.js";
+import type { EventsTask } from "../events/types.js";
+import { validateResponseFormat, type ResponseFormat } from "../generation/constrained/response-format.js";
 
 export interface RequestLimits {
   /** Largest max_tokens accepted. */
@@ -63,6 +66,19 @@ export interface ChatRequest {
    * or `{relative?, absolute?}` in [0, 1] overriding the checkpoint's router thresholds for the whole request.
    */
   flash?: MediaOptions["flash"];
+  /** response_format json_object / json_schema: generation held to valid JSON / the schema. */
+  responseFormat?: ResponseFormat;
+  /** response_format videolm_events: the answer parsed into events of the request's video (chat-events.ts). */
+  events?: ChatEventsFormat;
+}
+
+/** `response_format: {"type": "videolm_events", …}` as read. */
+export interface ChatEventsFormat {
+  task: EventsTask;
+  /** Grounding: the query, used as the text of spans the model gave no words for. */
+  query?: string;
+  /** Hold the answer to the family's declared format (default: on when it declares one). */
+  constrained?: boolean;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -259,8 +275,9 @@ export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequ
     const v = optional(body, key, (x, p) => num(x, p, {}));
     if (v !== undefined && v !== 0) throw badRequest(`${key} is not supported (use repetition_penalty)`, key, "unsupported_parameter");
   }
-  if (body.response_format !== undefined && body.response_format !== null) {
-    if (!isObject(body.response_format) || body.response_format.type !== "text") throw badRequest('response_format: only {"type": "text"} is supported', "response_format", "unsupported_parameter");
+  const format = optional(body, "response_format", readResponseFormat);
+  if (format?.events && !messages.some((m) => typeof m.content !== "string" && m.content.some((p) => p.kind === "video"))) {
+    throw badRequest('response_format videolm_events needs a video in the request (a "video_url" content part): event times are seconds of that video', "response_format");
   }
   const generation: Partial<GenerationOptions> = {};
   const maxTokens = optional(body, "max_completion_tokens", (v, p) => num(v, p, { integer: true, min: 1 })) ?? optional(body, "max_tokens", (v, p) => num(v, p, { integer: true, min: 1 }));
@@ -285,7 +302,67 @@ export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequ
   if (logprobs) generation.logprobs = topLogprobs ?? 0;
   const thinkingBudget = optional(body, "thinking_budget", (v, p) => num(v, p, { integer: true, min: 0 }));
   const flash = optional(body, "flash", readFlash);
-  return { model, messages, stream, includeUsage, generation, logprobs, topLogprobs: topLogprobs ?? 0, thinkingBudget, ...(flash !== undefined ? { flash } : {}) };
+  return {
+    model,
+    messages,
+    stream,
+    includeUsage,
+    generation,
+    logprobs,
+    topLogprobs: topLogprobs ?? 0,
+    thinkingBudget,
+    ...(flash !== undefined ? { flash } : {}),
+    ...(format?.responseFormat ? { responseFormat: format.responseFormat } : {}),
+    ...(format?.events ? { events: format.events } : {}),
+  };
+}
+
+const EVENTS_FORMAT_KEYS = ["type", "task", "query", "constrained"];
+const RESPONSE_FORMAT_TYPES = '"text", "json_object", "json_schema", "regex" or "videolm_events"';
+
+/**
+ * `response_format`: {"type": "text"} (the default); {"type": "json_object"} or {"type": "json_schema", "json_schema":
+ * {"name"?, "schema", "strict"?}} (OpenAI's shapes) and the extension {"type": "regex", "pattern"} (validated by
+ * validateResponseFormat): generation held to valid JSON / the schema / the pattern; {"type": "videolm_events", "task"?: "grounding" | "dense", "query"?, "constrained"?}: the answer parsed
+ * into events of the request's video (src/server/chat-events.ts).
+ */
+function readResponseFormat(v: unknown, param: string): { responseFormat?: ResponseFormat; events?: ChatEventsFormat } | undefined {
+  if (!isObject(v)) throw badRequest(`${param} must be an object {"type": ${RESPONSE_FORMAT_TYPES}}, got ${typeName(v)}`, param);
+  switch (v.type) {
+    case "text":
+      return undefined;
+    case "videolm_events": {
+      for (const key of Object.keys(v)) {
+        if (!EVENTS_FORMAT_KEYS.includes(key)) throw badRequest(`${param}.${key}: unknown field of videolm_events (known: ${EVENTS_FORMAT_KEYS.join(", ")})`, `${param}.${key}`, "unknown_parameter");
+      }
+      const task = v.task ?? "dense";
+      if (task !== "grounding" && task !== "dense") throw badRequest(`${param}.task must be "grounding" or "dense", got ${describe(task)}`, `${param}.task`);
+      let query: string | undefined;
+      if (v.query !== undefined && v.query !== null) {
+        if (typeof v.query !== "string") throw badRequest(`${param}.query must be a string, got ${typeName(v.query)}`, `${param}.query`);
+        if (task !== "grounding") throw badRequest(`${param}.query is only for task "grounding"`, `${param}.query`);
+        query = v.query.trim() || undefined;
+        if (query && query.length > 1000) throw badRequest(`${param}.query is ${query.length} characters; at most 1000`, `${param}.query`, "limit_exceeded");
+      }
+      let constrained: boolean | undefined;
+      if (v.constrained !== undefined && v.constrained !== null) {
+        if (typeof v.constrained !== "boolean") throw badRequest(`${param}.constrained must be true or false, got ${typeName(v.constrained)}`, `${param}.constrained`);
+        constrained = v.constrained;
+      }
+      return { events: { task, ...(query !== undefined ? { query } : {}), ...(constrained !== undefined ? { constrained } : {}) } };
+    }
+    case "json_object":
+    case "json_schema":
+    case "regex":
+      try {
+        return { responseFormat: validateResponseFormat(v) };
+      } catch (e) {
+        if (e instanceof VideolmError) throw badRequest(e.message.replace(/^response_format/, param), param);
+        throw e;
+      }
+    default:
+      throw badRequest(`${param}.type must be ${RESPONSE_FORMAT_TYPES}, got ${v.type === undefined ? "nothing" : describe(v.type)}`, `${param}.type`, "unsupported_parameter");
+  }
 }
 
 /** `flash`: false, or {relative?, absolute?} with numbers in [0, 1] and no other key. */

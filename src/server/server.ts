@@ -42,6 +42,7 @@ import { TokenInfo, type TokenLogprob } from "./token-info.js";
 import { UPLOAD_SCHEME, UploadStore } from "./uploads.js";
 import { evsKeptTokens } from "../engine/evs.js";
 import { EVENTS_ROUTE } from "./events-endpoint.js";
+import { chatEventsFields, chatEventsPlan } from "./chat-events.js";
 
 /** What the server needs of a model (VideoModel satisfies it). */
 export interface ServedModel {
@@ -544,6 +545,10 @@ export class VideolmServer {
           sse.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
         }
         const stream = sse;
+        // response_format: json_object / json_schema (held to it) or videolm_events (held to the family's format when
+        // constrained; the answer parsed into events, chat-events.ts).
+        const eventsPlan = request.events ? chatEventsPlan(this.model.preparer, request.events) : undefined;
+        const responseFormat = request.responseFormat ?? eventsPlan?.responseFormat;
         const result = await this.genLane.run(
           () =>
             this.model.generate({
@@ -551,6 +556,7 @@ export class VideolmServer {
               prepared,
               ...options,
               thinkingBudget: request.thinkingBudget,
+              ...(responseFormat ? { responseFormat } : {}),
               signal,
               onToken: stream
                 ? (e) => {
@@ -581,8 +587,9 @@ export class VideolmServer {
           ...(visual ? { videolm_visual_tokens: { method: visual.method, planned: visual.plannedTokens, kept: visual.keptTokens, units: visual.units } } : {}),
         };
         const timings = { preprocess_ms: result.timings.preprocessMs, media_decode_ms: result.timings.mediaDecodeMs ?? 0, vision_ms: result.timings.visionMs, ttft_ms: result.timings.ttftMs, decode_tokens_per_second: result.timings.decodeTokensPerSecond };
+        const eventsFields = eventsPlan ? chatEventsFields(result.text, eventsPlan, prepared, resolved.messages) : undefined;
         if (stream) {
-          stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }], usage });
+          stream.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { ...eventsFields }, logprobs: null, finish_reason: result.finishReason }], usage });
           if (request.includeUsage) stream.send({ ...head, object: "chat.completion.chunk", choices: [], usage });
           stream.done();
           return;
@@ -599,7 +606,7 @@ export class VideolmServer {
         route.respond(res, {
           ...head,
           object: "chat.completion",
-          choices: [{ index: 0, message: { role: "assistant", content: result.text, ...(reasoning ? { reasoning_content: reasoning } : {}) }, logprobs, finish_reason: result.finishReason }],
+          choices: [{ index: 0, message: { role: "assistant", content: result.text, ...(reasoning ? { reasoning_content: reasoning } : {}), ...eventsFields }, logprobs, finish_reason: result.finishReason }],
           usage,
           videolm_timings: timings,
         }, parsed);
