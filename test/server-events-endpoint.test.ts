@@ -24,6 +24,7 @@ describe("POST /v1/events", () => {
   let real: VideolmServer;
   let script = DENSE;
   let gate: Promise<void> | undefined;
+  let scriptedUpload: string; // one upload: its planned frames are decoded once (the worker's frame cache)
   const seen: GenerateRequest[] = [];
 
   beforeAll(async () => {
@@ -43,6 +44,7 @@ describe("POST /v1/events", () => {
       { port: 0, log: () => {}, modelName: "tiny", maxQueue: 1, maxBodyBytes: 1024 * 1024 },
     );
     real = await startServer({ modelName: "tiny" });
+    scriptedUpload = await upload(scripted.url);
   });
   afterAll(async () => {
     await scripted?.close();
@@ -65,7 +67,7 @@ describe("POST /v1/events", () => {
 
   it("dense: the family's prompt after the video, the answer parsed into events over the clip's duration", async () => {
     script = DENSE;
-    const url = await upload(scripted.url);
+    const url = scriptedUpload;
     seen.length = 0;
     const r = await postJson(scripted.url, "/v1/events", { video: { url, fps: 2 }, task: "dense" });
     expect(r.status).toBe(200);
@@ -88,7 +90,7 @@ describe("POST /v1/events", () => {
 
   it("grounding: the query goes into the family's prompt and comes back with the span", async () => {
     script = GROUNDING;
-    const url = await upload(scripted.url);
+    const url = scriptedUpload;
     seen.length = 0;
     const query = "the square turns red";
     const body = await (await postJson(scripted.url, "/v1/events", { video: { url, fps: 2 }, task: "grounding", query })).json();
@@ -100,14 +102,14 @@ describe("POST /v1/events", () => {
 
   it("nothing parsed is said, never invented", async () => {
     script = "I cannot tell.";
-    const url = await upload(scripted.url);
+    const url = scriptedUpload;
     const body = await (await postJson(scripted.url, "/v1/events", { video: { url, fps: 2 }, task: "dense" })).json();
     expect(body).toMatchObject({ events: [], parsed: false, raw: "I cannot tell." });
   });
 
   it("format srt / vtt / csv: the events as that file, with its Content-Type, equal to formatEvents", async () => {
     script = DENSE;
-    const url = await upload(scripted.url);
+    const url = scriptedUpload;
     const json = await (await postJson(scripted.url, "/v1/events", { video: { url, fps: 2 }, task: "dense" })).json();
     const types = { srt: "application/x-subrip; charset=utf-8", vtt: "text/vtt; charset=utf-8", csv: "text/csv; charset=utf-8; header=present" };
     for (const [format, type] of Object.entries(types) as ["srt" | "vtt" | "csv", string][]) {
@@ -123,7 +125,7 @@ describe("POST /v1/events", () => {
 
   it("video options are chat's (start/end move the clip; a bad option is a 400 naming video.*)", async () => {
     script = "0.2 - 0.6 seconds, something.";
-    const url = await upload(scripted.url);
+    const url = scriptedUpload;
     const body = await (await postJson(scripted.url, "/v1/events", { video: { url, fps: 2, start: 0.5, end: 1.5 }, task: "dense" })).json();
     expect(body.duration).toBe(1);
     const r = await postJson(scripted.url, "/v1/events", { video: { url, fps: -1 }, task: "dense" });
@@ -185,7 +187,7 @@ describe("POST /v1/events", () => {
 
   it("shares chat's admission, queue and abort: a full queue is 429 for either route, a disconnect cancels", async () => {
     script = DENSE;
-    const url = await upload(scripted.url);
+    const url = scriptedUpload;
     let open!: () => void;
     gate = new Promise<void>((r) => (open = r));
     seen.length = 0;

@@ -143,6 +143,7 @@ export function createEventsView(els, seek) {
     els.status.textContent = status ?? "";
     els.rawText.textContent = result.raw ?? "";
     els.raw.hidden = !result.raw;
+    els.raw.open = result.parsed === false; // nothing parsed: the model's words are the answer
   }
 
   function clear() {
