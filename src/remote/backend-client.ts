@@ -157,7 +157,7 @@ export class BackendClient {
         throw this.fail(`${lastProblem} (after ${attempt} attempts)`);
       }
       const delay = this.retryDelay(attempt, waitHint);
-      this.options.log?.(`videolm: ${this.redact(`backend ${this.label}: ${lastProblem}`)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${maxAttempts})`);
+      this.options.log?.(`${this.redact(`backend ${this.label}: ${lastProblem}`)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${maxAttempts})`);
       await sleep(delay, init.signal);
     }
   }

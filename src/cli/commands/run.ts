@@ -18,6 +18,7 @@ import { checkPruneRate } from "../../engine/evs.js";
 import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
 import { readQuestion, type QuestionInput } from "../stdin.js";
+import { BACKEND_FLAGS, BACKEND_HELP, checkBackendFlags, runOnBackend } from "../backend.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -60,7 +61,8 @@ Thinking checkpoints (a <think>…</think> block before the answer, e.g. Qwen3-V
 Output:
   --json                     print one JSON object (text = the answer, reasoning, tokens, promptTokens, timings, …)
   -q, --quiet                no progress on stderr
-  --debug                    show stack traces on errors`;
+  --debug                    show stack traces on errors
+${BACKEND_HELP}`;
 
 export function mediaFlags(flags: Flags): MediaOptions {
   const out: MediaOptions = {};
@@ -211,14 +213,16 @@ export function thinkingWriter(out: { write(s: string): unknown; isTTY?: boolean
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS }, "run");
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS, ...BACKEND_FLAGS }, "run");
+  checkBackendFlags(flags);
   if (flags.help) {
     process.stdout.write(RUN_HELP + "\n");
     return 0;
   }
   const fromStdin = await stdinQuestion(positionals, { implicit: true, quiet: Boolean(flags.quiet) });
   const { content } = buildUserContent(flags, fromStdin.positionals, { questionRequired: true, question: fromStdin.question });
-  const modelDir = await modelFromFlags(flags);
+  // On a backend, --model is the planning checkpoint and optional (a videolm backend plans by its own).
+  const modelDir = flags.backend !== undefined && flags.model === undefined ? undefined : await modelFromFlags(flags);
   const json = Boolean(flags.json);
   const quiet = Boolean(flags.quiet);
   const explicit = generationFlags(flags);
@@ -226,10 +230,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   const thinkingBudget = numberFlag(flags, "thinking-budget", { integer: true });
   if (thinkingBudget !== undefined && thinkingBudget < 0) throw new VideolmError(`--thinking-budget expects a non-negative integer, got ${thinkingBudget}`);
   const writer = thinkingWriter(process.stdout, Boolean(flags["hide-thinking"]));
+  if (flags.backend !== undefined) return runOnBackend({ flags, content, explicit, media, thinkingBudget, modelDir, writer });
 
   // Plan and check the request from headers alone before decoding any frame or loading weights, so a bad video or
   // an oversized plan fails in about a second, whatever the video's length; then decode only what was planned.
-  const preparer = await RequestPreparer.load(modelDir);
+  const preparer = await RequestPreparer.load(modelDir!);
   preparer.resolveOptions(explicit); // validates the generation flags
   const plan = await preparer.plan([{ role: "user", content }], media, { maxNewTokens: explicit.maxNewTokens });
   preparer.checkContext(plan.inputIds.length, plan.maxNewTokens);

@@ -7,6 +7,9 @@ import { DEFAULT_SERVER_OPTIONS, VideolmServer, type ServerOptions } from "../..
 import { stderrProgress } from "../../util/progress.js";
 import { MODEL_FLAGS, PIPELINE_FLAGS, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 import { modelFromFlags } from "./run.js";
+import { RequestPreparer } from "../../engine/preparer.js";
+import { servedRemote } from "../../remote/served-remote.js";
+import { BACKEND_FLAGS, BACKEND_HELP, checkBackendFlags, connectFromFlags } from "../backend.js";
 
 const MiB = 1024 ** 2;
 const d = DEFAULT_SERVER_OPTIONS;
@@ -46,7 +49,8 @@ Media:
   --media-timeout SEC          download time limit (default ${d.mediaTimeoutMs / 1000})
   --allowed-media-dir DIR      allow file:// URLs inside DIR (default: file:// refused)
   --allow-private-media        allow media URLs on private, loopback and link-local addresses (default: refused)
-  -q, --quiet                  no request log on stderr`;
+  -q, --quiet                  no request log on stderr
+${BACKEND_HELP.replace("Remote backend", "Remote backend: this server as a front end (web app, plans, uploads) generating on --backend")}`;
 
 export function serverOptionsFromFlags(flags: Flags): Partial<ServerOptions> {
   const int = (name: string) => {
@@ -86,6 +90,7 @@ export function serverOptionsFromFlags(flags: Flags): Partial<ServerOptions> {
 
 const SERVE_FLAGS = {
   ...MODEL_FLAGS,
+  ...BACKEND_FLAGS,
   ...PIPELINE_FLAGS,
   "model-name": { type: "string" },
   host: { type: "string" },
@@ -119,7 +124,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new VideolmError(`serve: unexpected argument ${JSON.stringify(positionals[0])} (see videolm serve --help)`);
   const options = serverOptionsFromFlags(flags);
-  const model = await VideoModel.load(await modelFromFlags(flags), {
+  checkBackendFlags(flags);
+  // --backend: this server plans, prepares and serves the web app; generation runs on the backend.
+  if (flags.backend !== undefined && flags.model === undefined) throw new VideolmError("serve --backend: give --model, the checkpoint (folder or repo id) of the model the backend serves: this server plans requests by its rules");
+  const model = flags.backend !== undefined ? servedRemote(await connectFromFlags(flags, await RequestPreparer.load(await modelFromFlags(flags)), Boolean(flags.quiet))) : await VideoModel.load(await modelFromFlags(flags), {
     dtype: precisionFlag(flags),
     threads: numberFlag(flags, "threads", { integer: true }),
     ...pipelineFlags(flags),
