@@ -1,7 +1,7 @@
 /**
  * A regular-expression subset compiled to a byte-level automaton (UTF-8), for constrained decoding.
  *
- * Syntax (JavaScript's, without flags): literals; escapes `\d \D \s \S \w \W \n \r \t \f \v \0 \xHH \uHHHH` and
+ * Syntax (JavaScript's; characters are code points, as with the u flag): literals; escapes `\d \D \s \S \w \W \n \r \t \f \v \0 \xHH \uHHHH` and
  * escaped punctuation; classes `[...]` / `[^...]` with ranges and the class escapes; `.` (any character except the
  * line terminators \n \r U+2028 U+2029, as in JS); groups `(...)`, `(?:...)`, `(?<name>...)`; alternation `|`;
  * quantifiers `? * + {m} {m,} {m,n}` (a lazy `?` suffix is accepted: it does not change the language).
@@ -107,6 +107,7 @@ export function parseRegex(pattern: string, what = "regex"): ParsedRegex {
 class Parser {
   private readonly cps: number[];
   private pos = 0;
+  private topLevelAlternatives = 1;
 
   constructor(
     readonly pattern: string,
@@ -142,19 +143,20 @@ class Parser {
       }
     }
     this.cps.length = end;
-    const node = this.alternation();
+    const node = this.alternation(true);
     if (this.pos < this.cps.length) this.fail(this.is(")") ? "unmatched ')'" : "unexpected character");
     // In `^a|b$` each anchor binds to one alternative only; refuse rather than anchor the whole pattern.
-    if ((anchoredStart || anchoredEnd) && node.kind === "alt") this.fail("anchors next to a top-level '|' are ambiguous; wrap the alternatives in a group: ^(?:a|b)$");
+    if ((anchoredStart || anchoredEnd) && this.topLevelAlternatives > 1) this.fail("anchors next to a top-level '|' are ambiguous; wrap the alternatives in a group: ^(?:a|b)$");
     return { node, anchoredStart, anchoredEnd };
   }
 
-  private alternation(): RegexNode {
+  private alternation(top = false): RegexNode {
     const options = [this.sequence()];
     while (this.is("|")) {
       this.pos++;
       options.push(this.sequence());
     }
+    if (top) this.topLevelAlternatives = options.length;
     return options.length === 1 ? options[0] : { kind: "alt", options };
   }
 
