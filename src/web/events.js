@@ -57,14 +57,14 @@ export function exportName(videoName, extension) {
 }
 
 /**
- * What a result holds, in words: "2 events", "1 moment for “the ball stops”", or that nothing in the model's answer
- * could be read as times (never an invented event); the parser's warnings follow.
+ * What a result holds, in words: "2 events", "1 moment for “the ball stops”", or that no event could be read in the
+ * model's answer (never an invented one); the parser's warnings follow (e.g. times outside the video, dropped).
  */
 export function resultSummary(result) {
   const n = (result.events ?? []).length;
   const what = result.task === "grounding" ? (n === 1 ? "moment" : "moments") : n === 1 ? "event" : "events";
   let text =
-    result.parsed === false ? "No times in the model's answer (nothing parsed; its words are below)."
+    result.parsed === false ? "No event could be read in the model's answer (its words are below)."
     : n === 0 ? `No ${what} found.`
     : `${n} ${what}${result.task === "grounding" && result.query ? ` for “${result.query}”` : ""}.`;
   const warnings = result.warnings ?? [];
