@@ -11,7 +11,8 @@
  *   QwenLM/Qwen3-VL#1643, #1762).
  * - Seed1.5-VL: for each frame a text part f'[{timestamp} second]' then an image_url
  *   {"url": "data:image/jpeg;base64,…", "detail": "high"}, the question last: ByteDance-Seed/Seed1.5-VL@f952f84
- *   GradioDemo/infer.py `construct_messages` (lines 189–216); timestamps round(index / fps, 1).
+ *   GradioDemo/infer.py `construct_messages` (lines 189–216); frames and timestamps round(index / fps, 1) by its
+ *   `preprocess_video`.
  *
  * The clip is 2 s at 10 fps (20 frames); at fps 2 qwen-vl-utils samples 4 frames, indices linspace(0, 19, 4) rounded
  * = 0, 6, 13, 19, i.e. 0.0, 0.6, 1.3, 1.9 s, and a sampling rate of 4 / 20 × 10 = 2 fps (derived by hand).
@@ -57,6 +58,13 @@ const question = (extra: Record<string, unknown> = {}): ChatRequestMessage[] => 
 const chatBody = (b: ScriptedBackend) => b.requests.find((r) => r.method === "POST" && r.path === "/v1/chat/completions")!.body as Record<string, unknown> & { messages: { content: Record<string, unknown>[] }[] };
 const streamFields = { stream: true, stream_options: { include_usage: true } };
 const TIMES = ["[0.0 second]", "[0.6 second]", "[1.3 second]", "[1.9 second]"];
+/**
+ * Seed1.5-VL's sampling of the clip (infer.py preprocess_video, by hand): 1 fps → ceil(2 s × 1) = 2 frames, raised to
+ * min_n_frames 16; np.linspace(0, 19, 16).round() = 0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 18, 19 (step 19/15,
+ * halves to even); round(i / 10, 1) seconds; 16 × 640 tokens is within 81,920, so the 640 level, and 56×56 stays
+ * 56×56 (multiples of 28, 3136 pixels = min_pixels).
+ */
+const SEED_TIMES = [0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 18, 19].map((i) => `[${(i / 10).toFixed(1)} second]`);
 
 /** Mean absolute difference between a JPEG and the RGB frame it should show. */
 async function jpegDistance(jpeg: Buffer, frame: { width: number; height: number; data: Uint8Array }): Promise<number> {
@@ -138,11 +146,11 @@ describe("vLLM", () => {
 });
 
 describe("Seed1.5-VL and OpenAI-style APIs", () => {
-  it("seed: '[t second]' text before each planned frame, image_url with detail high, the question last (Seed cookbook)", async () => {
+  it("seed: frames by Seed1.5-VL's own sampling, '[t second]' before each, image_url with detail high, the question last (Seed cookbook)", async () => {
     const b = await backend("volcengine", "doubao-1-5-thinking-vision-pro-250428");
-    const remote = await RemoteModel.connect(b.url, { kind: "seed", planner: qwen2 });
+    const remote = await RemoteModel.connect(b.url, { kind: "seed" }); // no planning checkpoint: Seed's own rule
     expect(remote.remoteModel).toBe("doubao-1-5-thinking-vision-pro-250428");
-    await remote.generate({ messages: question(), maxNewTokens: 64, temperature: 1 });
+    await remote.generate({ messages: [{ role: "user", content: [{ type: "video", video }, { type: "text", text: "What moves?" }] }], maxNewTokens: 64, temperature: 1 });
     const body = chatBody(b);
     const content = body.messages[0].content;
     expect(body).toEqual({
@@ -151,7 +159,7 @@ describe("Seed1.5-VL and OpenAI-style APIs", () => {
         {
           role: "user",
           content: [
-            ...TIMES.flatMap((t, i) => [
+            ...SEED_TIMES.flatMap((t, i) => [
               { type: "text", text: t },
               { type: "image_url", image_url: { url: (content[2 * i + 1].image_url as { url: string }).url, detail: "high" } },
             ]),
@@ -163,13 +171,14 @@ describe("Seed1.5-VL and OpenAI-style APIs", () => {
       temperature: 1,
       ...streamFields,
     });
-    const prepared = await qwen2.prepare(question());
-    const frames = framesOfVisual(prepared.visuals[0], readNormalisation(qwen2.dir))!;
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < SEED_TIMES.length; i++) {
       const url = (content[2 * i + 1].image_url as { url: string }).url;
       expect(url.startsWith("data:image/jpeg;base64,")).toBe(true);
-      expect(await jpegDistance(Buffer.from(url.slice(23), "base64"), frames[i])).toBeLessThan(3);
+      const meta = await sharp(Buffer.from(url.slice(23), "base64")).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual(["jpeg", 56, 56]);
     }
+    // Options the policy decides (the frame count, the size) are refused rather than silently ignored.
+    await expect(remote.generate({ messages: [{ role: "user", content: [{ type: "video", video, maxFrames: 4 }] }] })).rejects.toThrow(/max_?[fF]rames/);
   });
 
   it("openai: the same frames and times, no detail, and non-OpenAI fields refused", async () => {

@@ -6,7 +6,8 @@
  *            `mm_processor_kwargs` fps (Qwen3-VL family), as the Qwen READMEs document
  *   sglang   SGLang: the planned frames as images, each after its time as text
  *   openai   any other OpenAI-compatible API: the planned frames as images, each after its time as text
- *   seed     Seed1.5-VL (Volcano Engine Ark): as its cookbook sends them, `[t second]` + image (detail "high")
+ *   seed     Seed1.5-VL (Volcano Engine Ark): frames chosen by Seed1.5-VL's own sampling (the seed1.5 policy), sent
+ *            as its cookbook sends them: `[t second]` + image (detail "high")
  *
  * `auto` asks GET /v1/models once: `owned_by` is "videolm", "vllm" or "sglang" on those servers; anything else is
  * treated as `openai`.

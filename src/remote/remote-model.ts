@@ -8,7 +8,8 @@
  *
  * The family whose rules plan the request comes from a local checkpoint folder (`planner`, CLI `--model`): its
  * config.json, tokenizer and processor files, the same as `videolm inspect` reads (the weights are never loaded). A
- * `videolm serve` backend plans by its own checkpoint and needs none.
+ * `videolm serve` backend plans by its own checkpoint and needs none; a Seed1.5-VL backend's videos are sampled by
+ * Seed1.5-VL's own rule (the seed1.5 policy) and need none either.
  */
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
@@ -80,7 +81,7 @@ export class RemoteModel {
       if (model === undefined) throw new VideolmError(`backend ${client.label} lists no models (GET /models): name the model with --backend-model`);
     }
     const preparer = typeof options.planner === "string" ? await RequestPreparer.load(options.planner) : options.planner;
-    if (!preparer && kind !== "videolm") {
+    if (!preparer && kind !== "videolm" && kind !== "seed") {
       throw new VideolmError(
         `backend kind ${kind}: videolm plans the request by the served model's family rules; give --model with the checkpoint folder or repo id of the model the backend serves (its config, tokenizer and processor files)`,
       );
@@ -100,7 +101,7 @@ export class RemoteModel {
     const modelType = this.preparer?.config.modelType;
     let visuals: readonly VisualPlan[] | undefined;
     let prepared: PreparedRequest | undefined = given;
-    if (this.kind !== "videolm" && this.preparer) {
+    if (this.kind !== "videolm" && this.kind !== "seed" && this.preparer) {
       if (sendsFrames(this.kind, modelType)) prepared ??= await this.preparer.prepare(messages, media, signal);
       visuals = prepared?.visuals ?? (await this.preparer.plan(messages, media, { signal })).visuals;
     }
@@ -117,6 +118,7 @@ export class RemoteModel {
         thinkingBudget,
         uploaded: new Map([...uploads].map(([k, v]) => [k, v.url])),
         normalisation: this.preparer ? readNormalisation(this.preparer.dir) : undefined,
+        signal,
       });
       const preprocessMs = given?.timings?.preprocessMs ?? performance.now() - t0;
       return await this.stream(body, options, preprocessMs, prepared?.timings?.decodeMs ?? 0, onToken, signal);

@@ -16,13 +16,14 @@
  *            Other families: the planned frames as "video/jpeg", no processor kwargs.
  *   sglang, openai
  *            each planned frame as an image_url (data:image/jpeg), after a text part with its time "[t second]"
- *   seed     the same with "detail": "high", exactly as ByteDance-Seed/Seed1.5-VL@f952f84 GradioDemo/infer.py
- *            `construct_messages` builds them (text f'[{timestamp} second]', then the image)
+ *            (Seed1.5-VL's convention: OpenAI documents none for video frames)
+ *   seed     the frames Seed1.5-VL's own sampling picks (the seed1.5 policy: seed-frames.ts), each as the text
+ *            f'[{timestamp} second]' then an image_url with "detail": "high", exactly as
+ *            ByteDance-Seed/Seed1.5-VL@f952f84 GradioDemo/infer.py `construct_messages` builds them
  */
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import sharp from "sharp";
 import type { ChatRequestMessage, ContentPart, ImagePart, MediaOptions, MediaSource, PreparedVisual, VideoPart, VisualPlan } from "../engine/request.js";
 import { VideolmError } from "../errors.js";
 import { frameList, isRgbImage } from "../families/media-parts.js";
@@ -30,9 +31,8 @@ import type { GenerationOptions } from "../generation/options.js";
 import type { RgbImage } from "../processing/rgb-image.js";
 import { framesOfVisual, type Normalisation } from "../server/thumbnails.js";
 import type { BackendKind } from "./backend-kind.js";
-
-/** JPEG quality of frames sent as images: high, since the backend resizes and patches them again. */
-export const FRAME_JPEG_QUALITY = 95;
+import { frameJpeg } from "./frame-jpeg.js";
+import { seedVideoParts } from "./seed-frames.js";
 
 /** Families whose vLLM processor reads the time of each frame from the file (Qwen3-VL's timestamps). */
 const VIDEO_FILE_FAMILIES = new Set(["qwen3_vl", "qwen3_vl_moe", "qwen3_5"]);
@@ -56,11 +56,12 @@ export interface ShapeInput {
   uploaded?: ReadonlyMap<unknown, string>;
   /** The checkpoint's pixel normalisation (to recover frames from prepared pixels). */
   normalisation?: Normalisation;
+  signal?: AbortSignal;
 }
 
 /** Whether a kind sends the planned frames (and so needs them decoded locally). */
 export function sendsFrames(kind: BackendKind, modelType?: string): boolean {
-  if (kind === "videolm") return false;
+  if (kind === "videolm" || kind === "seed") return false; // seed: sampled by its own policy (seed-frames.ts)
   return !(kind === "vllm" && modelType !== undefined && VIDEO_FILE_FAMILIES.has(modelType));
 }
 
@@ -82,6 +83,8 @@ const SNAKE: Record<string, string> = {
   end: "end",
   frameTimes: "frame_times",
   prune: "prune",
+  policy: "policy",
+  policyTask: "policy_task",
 };
 
 /** A video part's options for videolm's wire format: the request's media defaults under the part's own. */
@@ -120,9 +123,7 @@ async function mediaUrl(source: MediaSource | RgbImage, kind: "image" | "video")
 }
 
 async function jpegDataUrl(frame: RgbImage, format: "jpeg" | "png" = "jpeg"): Promise<string> {
-  const img = sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), { raw: { width: frame.width, height: frame.height, channels: 3 } });
-  const data = format === "jpeg" ? await img.jpeg({ quality: FRAME_JPEG_QUALITY }).toBuffer() : await img.png().toBuffer();
-  return `data:image/${format};base64,${data.toString("base64")}`;
+  return `data:image/${format};base64,${(await frameJpeg(frame, format)).toString("base64")}`;
 }
 
 /** The planned frames of a prepared video as JPEG bytes (base64), with their times. */
@@ -239,6 +240,7 @@ async function videoParts(
     fileFps.push(visual.sampleFps);
     return [{ type: "video_url", video_url: { url: await mediaUrl(part.video as MediaSource, "video") } }];
   }
+  if (kind === "seed") return (await seedVideoParts(part, media, input.signal)).parts;
   const { base64, times } = await plannedFrames(visual, input);
   if (kind === "vllm") {
     if (input.modelType !== undefined && FPS_FRAME_FAMILIES.has(input.modelType)) fpsList.push(visual!.sampleFps ?? 2);
@@ -246,6 +248,6 @@ async function videoParts(
   }
   return base64.flatMap((b, i) => [
     { type: "text", text: secondText(times[i] ?? 0) },
-    { type: "image_url", image_url: { url: `data:image/jpeg;base64,${b}`, ...(kind === "seed" ? { detail: "high" } : {}) } },
+    { type: "image_url", image_url: { url: `data:image/jpeg;base64,${b}` } },
   ]);
 }
