@@ -11,6 +11,9 @@ import { dispatch, type Backend, type Outcome } from "../src/batch/dispatcher.js
 import { collectItems, globFiles, globRegex } from "../src/batch/inputs.js";
 import { itemId } from "../src/batch/items.js";
 import { parseCsvRows, parseJsonlRows, readManifest } from "../src/batch/manifest.js";
+import { runBatchJob } from "../src/batch/job.js";
+import type { ItemAnswer } from "../src/batch/engine.js";
+import type { BatchItem } from "../src/batch/items.js";
 import { readDone, readRecords, recordsToCsv, repairTail, ResultsFile, type ResultRecord } from "../src/batch/results.js";
 import { VideolmError } from "../src/errors.js";
 
@@ -159,7 +162,7 @@ describe("results file", () => {
     first.results.close();
     fs.appendFileSync(file, "garbage\n");
     const again = ResultsFile.open(file);
-    expect(Object.fromEntries(again.done)).toEqual({ a: { error: false }, b: { error: true } });
+    expect(Object.fromEntries(again.done)).toEqual({ a: { error: false, backendError: false }, b: { error: true, backendError: false } });
     expect(again.badLines).toEqual([3]);
     again.results.append(record("b")); // a retried failure: the last line wins
     again.results.close();
@@ -295,5 +298,48 @@ describe("dispatcher", () => {
     expect(outcomes.length).toBe(2);
     expect(s.finished + s.notRun).toBe(10);
     expect(a.stats.ran.length).toBe(4);
+  });
+});
+
+describe("batch job (fake backends)", () => {
+  const item = (id: string): BatchItem => ({ id, video: `/v/${id}.mp4`, task: "answer", question: "q", media: {}, origin: id });
+  /** Answers every item but those in `bad` (the item's fault) and `down` (the backend's fault). */
+  const backend = (name: string, bad: Set<string>, down: Set<string>, ran: string[]) => ({
+    name,
+    limit: 2,
+    async run(i: BatchItem): Promise<ItemAnswer> {
+      ran.push(i.id);
+      await new Promise((r) => setTimeout(r, 2));
+      if (bad.has(i.id)) throw new VideolmError(`${i.video}: corrupt`);
+      if (down.has(i.id)) throw Object.assign(new Error("connection refused"), { down: true });
+      return { answer: `answer ${i.id}`, timings: { totalMs: 2 } };
+    },
+    isBackendFault: (e: unknown) => (e as { down?: boolean }).down === true,
+  });
+
+  it("records answers and errors (with whose fault); a resume skips answers and the items' own errors, and runs the backends' failures again", async () => {
+    const out = path.join(dir, "job.jsonl");
+    const items = ["a", "b", "c", "d", "e"].map(item);
+    const ran1: string[] = [];
+    const first = await runBatchJob(items, [backend("x", new Set(["b"]), new Set(["c"]), ran1)], { output: out });
+    expect(first).toMatchObject({ total: 5, ok: 3, failed: 2, skipped: 0, notRun: 0 });
+    const records = new Map(readRecords(out).map((r) => [r.id, r]));
+    expect(records.get("a")).toMatchObject({ answer: "answer a", backend: "x", attempts: 1 });
+    expect(records.get("b")).toMatchObject({ error: "/v/b.mp4: corrupt", errorKind: "item", attempts: 1 });
+    expect(records.get("c")).toMatchObject({ error: "internal error: connection refused", errorKind: "backend", attempts: 2 });
+
+    const ran2: string[] = [];
+    const second = await runBatchJob(items, [backend("x", new Set(["b"]), new Set(), ran2)], { output: out });
+    expect(ran2).toEqual(["c"]);
+    expect(second).toMatchObject({ total: 5, ok: 1, failed: 0, skipped: 4 });
+    expect(readRecords(out).find((r) => r.id === "c")).toMatchObject({ answer: "answer c" });
+
+    const ran3: string[] = [];
+    await runBatchJob(items, [backend("x", new Set(), new Set(), ran3)], { output: out, retryFailed: true, csv: path.join(dir, "job.csv") });
+    expect(ran3).toEqual(["b"]);
+    const last = readRecords(out); // the last line per id
+    expect(last.map((r) => r.id).sort()).toEqual(["a", "b", "c", "d", "e"]);
+    expect(last.every((r) => r.error === undefined)).toBe(true);
+    expect(parseCsvRows(fs.readFileSync(path.join(dir, "job.csv"), "utf8")).map((r) => r.fields.id).sort()).toEqual(["a", "b", "c", "d", "e"]);
   });
 });

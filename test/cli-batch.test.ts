@@ -110,6 +110,22 @@ describe("videolm batch", () => {
     expect(fs.existsSync(`${out}.lock`)).toBe(false);
   }, 400_000);
 
+  it("events and ground tasks: the spans videolm events / ground give for the same video", () => {
+    const clip = path.join(ROOT, "examples", example.video);
+    const query = "the purple triangle";
+    const manifest = path.join(dir, "tasks.csv");
+    fs.writeFileSync(manifest, `id,video,task,query\ng1,${clip},ground,${query}\ne1,${clip},events,\n`);
+    const out = path.join(dir, "tasks.jsonl");
+    const r = videolm(["batch", manifest, "-o", out, "-q"]);
+    expect(r.code).toBe(0);
+    const byId = Object.fromEntries(lines(out).map((x) => [x.id, x]));
+    const ground = JSON.parse(videolm(["ground", "-q", clip, query]).stdout);
+    const events = JSON.parse(videolm(["events", "-q", clip]).stdout);
+    expect(byId.g1).toMatchObject({ task: "ground", query, answer: ground.raw, events: { events: ground.events, duration: ground.duration, parsed: ground.parsed } });
+    expect(byId.e1).toMatchObject({ task: "events", answer: events.raw, events: { events: events.events, duration: events.duration, parsed: events.parsed } });
+    expect(byId.g1.usage.completionTokens).toBeGreaterThan(0);
+  });
+
   it("manifest and flag errors: one line naming the file and line, nothing written", () => {
     fs.writeFileSync(path.join(dir, "bad.jsonl"), `{"video": "a.mp4", "question": "q"}\n{"video": "b.mp4" "question": "q"}\n`);
     fs.writeFileSync(path.join(dir, "bad.csv"), 'video,question\na.mp4,"unclosed\n');

@@ -23,17 +23,41 @@ export function localBackend(engine: BatchEngine, settings: ItemSettings, limit:
 }
 
 /**
- * A remote model. The backend failed (retry the item elsewhere) when it could not be reached, timed out or answered
- * 5xx / 429 after its own retries (an error with no `status`, or one of those); a 4xx answer or an error raised before
- * sending (a local file that cannot be read, an option refused) is the item's.
+ * A remote model, connected on first use (a backend that is down when the job starts fails its first items, which go
+ * to the other backends, instead of stopping the job); a failed connection is tried again by the next item. The
+ * backend failed (retry the item elsewhere) when it could not be reached, timed out or answered 5xx / 429 after its
+ * own retries (an error with no `status`, or one of those); a 4xx answer or an error raised before sending (a local
+ * file that cannot be read, an option refused) is the item's.
  */
-export function remoteBackend(engine: BatchEngine, settings: ItemSettings, limit: number, name: string): Backend<BatchItem, ItemAnswer> {
+export function remoteBackend(connect: () => Promise<BatchEngine>, settings: ItemSettings, limit: number, name: string): Backend<BatchItem, ItemAnswer> {
+  let engine: Promise<BatchEngine> | undefined;
+  const connected = () => {
+    engine ??= connect();
+    engine.catch(() => (engine = undefined));
+    return engine;
+  };
   return {
     name,
     limit,
-    run: (item, signal) => runItem(engine, item, settings, signal),
-    isBackendFault: isRemoteFault,
+    run: async (item, signal) => {
+      let remote: BatchEngine;
+      try {
+        remote = await connected();
+      } catch (e) {
+        throw new NotConnected(e); // whatever the reason (down, not an OpenAI API, no model), the backend's fault
+      }
+      return runItem(remote, item, settings, signal);
+    },
+    isBackendFault: (e) => e instanceof NotConnected || isRemoteFault(e),
   };
+}
+
+/** A backend that could not be connected to: its message, and the backend's fault whatever the cause. */
+class NotConnected extends VideolmError {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "NotConnected";
+  }
 }
 
 export function isRemoteFault(error: unknown): boolean {

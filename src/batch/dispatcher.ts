@@ -27,7 +27,7 @@ export interface Backend<T, R> {
 
 export type Outcome<T, R> =
   | { ok: true; item: T; value: R; backend: string; attempts: number }
-  | { ok: false; item: T; error: unknown; backend: string; attempts: number };
+  | { ok: false; item: T; error: unknown; backend: string; attempts: number; /** the last attempt failed by the backend's fault */ backendFault: boolean };
 
 export interface DispatchOptions<T, R> {
   /** Called once per item, in completion order, when it succeeded or failed for good. May be async (awaited). */
@@ -144,10 +144,10 @@ export async function dispatch<T, R>(items: Iterable<T>, backends: Backend<T, R>
         p.failedOn.add(s.backend.name);
         if (p.attempts < maxAttempts && alive().length > 0) retries.push(p);
         else if (alive().length === 0 && p.attempts < maxAttempts) notRun++; // no backend left to retry on: left for a resume
-        else outcome = { ok: false, item: p.item, error, backend: s.backend.name, attempts: p.attempts };
+        else outcome = { ok: false, item: p.item, error, backend: s.backend.name, attempts: p.attempts, backendFault: true };
       } else {
         s.faultsInARow = 0; // the backend answered: it is healthy
-        outcome = { ok: false, item: p.item, error, backend: s.backend.name, attempts: p.attempts };
+        outcome = { ok: false, item: p.item, error, backend: s.backend.name, attempts: p.attempts, backendFault: false };
       }
     } finally {
       s.active--;

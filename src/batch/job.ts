@@ -14,7 +14,10 @@ export interface BatchJobOptions {
   output: string;
   /** Also write the results as CSV here at the end (from the whole JSONL, resumed runs included). */
   csv?: string;
-  /** Run items again whose last result is an error (default: every item with a result line is skipped). */
+  /**
+   * Run items again whose last result is an error of the item's own (default: skipped like the items answered; errors
+   * that were the backends' fault always run again).
+   */
   retryFailed?: boolean;
   /** Progress and messages (default: stderr); undefined writes nothing. */
   log?: { write(s: string): unknown; isTTY?: boolean };
@@ -52,11 +55,11 @@ export async function runBatchJob(items: BatchItem[], backends: Backend<BatchIte
     if (badLines.length > 0) reporter?.line(`batch: ${options.output}: ignoring ${badLines.length} line(s) that are not results (line ${badLines.slice(0, 5).join(", ")}${badLines.length > 5 ? ", …" : ""})`);
     const todo = items.filter((item) => {
       const d = done.get(item.id);
-      return d === undefined || (options.retryFailed === true && d.error);
+      return d === undefined || d.backendError || (options.retryFailed === true && d.error);
     });
     const counts: BatchCounts = { total: items.length, skipped: items.length - todo.length, ok: 0, failed: 0 };
     const elapsed = () => performance.now() - t0;
-    if (counts.skipped > 0) reporter?.line(`batch: resuming ${options.output}: ${counts.skipped} of ${items.length} items already done, ${todo.length} to run`);
+    if (done.size > 0) reporter?.line(`batch: resuming ${options.output}: ${counts.skipped} of ${items.length} items already done, ${todo.length} to run`);
     const summary = await dispatch(todo, backends, {
       signal: options.signal,
       deadAfter: options.deadAfter,
@@ -75,7 +78,7 @@ export async function runBatchJob(items: BatchItem[], backends: Backend<BatchIte
           record = { ...base, ...o.value, backend: o.backend, attempts: o.attempts, finishedAt: new Date().toISOString() };
           counts.ok++;
         } else {
-          record = { ...base, error: errorMessage(o.error), backend: o.backend, attempts: o.attempts, finishedAt: new Date().toISOString() };
+          record = { ...base, error: errorMessage(o.error), errorKind: o.backendFault ? "backend" : "item", backend: o.backend, attempts: o.attempts, finishedAt: new Date().toISOString() };
           counts.failed++;
           reporter?.line(`batch: ${item.id} (${item.origin}) failed: ${record.error}`);
         }

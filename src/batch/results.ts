@@ -33,17 +33,27 @@ export interface ResultRecord {
   attempts: number;
   /** The failure, as a one-line message (never a stack trace). */
   error?: string;
+  /**
+   * Whose fault the failure was: "item" (its video, its options: every backend fails it alike) or "backend" (down,
+   * 5xx, timeouts on every attempt). A resumed job runs "backend" failures again by itself.
+   */
+  errorKind?: "item" | "backend";
   /** ISO time the item finished. */
   finishedAt: string;
 }
 
 export interface OpenedResults {
-  /** Ids with a result line, and whether the last line for that id is an error. */
-  done: Map<string, { error: boolean }>;
+  /** Ids with a result line, and whether the last line for that id is an error (and the backend's fault). */
+  done: Map<string, DoneState>;
   /** Bytes of an incomplete last line cut off when opening (0 when the file was whole). */
   repairedBytes: number;
   /** Lines that are not a result (not JSON, no id): reported, ignored, their items run again. */
   badLines: number[];
+}
+
+export interface DoneState {
+  error: boolean;
+  backendError: boolean;
 }
 
 export class ResultsFile {
@@ -129,7 +139,7 @@ export function repairTail(file: string): number {
 
 /** The ids in a results file (the last line for an id decides whether it failed). */
 export function readDone(file: string): Pick<OpenedResults, "done" | "badLines"> {
-  const done = new Map<string, { error: boolean }>();
+  const done = new Map<string, DoneState>();
   const badLines: number[] = [];
   let text: string;
   try {
@@ -143,7 +153,7 @@ export function readDone(file: string): Pick<OpenedResults, "done" | "badLines">
     try {
       const r = JSON.parse(line) as Partial<ResultRecord>;
       if (typeof r.id !== "string") throw new Error("no id");
-      done.set(r.id, { error: r.error !== undefined });
+      done.set(r.id, { error: r.error !== undefined, backendError: r.error !== undefined && r.errorKind === "backend" });
     } catch {
       badLines.push(i + 1);
     }

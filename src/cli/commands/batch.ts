@@ -138,8 +138,8 @@ export async function batchCommand(argv: string[]): Promise<number> {
     for (const { url, limit } of specs) {
       if (seen.has(url)) throw new VideolmError(`--backend ${url} is given twice; give its limit once as URL#N`);
       seen.add(url);
-      const remote = await RemoteModel.connect(url, { planner, log: quiet ? undefined : (line) => process.stderr.write(`videolm: ${line}\n`) });
-      backends.push(remoteBackend(remote, settings, limit, url));
+      const connect = () => RemoteModel.connect(url, { planner, log: quiet ? undefined : (line) => process.stderr.write(`videolm: ${line}\n`) });
+      backends.push(remoteBackend(connect, settings, limit, url));
     }
   }
 
