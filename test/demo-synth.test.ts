@@ -7,7 +7,30 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { probeVideo } from "../src/media/probe.js";
-import { COLORS, encodeScene, formatSeconds, frameCount, isCorrect, parseTimes, questionsFor, renderFrame, sceneFromSeed, SCENE_KINDS, type Scene } from "../src/synth/index.js";
+import { createHash } from "node:crypto";
+import {
+  allQuestionsFor,
+  COLORS,
+  DENSE_ANSWER_PATTERN,
+  DENSE_QUESTION,
+  encodeScene,
+  eventsFor,
+  formatSeconds,
+  frameCount,
+  GROUNDING_ANSWER_PATTERN,
+  GROUNDING_TEMPLATE,
+  isCorrect,
+  parseEventLines,
+  parseTimes,
+  questionsFor,
+  renderFrame,
+  sceneFromSeed,
+  SCENE_KINDS,
+  type ColorName,
+  type Scene,
+  type Shape,
+} from "../src/synth/index.js";
+import { repoRoot } from "../src/testing/tiny-checkpoint.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-synth-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -93,7 +116,118 @@ describe("synthetic scenes", () => {
   });
 });
 
+/** [first, last + 1/fps) of the frames that show this colour: the span in which it is visible, in seconds. */
+function renderedSpan(scene: Scene, rgb: readonly number[]): [number, number] | undefined {
+  const shown = Array.from({ length: frameCount(scene) }, (_, i) => hasColor(renderFrame(scene, i / scene.fps), rgb));
+  const first = shown.indexOf(true);
+  if (first < 0) return undefined;
+  return [first / scene.fps, (shown.lastIndexOf(true) + 1) / scene.fps];
+}
+
+/** Seeds of each scene kind (forced), the same sample the demo-model test uses plus a few more. */
+const EVENT_SAMPLE = SCENE_KINDS.flatMap((kind, k) => [0, 1, 2].map((i) => sceneFromSeed(3_000_001 + k * 4 + i, kind)));
+
+describe("event questions", () => {
+  it("leave every scene and original question of a seed as the generator made them before they existed", () => {
+    // sha256 over JSON [scene, questionsFor(scene)] for seeds 1–1000, 3 000 001–3 000 028, 4 000 001 and the
+    // demo-model test's forced-kind sample, recorded with src/synth as of commit 3a074c3 (before the event questions).
+    const h = createHash("sha256");
+    const seeds = [...Array.from({ length: 1000 }, (_, i) => i + 1), ...Array.from({ length: 28 }, (_, i) => 3_000_001 + i), 4_000_001];
+    for (const seed of seeds) h.update(JSON.stringify([sceneFromSeed(seed), questionsFor(sceneFromSeed(seed))]));
+    for (const [k, kind] of SCENE_KINDS.entries()) {
+      for (let i = 0; i < 4; i++) {
+        const scene = sceneFromSeed(3_000_001 + k * 4 + i, kind);
+        h.update(JSON.stringify([scene, questionsFor(scene)]));
+      }
+    }
+    expect(h.digest("hex")).toBe("70c2310f1f1d1926d6cd7e6b94c43a4ebefc5f6bb05be188239ff60b7d929bb7");
+    for (let seed = 1; seed <= 200; seed++) {
+      const scene = sceneFromSeed(seed);
+      const all = allQuestionsFor(scene);
+      expect(all.slice(0, questionsFor(scene).length)).toEqual(questionsFor(scene));
+      expect(all.filter((q) => q.type === "dense").map((q) => q.question)).toEqual([DENSE_QUESTION]);
+    }
+  });
+
+  it("are what the shipped checkpoint declares under videolm_events (the phrasing and answer formats it was trained on)", () => {
+    const config = JSON.parse(fs.readFileSync(path.join(repoRoot(), "models/videolm-demo/video_preprocessor_config.json"), "utf8"));
+    const declared = config.videolm_events;
+    expect(declared.grounding).toBe(GROUNDING_TEMPLATE);
+    expect(declared.dense).toBe(DENSE_QUESTION);
+    expect(declared.groundingFormat).toEqual({ type: "regex", pattern: GROUNDING_ANSWER_PATTERN });
+    expect(declared.denseFormat).toEqual({ type: "regex", pattern: DENSE_ANSWER_PATTERN });
+    const ground = new RegExp(`^${declared.groundingFormat.pattern}$`, "u");
+    const dense = new RegExp(`^${declared.denseFormat.pattern}$`, "u");
+    for (let seed = 1; seed <= 100; seed++) {
+      for (const q of allQuestionsFor(sceneFromSeed(seed))) {
+        if (q.type === "ground" || q.type === "span") expect(q.answer).toMatch(ground);
+        if (q.type === "dense") expect(q.answer).toMatch(dense);
+      }
+    }
+    expect("from 1.0 to 2.0 seconds: the red circle appears\n").not.toMatch(dense);
+    expect("at 1.0 seconds").not.toMatch(ground);
+  });
+
+  it("ground every object a scene names at the span its colour is rendered in", () => {
+    for (const scene of EVENT_SAMPLE) {
+      const grounding = allQuestionsFor(scene).filter((q) => q.type === "ground" || q.type === "span");
+      expect(grounding.length, `${scene.kind} scene ${scene.seed} has no grounding question`).toBeGreaterThan(0);
+      for (const q of grounding) {
+        const [, color, shape] = /^when is the (\w+) (\w+) visible\?$/.exec(q.question)!;
+        const objects = scene.objects.filter((o) => o.shape === (shape as Shape) && (o.color === color || o.colorChange?.to === color));
+        expect(objects.length, q.question).toBeGreaterThan(0);
+        // the colour is unique to the object it names (count scenes may repeat a colour: the object is then visible throughout anyway)
+        const span = renderedSpan(scene, COLORS[color as ColorName])!;
+        const [start, end] = q.times!;
+        // rendered frames fall on multiples of 1/fps: the first one at or after the start, the last one before the end
+        expect(Math.abs(span[0] - start), `${scene.kind} ${scene.seed} ${q.question} → ${q.answer}, rendered from ${span[0]}`).toBeLessThan(1 / scene.fps + 1e-9);
+        expect(Math.abs(span[1] - end), `${scene.kind} ${scene.seed} ${q.question} → ${q.answer}, rendered until ${span[1]}`).toBeLessThan(1 / scene.fps + 1e-9);
+        expect(q.answer).toMatch(new RegExp(`^${GROUNDING_ANSWER_PATTERN}$`, "u"));
+      }
+    }
+  });
+
+  it("list events whose spans and objects agree with the rendered frames, in a fixed order", () => {
+    for (const scene of EVENT_SAMPLE) {
+      const events = eventsFor(scene);
+      const dense = allQuestionsFor(scene).find((q) => q.type === "dense")!;
+      expect(dense.answer).toMatch(new RegExp(`^${DENSE_ANSWER_PATTERN}$`, "u"));
+      expect(parseEventLines(dense.answer)).toEqual(events);
+      expect(dense.times).toEqual(events.flatMap((e) => [e.start, e.end]));
+      for (let i = 1; i < events.length; i++) expect(events[i].start).toBeGreaterThanOrEqual(events[i - 1].start);
+      for (const e of events) {
+        expect(e.start * 2).toBe(Math.round(e.start * 2));
+        expect(e.end * 2).toBe(Math.round(e.end * 2));
+        expect(e.start).toBeGreaterThanOrEqual(0);
+        expect(e.end).toBeLessThanOrEqual(scene.duration);
+        expect(e.end).toBeGreaterThan(e.start);
+        // the colour it names is on screen at the middle of its span
+        const color = /^the (\w+) /.exec(e.text)![1] as ColorName;
+        const shownColor = / turns (\w+)$/.exec(e.text)?.[1] ?? color;
+        expect(hasColor(renderFrame(scene, Math.floor(((e.start + e.end) / 2) * scene.fps) / scene.fps), COLORS[shownColor as ColorName]), `${scene.seed} ${e.text}`).toBe(true);
+      }
+      const o = scene.objects[0];
+      const expectedLines = { motion: 1, count: scene.objects.length, appear: 1, disappear: 1, span: 1, order: 2, change: 2 }[scene.kind];
+      expect(events.length, `${scene.kind} ${scene.seed}`).toBe(expectedLines);
+      if (scene.kind === "motion") expect(events[0].text).toBe(`the ${o.color} ${o.shape} moves ${questionsFor(scene)[2].answer}`);
+      if (scene.kind === "count") {
+        const colorRank = events.map((e) => Object.keys(COLORS).indexOf(/^the (\w+) /.exec(e.text)![1]));
+        expect(colorRank).toEqual([...colorRank].sort((a, b) => a - b));
+      }
+      if (scene.kind === "change") expect(events.map((e) => e.text)).toEqual([`the ${o.color} ${o.shape} is visible`, `the ${o.color} ${o.shape} turns ${questionsFor(scene)[0].answer}`]);
+    }
+  });
+});
+
 describe("answer checking", () => {
+  it("accepts a dense caption only with the same words and times within ±0.5 s", () => {
+    const q = { type: "dense" as const, question: "list the events.", answer: "from 0.0 to 2.5 seconds: the red circle is visible\nfrom 2.5 to 5.0 seconds: the red circle turns blue", times: [0, 2.5, 2.5, 5] };
+    expect(isCorrect(q, "from 0.0 to 3.0 seconds: the red circle is visible\nfrom 3.0 to 5.0 seconds: the red circle turns blue")).toBe(true);
+    expect(isCorrect(q, "from 0.0 to 2.5 seconds: the red circle is visible\nfrom 2.5 to 5.0 seconds: the red circle turns green")).toBe(false);
+    expect(isCorrect(q, "from 0.0 to 2.5 seconds: the red circle is visible")).toBe(false);
+    expect(isCorrect(q, "from 0.0 to 1.5 seconds: the red circle is visible\nfrom 2.5 to 5.0 seconds: the red circle turns blue")).toBe(false);
+  });
+
   it("parses times and accepts time answers within ±0.5 s only", () => {
     expect(parseTimes("from 2.0 to 4.5 seconds")).toEqual([2, 4.5]);
     const q = { type: "span" as const, question: "", answer: "from 2.0 to 4.5 seconds", times: [2, 4.5] };

@@ -27,10 +27,11 @@ export type Direction = (typeof DIRECTIONS)[number];
 export const SCENE_KINDS = ["motion", "count", "appear", "disappear", "span", "order", "change"] as const;
 export type SceneKind = (typeof SCENE_KINDS)[number];
 
-export const QUESTION_TYPES = ["color", "shape", "direction", "count", "order", "appear", "disappear", "span", "change"] as const;
+/** The original nine types, then the event questions (src/synth/events.ts): grounding and the dense caption. */
+export const QUESTION_TYPES = ["color", "shape", "direction", "count", "order", "appear", "disappear", "span", "change", "ground", "dense"] as const;
 export type QuestionType = (typeof QUESTION_TYPES)[number];
-/** Question types whose answer is a time ("at 3.5 seconds") or a span ("from 2.0 to 4.5 seconds"). */
-export const TIME_QUESTION_TYPES: readonly QuestionType[] = ["appear", "disappear", "span"];
+/** Question types whose answer is a time ("at 3.5 seconds"), a span ("from 2.0 to 4.5 seconds") or span lines. */
+export const TIME_QUESTION_TYPES: readonly QuestionType[] = ["appear", "disappear", "span", "ground", "dense"];
 
 export interface SynthObject {
   shape: Shape;
@@ -67,7 +68,7 @@ export interface SynthQuestion {
   type: QuestionType;
   question: string;
   answer: string;
-  /** Time questions: the true time(s) in seconds. */
+  /** Time questions: the true time(s) in seconds (dense captions: every event's start and end, in order). */
   times?: number[];
 }
 
@@ -255,10 +256,15 @@ export function parseTimes(answer: string): number[] {
   return [...answer.matchAll(/\d+(?:\.\d+)?/g)].map((m) => Number(m[0]));
 }
 
-/** Whether a generated answer is right: exact text, except time answers, which count within ±tolerance seconds. */
+/**
+ * Whether a generated answer is right: exact text, except time answers, which count within ±tolerance seconds.
+ * Dense captions must also match the words around the times exactly (every line's text, in order).
+ */
 export function isCorrect(q: SynthQuestion, predicted: string, tolerance = 0.5): boolean {
   const p = predicted.trim();
   if (!q.times) return p === q.answer;
   const got = parseTimes(p);
+  const withoutTimes = (s: string) => s.replace(/\d+(?:\.\d+)?/g, "#");
+  if (q.type === "dense" && withoutTimes(p) !== withoutTimes(q.answer)) return false;
   return got.length === q.times.length && got.every((t, i) => Math.abs(t - q.times![i]) <= tolerance + 1e-9);
 }

@@ -34,7 +34,8 @@ for path in shard_paths(folder):
             with torch.no_grad():
                 ids = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                      pixel_values_videos=batch["pixel_values_videos"], video_grid_thw=batch["video_grid_thw"],
-                                     do_sample=False, max_new_tokens=16, eos_token_id=eos, pad_token_id=0)
+                                     do_sample=False, max_new_tokens=128 if question["type"] == "dense" else 16,
+                                     eos_token_id=eos, pad_token_id=0)
             text = tok.decode(ids[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
             preds.append({"seed": video["seed"], "q": q, "type": question["type"], "answer": question["answer"], "predicted": text, "tokens": ids[0, batch["input_ids"].shape[1]:].tolist()})
 with open(out, "w") as f:

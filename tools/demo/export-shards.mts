@@ -10,17 +10,23 @@
  *   .json { lut: [3][256], rowLength, videos: [{ seed, kind, grid:[t,h,w], offset (rows), rows,
  *           questions: [{ type, question, answer, times?, promptIds, answerIds }] }] }
  * answerIds are the answer's tokens followed by <|im_end|> (what the model must generate).
+ * questions: every question of the scene (src/synth allQuestionsFor): the original ones, then the event questions
+ * (grounding "ground", dense caption "dense"); the trainer's --types keeps a subset (stage 1 trains the original nine).
  *
- * Usage: npx tsx tools/demo/export-shards.mts <outDir> <firstSeed> <videos> [shardSize=100] [checkpoint=models/videolm-demo] [firstShard=0]
- * (firstShard numbers the shards from there, so two exports of consecutive seed ranges can fill one folder in parallel)
+ * Usage: npx tsx tools/demo/export-shards.mts <outDir> <firstSeed> <videos> [shardSize=100] [checkpoint=models/videolm-demo] [firstShard=0] [stride=1]
+ * (firstShard numbers the shards from there, so two exports of consecutive seed ranges can fill one folder in parallel;
+ * with stride 2 this process writes every other shard, firstShard, firstShard + 2, …, shard k always holding seeds
+ * firstSeed − firstShard·shardSize + k·shardSize …: two exports with firstShard 0 and 1 fill the folder in shard order,
+ * so a trainer reading shards as they appear waits less)
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { RequestPreparer } from "../../src/engine/preparer.js";
-import { DEMO_MEDIA_OPTIONS, demoMessages, encodeScene, questionsFor, sceneFromSeed } from "../../src/synth/index.js";
+import { allQuestionsFor, DEMO_MEDIA_OPTIONS, demoMessages, encodeScene, sceneFromSeed } from "../../src/synth/index.js";
 
-const [outDir, firstSeedArg, countArg, shardSizeArg = "100", ckpt = "models/videolm-demo", firstShardArg = "0"] = process.argv.slice(2);
+const [outDir, firstSeedArg, countArg, shardSizeArg = "100", ckpt = "models/videolm-demo", firstShardArg = "0", strideArg = "1"] = process.argv.slice(2);
+const stride = Number(strideArg);
 const firstShard = Number(firstShardArg);
 const firstSeed = Number(firstSeedArg);
 const count = Number(countArg);
@@ -46,7 +52,7 @@ async function exportShard(shard: number, seeds: number[]): Promise<void> {
   let rowLength = 0;
   for (const seed of seeds) {
     const scene = sceneFromSeed(seed);
-    const questions = questionsFor(scene);
+    const questions = allQuestionsFor(scene);
     const file = path.join(tmp, `${seed}.mp4`);
     await encodeScene(scene, file);
     const first = await preparer.prepare(demoMessages(file, questions[0].question), DEMO_MEDIA_OPTIONS);
@@ -89,8 +95,8 @@ async function exportShard(shard: number, seeds: number[]): Promise<void> {
 
 const t0 = Date.now();
 for (let s = 0; s * shardSize < count; s++) {
-  const seeds = Array.from({ length: Math.min(shardSize, count - s * shardSize) }, (_, i) => firstSeed + s * shardSize + i);
-  await exportShard(firstShard + s, seeds);
-  console.log(`shard ${firstShard + s} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  const seeds = Array.from({ length: Math.min(shardSize, count - s * shardSize) }, (_, i) => firstSeed + s * stride * shardSize + i);
+  await exportShard(firstShard + s * stride, seeds);
+  console.log(`shard ${firstShard + s * stride} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
 fs.rmSync(tmp, { recursive: true, force: true });

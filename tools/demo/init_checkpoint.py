@@ -79,6 +79,10 @@ dump("tokenizer_config.json", {
     "tokenizer_class": "Qwen2Tokenizer",
     "unk_token": None,
 })
+SPAN_PATTERN = r"from \d+\.\d to \d+\.\d seconds"
+TEXT_PATTERN = "the [a-z]+(?: [a-z]+)*"
+QUERY_NOTE = ("one object as '<colour> <shape>', lower case, no article: colour red, green, blue, yellow, white or purple; "
+              "shape square, circle or triangle (e.g. 'red circle'; a change scene's object under either colour)")
 MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
 # Images: the hub default floor, at most 112x112 pixels. Videos: 4 fps, at most 112x112 pixels per frame.
@@ -93,6 +97,16 @@ dump("video_preprocessor_config.json", {
     # videolm's own namespaced defaults (qwen-vl-utils names): real hub checkpoints carry the transformers fields above
     # with other values that qwen-vl-utils ignores, so videolm reads only this block.
     "videolm_sampling": {"fps": 4.0, "min_pixels": 3136, "max_pixels": 12544, "min_frames": 4, "max_frames": 64},
+    # The demo's own events phrasing (src/synth/events.ts, docs/demo-model.md "Events"), read by src/events/prompts.ts:
+    # the grounding and dense-caption questions it was trained on, what {query} takes, and its answers' formats
+    # (regular expressions for constrained decoding; equal to GROUNDING_ANSWER_PATTERN / DENSE_ANSWER_PATTERN).
+    "videolm_events": {
+        "grounding": "when is the {query} visible?",
+        "dense": "list the events.",
+        "query": QUERY_NOTE,
+        "groundingFormat": {"type": "regex", "pattern": SPAN_PATTERN},
+        "denseFormat": {"type": "regex", "pattern": f"{SPAN_PATTERN}: {TEXT_PATTERN}(?:\\n{SPAN_PATTERN}: {TEXT_PATTERN})*"},
+    },
 })
 dump("generation_config.json", {
     "bos_token_id": ids["<|endoftext|>"], "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]], "pad_token_id": ids["<|endoftext|>"],

@@ -7,12 +7,17 @@ import torch
 
 
 class Shard:
-    def __init__(self, base):
+    def __init__(self, base, types=None):
+        """types: keep only the questions of these types (None: all), in their stored order. Dropping them here,
+        before any draw, makes a shard with extra question types train exactly like one without them."""
         with open(base + ".json") as f:
             meta = json.load(f)
         self.lut = np.asarray(meta["lut"], dtype=np.float32)  # [3, 256]: videolm's float32 normalisation table
         self.row_length = meta["rowLength"]
         self.videos = meta["videos"]
+        if types is not None:
+            for video in self.videos:
+                video["questions"] = [q for q in video["questions"] if q["type"] in types]
         self.codes = np.memmap(base + ".u8", dtype=np.uint8, mode="r")
         per_channel = self.row_length // 3
         self.channel = np.repeat(np.arange(3), per_channel)  # channel of each column

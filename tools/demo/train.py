@@ -44,7 +44,11 @@ p.add_argument("--aux-direction", type=float, default=0.0,
                     "(trains the vision tower to expose motion; the probe is not part of the checkpoint)")
 p.add_argument("--aux-shape", type=float, default=0.0,
                help="the same for shape: a linear probe on the mean visual token of each video with a shape question predicts it")
+p.add_argument("--types", default=None,
+               help="comma-separated question types to train (default: all in the shards); the others are dropped when a "
+                    "shard is read, so the batch draws equal those of shards that never held them")
 args = p.parse_args()
+types = set(args.types.split(",")) if args.types else None
 
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -123,7 +127,7 @@ def shard(k):
         path = os.path.join(args.data, f"shard-{len(shards):04d}")
         while not os.path.exists(path + ".json"):
             time.sleep(5)
-        shards.append(Shard(path))
+        shards.append(Shard(path, types))
     assert shards[k] is not None and base
     return shards[k]
 
@@ -153,7 +157,7 @@ def teacher_forced_accuracy(items):
 eval_items = []
 if args.eval:
     for path in shard_paths(args.eval)[:2]:
-        sh = Shard(path)
+        sh = Shard(path, types)
         eval_items += [(sh, v, q) for v, video in enumerate(sh.videos) for q in range(len(video["questions"]))]
     eval_items = eval_items[:240]
 
