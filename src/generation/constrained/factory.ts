@@ -8,8 +8,8 @@ import { compileResponseFormat, responseFormatKey, validateResponseFormat, type 
 import { MaskCache, TokenConstraint, type ByteGrammar } from "./token-mask.js";
 import type { TokenTable } from "./token-table.js";
 
-/** Compiled response formats kept per model (least recently used dropped first). */
-const FORMATS_KEPT = 16;
+/** Compiled response formats kept per model (least recently used dropped first); each mask cache ≤ 8 MiB. */
+const FORMATS_KEPT = 8;
 
 export class ConstraintFactory {
   private table: TokenTable | undefined;

@@ -34,16 +34,43 @@ export interface TokenMask {
   count: number;
 }
 
-/** The masks of one grammar, by state key (shared by every request using the same response format). */
+/**
+ * The walked masks of one grammar, by state key (shared by every request using the same response format), bounded in
+ * bytes. A mask with few tokens (most structural states) is kept as its id list, others as bitsets (V/8 bytes).
+ */
 export class MaskCache {
-  readonly walks = new Map<string, TokenMask>();
-  constructor(readonly limit = 2048) {}
-  get(key: string): TokenMask | undefined {
-    return this.walks.get(key);
+  private readonly entries = new Map<string, { ids?: Int32Array; bits?: Uint32Array; count: number; bytes: number }>();
+  private bytes = 0;
+  constructor(readonly maxBytes = 8 * 2 ** 20) {}
+
+  get(key: string, words: number, into: Uint32Array): TokenMask | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.bits) return { bits: e.bits, count: e.count };
+    into.fill(0, 0, words);
+    for (const id of e.ids!) into[id >>> 5] |= 1 << (id & 31);
+    return { bits: into, count: e.count };
   }
+
   set(key: string, mask: TokenMask): void {
-    if (this.walks.size >= this.limit) this.walks.delete(this.walks.keys().next().value!);
-    this.walks.set(key, mask);
+    const { bits, count } = mask;
+    let entry: { ids?: Int32Array; bits?: Uint32Array; count: number; bytes: number };
+    if ((count + 8) * 4 < bits.byteLength) {
+      const ids: number[] = [];
+      for (let w = 0; w < bits.length; w++) for (let v = bits[w]; v !== 0; v &= v - 1) ids.push(w * 32 + (31 - Math.clz32(v & -v)));
+      entry = { ids: Int32Array.from(ids), count, bytes: ids.length * 4 + 64 };
+    } else entry = { bits, count, bytes: bits.byteLength + 64 };
+    while (this.bytes + entry.bytes > this.maxBytes && this.entries.size > 0) {
+      const [oldest, e] = this.entries.entries().next().value!;
+      this.entries.delete(oldest);
+      this.bytes -= e.bytes;
+    }
+    this.entries.set(key, entry);
+    this.bytes += entry.bytes;
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 }
 
@@ -51,8 +78,9 @@ export class MaskCache {
 export class TokenConstraint<S = unknown> {
   private state: S;
   private readonly eos: number[];
-  /** Scratch mask for combined (walk ∪ plain) results. */
+  /** Scratch masks: combined (walk ∪ plain) results, and cached id lists expanded. */
   private readonly scratch: Uint32Array;
+  private readonly expanded: Uint32Array;
 
   constructor(
     readonly grammar: ByteGrammar<S>,
@@ -63,6 +91,7 @@ export class TokenConstraint<S = unknown> {
     this.state = grammar.initial;
     this.eos = eosTokenIds.filter((id) => id >= 0 && id < table.size);
     this.scratch = new Uint32Array(table.words);
+    this.expanded = new Uint32Array(table.words);
   }
 
   /** Whether the output so far is complete. */
@@ -77,7 +106,7 @@ export class TokenConstraint<S = unknown> {
   mask(): TokenMask {
     const g = this.grammar;
     const key = g.key(this.state);
-    let walked = this.cache.get(key);
+    let walked = this.cache.get(key, this.table.words, this.expanded);
     if (!walked) {
       const room = g.plainStringRoom(this.state);
       walked = this.walk(room >= 0 ? this.table.nonPlain : this.table.full);
