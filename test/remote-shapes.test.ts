@@ -124,10 +124,11 @@ describe("vLLM", () => {
     expect(b.requests.length).toBe(before);
   });
 
-  it("vLLM's extra sampling parameters (top_k, repetition_penalty), stop and logprobs pass through", async () => {
+  it("vLLM's extra sampling parameters (top_k, repetition_penalty), stop, logprobs and response_format pass through", async () => {
     const b = await backend("vllm", "Qwen/Qwen2-VL-2B-Instruct");
     const remote = await RemoteModel.connect(b.url, { planner: qwen2 });
-    await remote.generate({ messages: [{ role: "user", content: "Hi" }], maxNewTokens: 5, temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, seed: 3, stop: ["\n\n"], logprobs: 2 });
+    const schema = { type: "json_schema" as const, json_schema: { name: "moves", schema: { type: "object", properties: { start: { type: "number" } } } } };
+    await remote.generate({ messages: [{ role: "user", content: "Hi" }], maxNewTokens: 5, temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, seed: 3, stop: ["\n\n"], logprobs: 2, responseFormat: schema });
     expect(chatBody(b)).toEqual({
       model: "Qwen/Qwen2-VL-2B-Instruct",
       messages: [{ role: "user", content: "Hi" }],
@@ -140,8 +141,10 @@ describe("vLLM", () => {
       top_logprobs: 2,
       top_k: 20,
       repetition_penalty: 1.05,
+      response_format: schema,
       ...streamFields,
     });
+    await expect(remote.generate({ messages: [{ role: "user", content: "Hi" }], responseFormat: { type: "regex", pattern: "a+" } })).rejects.toThrow(/regex response_format is a videolm extension/);
   });
 });
 

@@ -93,7 +93,7 @@ export class RemoteModel {
   async dispose(): Promise<void> {}
 
   async generate(request: GenerateRequest): Promise<RemoteGenerateResponse> {
-    const { messages, media = {}, onToken, signal, prepared: given, thinkingBudget, ...explicit } = request;
+    const { messages, media = {}, onToken, signal, prepared: given, thinkingBudget, responseFormat, ...explicit } = request;
     delete (explicit as Record<string, unknown>).onProgress;
     delete (explicit as Record<string, unknown>).prefillChunk;
     const options: GenerationOptions = this.preparer ? this.preparer.resolveOptions(explicit) : { ...DEFAULT_GENERATION_OPTIONS, ...explicit };
@@ -116,6 +116,7 @@ export class RemoteModel {
         media,
         generation: explicit,
         thinkingBudget,
+        responseFormat,
         uploaded: new Map([...uploads].map(([k, v]) => [k, v.url])),
         normalisation: this.preparer ? readNormalisation(this.preparer.dir) : undefined,
         signal,

@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import type { ChatRequestMessage, ContentPart, ImagePart, MediaOptions, MediaSource, PreparedVisual, VideoPart, VisualPlan } from "../engine/request.js";
 import { VideolmError } from "../errors.js";
 import { frameList, isRgbImage } from "../families/media-parts.js";
+import type { ResponseFormat } from "../generation/constrained/response-format.js";
 import type { GenerationOptions } from "../generation/options.js";
 import type { RgbImage } from "../processing/rgb-image.js";
 import { framesOfVisual, type Normalisation } from "../server/thumbnails.js";
@@ -52,6 +53,8 @@ export interface ShapeInput {
   media: MediaOptions;
   generation: Partial<GenerationOptions>;
   thinkingBudget?: number;
+  /** Constrained output: json_object / json_schema as OpenAI's response_format (every kind); regex only to videolm. */
+  responseFormat?: ResponseFormat;
   /** videolm: the URL each local media source was uploaded to (upload://ID). */
   uploaded?: ReadonlyMap<unknown, string>;
   /** The checkpoint's pixel normalisation (to recover frames from prepared pixels). */
@@ -168,6 +171,11 @@ function generationFields(input: ShapeInput): Record<string, unknown> {
     out.thinking_budget = input.thinkingBudget;
   }
   if (input.kind === "videolm" && input.media.flash !== undefined) out.flash = input.media.flash;
+  const format = input.responseFormat;
+  if (format && format.type !== "text") {
+    if (format.type === "regex" && input.kind !== "videolm") throw new VideolmError(`a regex response_format is a videolm extension; backend kind ${input.kind} takes json_object or json_schema`);
+    out.response_format = format;
+  }
   return out;
 }
 
