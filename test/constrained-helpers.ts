@@ -8,7 +8,7 @@ import { TextTokenizer } from "../src/text/tokenizer.js";
 import { repoRoot } from "../src/testing/tiny-checkpoint.js";
 import type { ByteGrammar } from "../src/generation/constrained/token-mask.js";
 
-/** Whether `value` satisfies `schema` (subset: type, properties, required, additionalProperties, items, min/maxItems, min/maxLength, pattern, enum, const, anyOf, allOf, $ref). */
+/** Whether `value` satisfies `schema` (subset: type, properties, required, additionalProperties, items, min/maxItems, min/maxLength, pattern, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, allOf, $ref). */
 export function satisfies(value: unknown, schema: unknown, root: unknown = schema): boolean {
   if (schema === true || (typeof schema === "object" && schema !== null && Object.keys(schema).length === 0)) return true;
   if (schema === false) return false;
@@ -25,6 +25,12 @@ export function satisfies(value: unknown, schema: unknown, root: unknown = schem
   if (s.type !== undefined) {
     const types = Array.isArray(s.type) ? s.type : [s.type];
     if (!types.some((t) => typeMatches(value, t as string))) return false;
+  }
+  if (typeof value === "number") {
+    if (typeof s.minimum === "number" && !(value >= s.minimum)) return false;
+    if (typeof s.maximum === "number" && !(value <= s.maximum)) return false;
+    if (typeof s.exclusiveMinimum === "number" && !(value > s.exclusiveMinimum)) return false;
+    if (typeof s.exclusiveMaximum === "number" && !(value < s.exclusiveMaximum)) return false;
   }
   if (typeof value === "string") {
     const n = [...value].length;

@@ -99,6 +99,27 @@ const tables: { name: string; format: ResponseFormat; schema?: object; accept: s
     reject: ["1.", "1e", "00", "-01", "0x1", "Infinity"],
   },
   {
+    name: "number bounds (inclusive)",
+    format: schemaFormat({ type: "number", minimum: 0, maximum: 10 }),
+    schema: { type: "number", minimum: 0, maximum: 10 },
+    accept: ["0", "10", "9.99", "0.5", "10.0", "-0"],
+    reject: ["-1", "10.5", "11", "1e1", "-0.1", "100", "10.01"],
+  },
+  {
+    name: "integer bounds (exclusive minimum)",
+    format: schemaFormat({ type: "integer", exclusiveMinimum: 0, maximum: 100 }),
+    schema: { type: "integer", exclusiveMinimum: 0, maximum: 100 },
+    accept: ["1", "100", "42"],
+    reject: ["0", "101", "-5", "1000"],
+  },
+  {
+    name: "number bounds (exclusive maximum, fractional minimum)",
+    format: schemaFormat({ type: "number", minimum: 0.5, exclusiveMaximum: 1 }),
+    schema: { type: "number", minimum: 0.5, exclusiveMaximum: 1 },
+    accept: ["0.5", "0.75", "0.9999"],
+    reject: ["1", "0.4", "1.0", "0.49", "0"],
+  },
+  {
     name: "anyOf and type lists",
     format: schemaFormat({ anyOf: [{ type: "string", maxLength: 1 }, { type: "null" }, { type: "array", items: { type: "integer" }, maxItems: 2 }, { type: ["boolean", "number"] }] }),
     schema: { anyOf: [{ type: "string", maxLength: 1 }, { type: "null" }, { type: "array", items: { type: "integer" }, maxItems: 2 }, { type: ["boolean", "number"] }] },
@@ -231,6 +252,7 @@ describe("no dead ends", () => {
     ["enum", schemaFormat({ enum: ["red", "green", 1, 12, null] })],
     ["pattern + lengths", schemaFormat({ type: "object", properties: { t: { type: "string", pattern: "^\\d{2}:\\d{2}$" }, s: { type: "string", minLength: 3, maxLength: 5 } }, required: ["t", "s"] })],
     ["tree", schemaFormat(TREE)],
+    ["bounded numbers", schemaFormat({ type: "array", items: { anyOf: [{ type: "number", minimum: 0.5, exclusiveMaximum: 1 }, { type: "integer", minimum: -20, maximum: -3 }, { type: "number", minimum: 250, maximum: 260.5 }] } })],
   ];
   for (const [name, format] of formats) {
     it(`${name}: every prefix reached by random allowed bytes can still be completed`, () => {

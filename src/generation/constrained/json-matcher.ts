@@ -36,6 +36,10 @@ const clamp = (n: number) => (n >= KEY_CLAMP ? KEY_CLAMP : n);
 
 const NUMBER_DFA = lazyOnce(() => LazyDfa.fromNode(parseRegex("-?(?:0|[1-9][0-9]{0,15})(?:\\.[0-9]{1,16})?(?:[eE][+-]?[0-9]{1,2})?").node));
 const INTEGER_DFA = lazyOnce(() => LazyDfa.fromNode(parseRegex("-?(?:0|[1-9][0-9]{0,15})").node));
+/** Numbers with a minimum/maximum: no exponent, so the values a prefix can still reach are a few intervals. */
+const BOUNDED_NUMBER_DFA = lazyOnce(() => LazyDfa.fromNode(parseRegex("-?(?:0|[1-9][0-9]{0,15})(?:\\.[0-9]{1,16})?").node));
+const MAX_INT_DIGITS = 16;
+const MAX_FRACTION_DIGITS = 16;
 
 function lazyOnce<T>(make: () => T): () => T {
   let value: T | undefined;
@@ -103,9 +107,9 @@ function enter(node: SchemaNode, parent: Frame, b: number, out: Frame[]): void {
       if (b === QUOTE) out.push(StringFrame.open(parent, node));
       return;
     case "number": {
-      const dfa = node.integer ? INTEGER_DFA() : NUMBER_DFA();
-      const s = dfa.step(dfa.start, b);
-      if (s >= 0) out.push(new NumberFrame(parent, parent.depth, dfa, s, node.integer));
+      const bounded = node.lower !== undefined || node.upper !== undefined;
+      const dfa = node.integer ? INTEGER_DFA() : bounded ? BOUNDED_NUMBER_DFA() : NUMBER_DFA();
+      new NumberFrame(parent, parent.depth, dfa, dfa.start, node, "").step(b, out);
       return;
     }
     case "literal":
@@ -444,21 +448,85 @@ export class NumberFrame extends Frame {
     depth: number,
     readonly dfa: LazyDfa,
     readonly state: number,
-    readonly integer: boolean,
+    readonly node: NumberNode,
+    /** The text so far (kept only for bounded numbers). */
+    readonly text: string,
   ) {
     super(parent, depth);
   }
+
+  private get bounded(): boolean {
+    return this.node.lower !== undefined || this.node.upper !== undefined;
+  }
+
   step(b: number, out: Frame[]): void {
     const s = this.dfa.step(this.state, b);
-    if (s >= 0) out.push(new NumberFrame(this.parent, this.depth, this.dfa, s, this.integer));
+    if (s >= 0) {
+      if (!this.bounded) out.push(new NumberFrame(this.parent, this.depth, this.dfa, s, this.node, ""));
+      else {
+        const text = this.text + String.fromCharCode(b);
+        if (canReachRange(text, this.node)) out.push(new NumberFrame(this.parent, this.depth, this.dfa, s, this.node, text));
+      }
+    }
     if (this.canEnd()) this.handOver(b, out);
   }
+
   override canEnd(): boolean {
-    return this.dfa.isAccepting(this.state);
+    return this.dfa.isAccepting(this.state) && (!this.bounded || inRange(Number(this.text), this.node));
   }
+
   protected localKey(): string {
-    return `N${this.integer ? "i" : "n"}${this.state}`;
+    return `N${this.node.integer ? "i" : "n"}${this.node.id}.${this.state}.${this.text}`;
   }
+}
+
+function inRange(v: number, node: NumberNode): boolean {
+  const { lower, upper } = node;
+  if (lower && (lower.exclusive ? !(v > lower.value) : !(v >= lower.value))) return false;
+  if (upper && (upper.exclusive ? !(v < upper.value) : !(v <= upper.value))) return false;
+  return true;
+}
+
+/**
+ * Whether some completion of the number prefix `text` (no exponent; at most MAX_INT_DIGITS integer digits and
+ * MAX_FRACTION_DIGITS fraction digits) lies within the node's bounds. The completions' magnitudes are a union of
+ * intervals: integer digits D (k of them) can grow to D·10^j … (D+1)·10^j for j ≤ 16 − k; after the point, the
+ * digits so far fix [I.f, I.f + 10^−m). Each is tested against the bounds as a closed interval with its exact end
+ * points where they are reachable.
+ */
+function canReachRange(text: string, node: NumberNode): boolean {
+  const negative = text.startsWith("-");
+  const body = negative ? text.slice(1) : text;
+  // Magnitude intervals [lo, hi] (hi included; values in between reachable in steps far below any bound's scale).
+  const magnitudes: [number, number][] = [];
+  const dot = body.indexOf(".");
+  const fractionStep = node.integer ? 1 : 10 ** -MAX_FRACTION_DIGITS;
+  if (body === "") magnitudes.push([0, 10 ** MAX_INT_DIGITS - fractionStep]);
+  else if (dot < 0) {
+    if (body === "0") magnitudes.push([0, node.integer ? 0 : 1 - fractionStep]);
+    else {
+      const d = Number(body);
+      for (let j = 0; j <= MAX_INT_DIGITS - body.length; j++) magnitudes.push([d * 10 ** j, (d + 1) * 10 ** j - fractionStep]);
+    }
+  } else {
+    const m = body.length - dot - 1;
+    const base = Number(body.slice(0, dot) + "." + (body.slice(dot + 1) || "0"));
+    magnitudes.push([base, m >= MAX_FRACTION_DIGITS ? base : base + 10 ** -m - fractionStep]);
+  }
+  return magnitudes.some(([lo, hi]) => {
+    const [a, b] = negative ? [-hi, -lo] : [lo, hi];
+    // Some v in [a, b] within the bounds: a strictly-above lower bound needs b > value (and similarly above).
+    const { lower, upper } = node;
+    if (lower && (lower.exclusive ? !(b > lower.value) : !(b >= lower.value))) return false;
+    if (upper && (upper.exclusive ? !(a < upper.value) : !(a <= upper.value))) return false;
+    // With an integer type, the part of [a, b] inside the bounds must hold an integer.
+    if (node.integer) {
+      const from = Math.max(a, lower ? (lower.exclusive ? Math.floor(lower.value) + 1 : Math.ceil(lower.value)) : a);
+      const to = Math.min(b, upper ? (upper.exclusive ? Math.ceil(upper.value) - 1 : Math.floor(upper.value)) : b);
+      return Math.ceil(from) <= Math.floor(to);
+    }
+    return true;
+  });
 }
 
 /** One of several fixed byte strings (enum/const values, true/false/null, declared object keys). */

@@ -7,7 +7,7 @@
  *     object:  properties, required, additionalProperties
  *     array:   items, minItems, maxItems
  *     string:  minLength, maxLength, pattern (regex.ts; JSON Schema's unanchored search semantics)
- *     number / integer, boolean, null
+ *     number / integer: minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers), boolean, null
  *   Annotations (title, description, default, examples, $schema, $id, $comment, deprecated, readOnly, writeOnly)
  *   are ignored.
  *
@@ -17,8 +17,8 @@
  *     An object schema without `properties` takes keys per `additionalProperties` (absent or true: any key, unless
  *     `strict`, where absent means none, as in OpenAI's strict mode);
  *   - strings are at most `maxLength` characters, and at most DEFAULT_MAX_STRING when the schema sets no maxLength;
- *   - numbers have at most 16 integer digits, 16 fraction digits and a 2-digit exponent; integers are written
- *     without fraction or exponent;
+ *   - numbers have at most 16 integer digits, 16 fraction digits and a 2-digit exponent (none when the schema
+ *     bounds them); integers are written without fraction or exponent;
  *   - enum / const values are written as `JSON.stringify` writes them;
  *   - containers nest at most MAX_NESTING deep (recursive `$ref`s stop there: only a finite tail remains possible).
  */
@@ -63,6 +63,13 @@ export interface StringNode extends Base {
 export interface NumberNode extends Base {
   kind: "number";
   integer: boolean;
+  /** minimum / exclusiveMinimum and maximum / exclusiveMaximum (numbers with bounds are written without exponent). */
+  lower?: Bound;
+  upper?: Bound;
+}
+export interface Bound {
+  value: number;
+  exclusive: boolean;
 }
 /** One of a fixed set of JSON texts (enum, const, true/false, null). */
 export interface LiteralNode extends Base {
@@ -99,8 +106,8 @@ const TYPE_KEYWORDS: Record<string, string[]> = {
   object: ["properties", "required", "additionalProperties"],
   array: ["items", "minItems", "maxItems"],
   string: ["minLength", "maxLength", "pattern"],
-  number: [],
-  integer: [],
+  number: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"],
+  integer: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"],
   boolean: [],
   null: [],
 };
@@ -221,8 +228,26 @@ class SchemaCompiler {
         return this.node<StringNode>({ kind: "string", minLength, maxLength, ...(pattern ? { pattern } : {}) });
       }
       case "number":
-      case "integer":
-        return this.node<NumberNode>({ kind: "number", integer: type === "integer" });
+      case "integer": {
+        const bound = (inclusive: string, exclusive: string, stricter: (a: number, b: number) => boolean): Bound | undefined => {
+          let out: Bound | undefined;
+          for (const [k, excl] of [
+            [inclusive, false],
+            [exclusive, true],
+          ] as const) {
+            const v = s[k];
+            if (v === undefined) continue;
+            if (typeof v !== "number" || !Number.isFinite(v) || Math.abs(v) >= 1e15) this.fail(`${path}/${k}`, `must be a number below 1e15 in magnitude, got ${describe(v)}`);
+            if (!out || stricter(v, out.value) || (v === out.value && excl)) out = { value: v, exclusive: excl };
+          }
+          return out;
+        };
+        const lower = bound("minimum", "exclusiveMinimum", (a, b) => a > b);
+        const upper = bound("maximum", "exclusiveMaximum", (a, b) => a < b);
+        if (lower && upper && (lower.value > upper.value || (lower.value === upper.value && (lower.exclusive || upper.exclusive)))) this.fail(path, "no number lies between the minimum and the maximum");
+        if (type === "integer" && lower && upper && Math.floor(upper.value) < Math.ceil(lower.value)) this.fail(path, "no integer lies between the minimum and the maximum");
+        return this.node<NumberNode>({ kind: "number", integer: type === "integer", ...(lower ? { lower } : {}), ...(upper ? { upper } : {}) });
+      }
       case "boolean":
         return this.node<LiteralNode>({ kind: "literal", texts: [encoder.encode("true"), encoder.encode("false")] });
       default:
