@@ -113,6 +113,14 @@ describe.skipIf(missing !== undefined)("web app events in Chromium", () => {
     await bars.nth(1).hover();
     expect(await page.locator("#event-tip").isVisible()).toBe(true);
     expect(await page.locator("#event-tip").textContent()).toBe(`0:01.2–0:01.8 · ${api.events[1].text}`);
+    // Near the end of the timeline the text stays within its width.
+    expect(
+      await page.evaluate<boolean>(() => {
+        const track = document.getElementById("timeline-track")!.getBoundingClientRect();
+        const tip = document.getElementById("event-tip")!.getBoundingClientRect();
+        return tip.left >= track.left - 0.5 && tip.right <= track.right + 0.5;
+      }),
+    ).toBe(true);
     expect(await bars.nth(0).getAttribute("aria-label")).toBe(`Event 1 of 2: 0:00.5–0:01 · ${api.events[0].text}. Jump to 0:00.5`);
     expect(await page.evaluate<string[]>(() => [...document.querySelectorAll("#timeline-track .event-bar")].map((b) => b.tagName))).toEqual(["BUTTON", "BUTTON"]);
 

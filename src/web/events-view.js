@@ -26,9 +26,12 @@ export function createEventsView(els, seek) {
     if (!bar) return;
     els.tip.textContent = eventLabel(events[i]);
     els.tip.hidden = false;
-    // Centred over the bar, kept inside the track.
-    const center = parseFloat(bar.style.left) + parseFloat(bar.style.width) / 2;
-    els.tip.style.left = `${Math.min(Math.max(center, 0), 100)}%`;
+    // Centred over the bar, shifted to stay within the timeline's width.
+    const track = els.track.getBoundingClientRect();
+    const box = bar.getBoundingClientRect();
+    const width = els.tip.getBoundingClientRect().width;
+    const center = box.left + box.width / 2 - track.left;
+    els.tip.style.left = `${Math.max(0, Math.min(center - width / 2, track.width - width))}px`;
     els.tip.dataset.index = String(i);
   }
 
