@@ -144,7 +144,10 @@ describe("vLLM", () => {
       response_format: schema,
       ...streamFields,
     });
-    await expect(remote.generate({ messages: [{ role: "user", content: "Hi" }], responseFormat: { type: "regex", pattern: "a+" } })).rejects.toThrow(/regex response_format is a videolm extension/);
+    // A regex goes as vLLM's structured_outputs (docs.vllm.ai/en/latest/features/structured_outputs).
+    await remote.generate({ messages: [{ role: "user", content: "Hi" }], responseFormat: { type: "regex", pattern: "a+" } });
+    expect(b.requests.at(-1)!.body).toMatchObject({ structured_outputs: { regex: "a+" } });
+    expect(b.requests.at(-1)!.body).not.toHaveProperty("response_format");
   });
 });
 
@@ -186,7 +189,8 @@ describe("Seed1.5-VL and OpenAI-style APIs", () => {
 
   it("openai: the same frames and times, no detail, and non-OpenAI fields refused", async () => {
     const b = await backend("openai", "gpt-4o");
-    const remote = await RemoteModel.connect(b.url, { planner: qwen2 });
+    const log: string[] = [];
+    const remote = await RemoteModel.connect(b.url, { planner: qwen2, log: (l) => log.push(l) });
     expect(remote.kind).toBe("openai");
     await remote.generate({ messages: question(), maxNewTokens: 8 });
     const content = chatBody(b).messages[0].content;
@@ -194,6 +198,10 @@ describe("Seed1.5-VL and OpenAI-style APIs", () => {
     expect(content.filter((p) => p.type === "image_url").map((p) => Object.keys(p.image_url as object))).toEqual([["url"], ["url"], ["url"], ["url"]]);
     await expect(remote.generate({ messages: question(), topK: 5 })).rejects.toThrow(/top_k is not part of the OpenAI API/);
     await expect(remote.generate({ messages: question(), thinkingBudget: 5 })).rejects.toThrow(/thinking-budget is a videolm extension/);
+    // No regex constraint in the OpenAI API: generated unconstrained, and said.
+    await remote.generate({ messages: [{ role: "user", content: "Hi" }], responseFormat: { type: "regex", pattern: "a+" } });
+    expect(b.requests.at(-1)!.body).not.toHaveProperty("response_format");
+    expect(log.join("\n")).toMatch(/backend 127\.0\.0\.1:\d+: backend kind openai has no regex-constrained output/);
   });
 
   it("a planning checkpoint is required for kinds that send frames", async () => {

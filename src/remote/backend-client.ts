@@ -98,6 +98,11 @@ export class BackendClient {
     };
   }
 
+  /** A line for the user (the `log` option), naming the backend. */
+  log(message: string): void {
+    this.options.log?.(this.redact(`backend ${this.label}: ${message}`));
+  }
+
   /** The key, when one is set, replaced in text that came from elsewhere (the backend may echo a bad key). */
   redact(text: string): string {
     const key = this.options.apiKey;

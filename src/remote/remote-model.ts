@@ -117,6 +117,7 @@ export class RemoteModel {
         generation: explicit,
         thinkingBudget,
         responseFormat,
+        onUnconstrained: (message) => this.client.log(message),
         uploaded: new Map([...uploads].map(([k, v]) => [k, v.url])),
         normalisation: this.preparer ? readNormalisation(this.preparer.dir) : undefined,
         signal,

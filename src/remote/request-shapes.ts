@@ -53,8 +53,10 @@ export interface ShapeInput {
   media: MediaOptions;
   generation: Partial<GenerationOptions>;
   thinkingBudget?: number;
-  /** Constrained output: json_object / json_schema as OpenAI's response_format (every kind); regex only to videolm. */
+  /** Constrained output: json_object / json_schema as OpenAI's response_format (every kind); a regex where supported. */
   responseFormat?: ResponseFormat;
+  /** Told when a constraint cannot be sent to this kind (the answer is then generated without it). */
+  onUnconstrained?: (message: string) => void;
   /** videolm: the URL each local media source was uploaded to (upload://ID). */
   uploaded?: ReadonlyMap<unknown, string>;
   /** The checkpoint's pixel normalisation (to recover frames from prepared pixels). */
@@ -171,10 +173,15 @@ function generationFields(input: ShapeInput): Record<string, unknown> {
     out.thinking_budget = input.thinkingBudget;
   }
   if (input.kind === "videolm" && input.media.flash !== undefined) out.flash = input.media.flash;
+  // Constrained output: json_object / json_schema are OpenAI's response_format everywhere. A regex is videolm's own
+  // response_format type; vLLM takes it as structured_outputs.regex (docs.vllm.ai features/structured_outputs: the
+  // guided_regex field it replaced was removed in v0.12.0); other kinds have no documented field and generate
+  // unconstrained (said through `onUnconstrained`, e.g. the events endpoint's regex still parses the answer).
   const format = input.responseFormat;
   if (format && format.type !== "text") {
-    if (format.type === "regex" && input.kind !== "videolm") throw new VideolmError(`a regex response_format is a videolm extension; backend kind ${input.kind} takes json_object or json_schema`);
-    out.response_format = format;
+    if (format.type !== "regex" || input.kind === "videolm") out.response_format = format;
+    else if (input.kind === "vllm") out.structured_outputs = { regex: format.pattern };
+    else input.onUnconstrained?.(`backend kind ${input.kind} has no regex-constrained output: generating unconstrained`);
   }
   return out;
 }
