@@ -42,7 +42,7 @@ describe("validateResponseFormat", () => {
     ["json_schema not an object", { type: "json_schema", json_schema: "x" }, /json_schema must be an object/],
     ["strict not boolean", schema({}, { strict: "yes" }), /strict must be a boolean/],
     ["long name", schema({}, { name: "n".repeat(300) }), /name must be a string of at most 256/],
-    ["format keyword", schema({ type: "string", format: "date-time" }), /"format" is not supported/],
+    ["unknown format", schema({ type: "string", format: "hostname" }), /format "hostname" is not supported \(supported: date, time, date-time, uuid, email\)/],
     ["multipleOf keyword", schema({ type: "object", properties: { t: { type: "number", multipleOf: 2 } } }), /"multipleOf" is not supported.*#\/properties\/t/],
     ["minimum not a number", schema({ type: "number", minimum: "0" }), /must be a number.*#\/minimum/],
     ["minimum above maximum", schema({ type: "number", minimum: 2, maximum: 1 }), /no number lies between/],

@@ -117,8 +117,8 @@ describe("demo model (trained weights, 384-token vocabulary)", () => {
   });
 
   it("an unsupported response format fails the request with a clear error", async () => {
-    const bad = { type: "json_schema", json_schema: { name: "x", schema: { type: "string", format: "date-time" } } } as ResponseFormat;
+    const bad = { type: "json_schema", json_schema: { name: "x", schema: { type: "string", format: "hostname" } } } as ResponseFormat;
     await expect(model.generate({ messages: question("hi"), maxNewTokens: 4, responseFormat: bad })).rejects.toThrow(VideolmError);
-    await expect(model.generate({ messages: question("hi"), maxNewTokens: 4, responseFormat: bad })).rejects.toThrow(/"format" is not supported/);
+    await expect(model.generate({ messages: question("hi"), maxNewTokens: 4, responseFormat: bad })).rejects.toThrow(/format "hostname" is not supported/);
   });
 });

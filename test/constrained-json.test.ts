@@ -85,6 +85,12 @@ const tables: { name: string; format: ResponseFormat; schema?: object; accept: s
     reject: ['{"t":"1:30"}', '{"t":"12:30 "}', '{"n":"a\\u000ab"}', '{"q":"x"}'],
   },
   {
+    name: "string formats (as patterns)",
+    format: schemaFormat({ type: "object", properties: { d: { type: "string", format: "date" }, t: { type: "string", format: "date-time" }, u: { type: "string", format: "uuid" }, e: { type: "string", format: "email" } } }),
+    accept: ['{"d":"2024-02-29"}', '{"t":"2024-02-29T23:59:60Z"}'.replace(":60", ":59"), '{"t":"2024-01-01T00:00:00.123+05:30"}', '{"u":"123e4567-e89b-12d3-a456-426614174000"}', '{"e":"a.b@example.org"}'],
+    reject: ['{"d":"2024-13-01"}', '{"d":"24-01-01"}', '{"t":"2024-01-01 00:00:00Z"}', '{"t":"2024-01-01T00:00:00"}', '{"u":"123e4567e89b12d3a456426614174000"}', '{"e":"a@b"}', '{"e":"a b@example.org"}'],
+  },
+  {
     name: "integer",
     format: schemaFormat({ type: "integer" }),
     schema: { type: "integer" },

@@ -6,7 +6,8 @@
  *   (`#/$defs/Name`, `#/definitions/Name`, any `#/...`; recursion allowed), and per type
  *     object:  properties, required, additionalProperties
  *     array:   items, minItems, maxItems
- *     string:  minLength, maxLength, pattern (regex.ts; JSON Schema's unanchored search semantics)
+ *     string:  minLength, maxLength, pattern (regex.ts; JSON Schema's unanchored search semantics), format (date,
+ *              time, date-time, uuid, email: written as patterns)
  *     number / integer: minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers), boolean, null
  *   Annotations (title, description, default, examples, $schema, $id, $comment, deprecated, readOnly, writeOnly)
  *   are ignored.
@@ -105,7 +106,7 @@ const ANNOTATIONS = new Set(["title", "description", "default", "examples", "$sc
 const TYPE_KEYWORDS: Record<string, string[]> = {
   object: ["properties", "required", "additionalProperties"],
   array: ["items", "minItems", "maxItems"],
-  string: ["minLength", "maxLength", "pattern"],
+  string: ["minLength", "maxLength", "pattern", "format"],
   number: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"],
   integer: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"],
   boolean: [],
@@ -115,6 +116,20 @@ const GENERIC = new Set(["type", "enum", "const", "anyOf", "allOf", "$ref", "$de
 const TYPE_NAMES = Object.keys(TYPE_KEYWORDS);
 
 const encoder = new TextEncoder();
+
+/**
+ * String formats written as patterns (RFC 3339 `full-date`, `full-time`, `date-time` (upper-case T and Z), RFC 4122
+ * UUIDs, and a plain `local@domain.tld` e-mail address — narrower than RFC 5321, so outputs still validate).
+ */
+const DATE = "\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])";
+const TIME = "(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)";
+const FORMATS: Record<string, string> = {
+  date: DATE,
+  time: TIME,
+  "date-time": `${DATE}T${TIME}`,
+  uuid: "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+  email: "[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}\\.[A-Za-z]{2,24}",
+};
 
 /** Compiles a JSON Schema (see the file comment for the subset). `strict`: OpenAI's strict mode (see above). */
 export function compileJsonSchema(schema: unknown, options: { strict?: boolean; what?: string } = {}): SchemaNode {
@@ -158,7 +173,7 @@ class SchemaCompiler {
     const s = schema as Record<string, unknown>;
     for (const k of Object.keys(s)) {
       if (!ANNOTATIONS.has(k) && !GENERIC.has(k) && !TYPE_NAMES.some((t) => TYPE_KEYWORDS[t].includes(k))) {
-        this.fail(path, `the keyword ${JSON.stringify(k)} is not supported by constrained decoding (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, pattern, enum, const, anyOf, $ref, $defs)`);
+        this.fail(path, `the keyword ${JSON.stringify(k)} is not supported by constrained decoding (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, $ref, $defs)`);
       }
     }
     const constraints = Object.keys(s).filter((k) => !ANNOTATIONS.has(k) && k !== "$defs" && k !== "definitions");
@@ -221,9 +236,15 @@ class SchemaCompiler {
         const maxLength = this.count(s.maxLength, Math.max(DEFAULT_MAX_STRING, minLength), SCHEMA_LIMITS.maxLength, `${path}/maxLength`);
         if (maxLength < minLength) this.fail(path, `maxLength ${maxLength} is below minLength ${minLength}`);
         let pattern: LazyDfa | undefined;
+        if (s.pattern !== undefined && s.format !== undefined) this.fail(path, "pattern together with format is not supported");
         if (s.pattern !== undefined) {
           if (typeof s.pattern !== "string") this.fail(`${path}/pattern`, "pattern must be a string");
           pattern = compileSearch(s.pattern, `${this.what}: pattern at ${path}`);
+        }
+        if (s.format !== undefined) {
+          const regex = typeof s.format === "string" ? FORMATS[s.format] : undefined;
+          if (!regex) this.fail(`${path}/format`, `format ${describe(s.format)} is not supported (supported: ${Object.keys(FORMATS).join(", ")})`);
+          pattern = compileSearch(`^${regex}$`, `${this.what}: format at ${path}`);
         }
         return this.node<StringNode>({ kind: "string", minLength, maxLength, ...(pattern ? { pattern } : {}) });
       }
