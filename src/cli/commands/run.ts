@@ -19,6 +19,7 @@ import { formatLogprobTable, logprobEntries } from "../logprobs.js";
 import { TokenInfo } from "../../text/token-info.js";
 import { readQuestion, type QuestionInput } from "../stdin.js";
 import { BACKEND_FLAGS, BACKEND_HELP, checkBackendFlags, runOnBackend } from "../backend.js";
+import { responseFormatFlag } from "../response-format.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -55,6 +56,8 @@ Generation:
   --seed N  --stop STR (repeatable)
   --logprobs N               after the answer, each token's text and logprob with the N most likely alternatives
                              (0 = the token's own only); in --json, logprobs[] = {token, text, logprob, top}
+  --response-format json|json_schema:FILE|regex:PATTERN  constrained decoding: only tokens that keep the answer valid
+                             JSON / valid for the JSON Schema in FILE / matching PATTERN (the API's response_format)
 Thinking checkpoints (a <think>…</think> block before the answer, e.g. Qwen3-VL-*-Thinking):
   --hide-thinking            show only the answer (the thinking is dimmed on a terminal, plain on a pipe)
   --thinking-budget N        at most N thinking tokens; then the block is closed ("\\n</think>\\n\\n") and the answer follows
@@ -190,6 +193,9 @@ export const THINKING_FLAGS = {
   "thinking-budget": { type: "string" },
 } as const;
 
+/** `run`'s constrained decoding (src/cli/response-format.ts). */
+const RESPONSE_FORMAT_FLAGS = { "response-format": { type: "string" } } as const;
+
 /**
  * Writes streamed thinking and answer text: thinking dimmed (ANSI faint) on a terminal, as plain text on a pipe, or
  * not at all with --hide-thinking; a blank line separates it from the answer.
@@ -213,7 +219,7 @@ export function thinkingWriter(out: { write(s: string): unknown; isTTY?: boolean
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS, ...BACKEND_FLAGS }, "run");
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...THINKING_FLAGS, ...BACKEND_FLAGS, ...RESPONSE_FORMAT_FLAGS }, "run");
   checkBackendFlags(flags);
   if (flags.help) {
     process.stdout.write(RUN_HELP + "\n");
@@ -230,6 +236,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const thinkingBudget = numberFlag(flags, "thinking-budget", { integer: true });
   if (thinkingBudget !== undefined && thinkingBudget < 0) throw new VideolmError(`--thinking-budget expects a non-negative integer, got ${thinkingBudget}`);
   const writer = thinkingWriter(process.stdout, Boolean(flags["hide-thinking"]));
+  const responseFormat = responseFormatFlag(flags["response-format"] as string | undefined);
+  if (responseFormat && flags.backend !== undefined) throw new VideolmError("--response-format runs on the local engine; it is not sent to --backend");
   if (flags.backend !== undefined) return runOnBackend({ flags, content, explicit, media, thinkingBudget, modelDir, writer });
 
   // Plan and check the request from headers alone before decoding any frame or loading weights, so a bad video or
@@ -265,6 +273,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       maxNewTokens: plan.maxNewTokens,
       signal: abort.signal,
       thinkingBudget,
+      ...(responseFormat ? { responseFormat } : {}),
       onProgress: quiet ? undefined : delayedProgress(stderrProgress()),
       onToken: json
         ? undefined
