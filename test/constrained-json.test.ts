@@ -217,6 +217,24 @@ describe("bounds", () => {
     expect(accepts(o, `{"${"k".repeat(257)}":1}`)).toBe(false);
   });
 
+  it("strings take valid UTF-8 only (byte level: overlongs, surrogates, stray continuation bytes refused)", () => {
+    const g = grammarOf(schemaFormat({ type: "string" }));
+    const bytes = (...b: number[]) => Uint8Array.from([0x22, ...b, 0x22]);
+    const ok = (b: Uint8Array) => {
+      const s = walk(g, b);
+      return s !== undefined && g.accepting(s);
+    };
+    expect(ok(bytes(0xc3, 0xa9))).toBe(true); // é
+    expect(ok(bytes(0xe0, 0xa0, 0x80))).toBe(true); // U+0800
+    expect(ok(bytes(0xf0, 0x9f, 0x98, 0x80))).toBe(true); // 😀
+    expect(ok(bytes(0xe0, 0x80, 0x80))).toBe(false); // overlong
+    expect(ok(bytes(0xc0, 0x80))).toBe(false); // overlong NUL
+    expect(ok(bytes(0xed, 0xa0, 0x80))).toBe(false); // surrogate D800
+    expect(ok(bytes(0xf4, 0x90, 0x80, 0x80))).toBe(false); // above U+10FFFF
+    expect(ok(bytes(0x80))).toBe(false); // stray continuation
+    expect(ok(bytes(0xc3))).toBe(false); // cut character
+  });
+
   it("the document ends at the end of the value: nothing may follow, so the only continuation is the end", () => {
     const g = grammarOf({ type: "json_object" });
     const s = walk(g, '{"a":1}')!;

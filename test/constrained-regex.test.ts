@@ -50,14 +50,14 @@ describe("regex → byte DFA (full match)", () => {
   }
 
   it("a prefix is alive exactly when some completion matches (no dead ends)", () => {
-    const dfa = compileFullMatch("ab(c|d{2})e");
+    const dfa = compileFullMatch("ab(c|d{2})e|xy[]"); // "x" leads nowhere: `[]` matches nothing
     const alive = (text: string) => {
       let s = dfa.start;
       for (const b of Buffer.from(text)) if ((s = dfa.step(s, b)) < 0) return false;
       return true;
     };
     for (const p of ["", "a", "ab", "abc", "abd", "abdd", "abdde", "abce"]) expect(alive(p), p).toBe(true);
-    for (const p of ["b", "abe", "abde", "abddd", "abcee"]) expect(alive(p), p).toBe(false);
+    for (const p of ["b", "abe", "abde", "abddd", "abcee", "x"]) expect(alive(p), p).toBe(false);
   });
 
   it("partial UTF-8: a multi-byte character is followed byte by byte and invalid continuations are dead", () => {

@@ -234,6 +234,49 @@ describe("sampled outputs always parse", () => {
   });
 });
 
+describe("the sampler's mask hook", () => {
+  const V = 50;
+  const random = rng(5);
+  const rows = Array.from({ length: 40 }, () => Float32Array.from({ length: V }, () => 4 * random() - 2));
+  const bitsOf = (ids: number[]) => {
+    const bits = new Uint32Array(Math.ceil(V / 32));
+    for (const id of ids) bits[id >>> 5] |= 1 << (id & 31);
+    return bits;
+  };
+  const options = { temperature: 1.3, topK: 5, topP: 0.9, repetitionPenalty: 1.2, seed: 9, logprobs: 3 };
+
+  it("an all-allowed mask changes nothing (same draws, same logprobs)", () => {
+    const a = new Sampler(options, V);
+    const b = new Sampler(options, V);
+    const all = bitsOf(Array.from({ length: V }, (_, i) => i));
+    const history: number[] = [];
+    for (const row of rows) {
+      const x = a.next(row, history);
+      expect(b.next(row, history, all)).toEqual(x);
+      history.push(x.token);
+    }
+  });
+
+  it("masks before top-k/top-p (low-ranked allowed tokens are still drawn) and keeps logprobs raw", () => {
+    const allowed = [3, 17, 41];
+    const s = new Sampler(options, V);
+    const greedy = new Sampler({ ...options, temperature: 0 }, V);
+    for (const row of rows) {
+      const step = s.next(row, [], bitsOf(allowed));
+      expect(allowed).toContain(step.token);
+      // Raw log-softmax of the unmasked row.
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((acc, v) => acc + Math.exp(v - max), 0));
+      expect(step.logprob).toBeCloseTo(row[step.token] - lse, 5);
+      const best = [...row.keys()].sort((i, j) => row[j] - row[i] || i - j).slice(0, 3);
+      expect(step.top!.map((t) => t.token)).toEqual(best); // alternatives: the model's, allowed or not
+      // Greedy takes the best allowed token.
+      const bestAllowed = allowed.reduce((b, i) => (row[i] > row[b] ? i : b));
+      expect(greedy.next(row, [], bitsOf(allowed)).token).toBe(bestAllowed);
+    }
+  });
+});
+
 describe("speed on Qwen's vocabulary", () => {
   it("ms per step following a model-like answer: cold cache, then warm", () => {
     const tok = qwenTokenizer();
