@@ -24,6 +24,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RequestPreparer } from "../src/engine/preparer.js";
 import type { ChatRequestMessage } from "../src/engine/request.js";
 import { RemoteModel } from "../src/remote/remote-model.js";
+import { servedRemote } from "../src/remote/served-remote.js";
+import { VideolmServer } from "../src/server/server.js";
 import { framesOfVisual, readNormalisation } from "../src/server/thumbnails.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
 import { startScriptedBackend, type ScriptedBackend } from "./remote-helpers.js";
@@ -202,6 +204,29 @@ describe("Seed1.5-VL and OpenAI-style APIs", () => {
     await remote.generate({ messages: [{ role: "user", content: "Hi" }], responseFormat: { type: "regex", pattern: "a+" } });
     expect(b.requests.at(-1)!.body).not.toHaveProperty("response_format");
     expect(log.join("\n")).toMatch(/backend 127\.0\.0\.1:\d+: backend kind openai has no regex-constrained output/);
+  });
+
+  it("serve --backend on vLLM: the front end's prepared frames are what vLLM gets; the answer comes back in OpenAI's format", async () => {
+    const b = await backend("vllm", "Qwen/Qwen2-VL-2B-Instruct");
+    const remote = await RemoteModel.connect(b.url, { planner: qwen2 });
+    const front = await VideolmServer.start(servedRemote(remote), { port: 0, log: () => {}, modelName: "front", allowedMediaDir: dir });
+    try {
+      const r = await fetch(`${front.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model: "front", messages: [{ role: "user", content: [{ type: "video_url", video_url: { url: `file://${video}`, fps: 2 } }, { type: "text", text: "What moves?" }] }], max_tokens: 7 }),
+      });
+      expect(r.status).toBe(200);
+      const json = (await r.json()) as { choices: { message: { content: string } }[] };
+      expect(json.choices[0].message.content).toBe("The square moves right.");
+      const body = chatBody(b);
+      expect(body.mm_processor_kwargs).toEqual({ fps: [2] });
+      expect(body.max_tokens).toBe(7);
+      const url = (body.messages[0].content[0].video_url as { url: string }).url;
+      expect(url.slice("data:video/jpeg;base64,".length).split(",")).toHaveLength(4);
+    } finally {
+      await front.close();
+    }
   });
 
   it("a planning checkpoint is required for kinds that send frames", async () => {

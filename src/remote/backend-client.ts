@@ -152,7 +152,8 @@ export class BackendClient {
       }
       if (response) {
         if (response.ok) return this.withIdleLimit(response, init.signal);
-        const message = await errorMessage(response);
+        // The error body gets the same time limit as the headers had (a backend may stall after its status line).
+        const message = await Promise.race([errorMessage(response), new Promise<string>((r) => setTimeout(() => r(""), timeoutMs).unref())]);
         lastProblem = `HTTP ${response.status}${message ? `: ${message}` : ""}`;
         if (!RETRY_STATUSES.has(response.status) || attempt >= maxAttempts) {
           throw this.fail(`${lastProblem}${attempt > 1 ? ` (after ${attempt} attempts)` : ""}`, response.status);
