@@ -69,7 +69,7 @@ describe("videolm batch", () => {
     const retry = videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--json", "--retry-failed"]);
     expect(JSON.parse(retry.stdout)).toMatchObject({ total: 4, ok: 0, failed: 1, skipped: 3 });
     expect(lines(path.join(dir, "out.jsonl"))).toHaveLength(5);
-  });
+  }, 600_000);
 
   it("killed midway (SIGKILL) and resumed: every item exactly once, none lost", async () => {
     const clip = path.join(ROOT, "examples", example.video);
@@ -124,17 +124,20 @@ describe("videolm batch", () => {
     expect(byId.g1).toMatchObject({ task: "ground", query, answer: ground.raw, events: { events: ground.events, duration: ground.duration, parsed: ground.parsed } });
     expect(byId.e1).toMatchObject({ task: "events", answer: events.raw, events: { events: events.events, duration: events.duration, parsed: events.parsed } });
     expect(byId.g1.usage.completionTokens).toBeGreaterThan(0);
-  });
+  }, 600_000);
 
   it("manifest and flag errors: one line naming the file and line, nothing written", () => {
     fs.writeFileSync(path.join(dir, "bad.jsonl"), `{"video": "a.mp4", "question": "q"}\n{"video": "b.mp4" "question": "q"}\n`);
     fs.writeFileSync(path.join(dir, "bad.csv"), 'video,question\na.mp4,"unclosed\n');
+    fs.writeFileSync(path.join(dir, "ev.jsonl"), '{"video": "a.mp4", "task": "events"}\n');
     const cases: [string[], RegExp][] = [
       [["batch", "bad.jsonl", "-o", "x.jsonl"], /^videolm: bad\.jsonl line 2: not valid JSON/],
       [["batch", "bad.csv", "-o", "x.jsonl"], /^videolm: bad\.csv line 2: a quoted field is never closed/],
       [["batch", "bad.jsonl"], /^videolm: batch: give the results file with -o/],
       [["batch", "nothing-here", "-o", "x.jsonl"], /^videolm: nothing-here: no such file or folder/],
       [["batch", "bad.jsonl", "-o", "x.jsonl", "--backend", "http://127.0.0.1:9#0"], /^videolm: --backend http:\/\/127\.0\.0\.1:9#0: the part after # is the backend's limit/],
+      [["batch", "ev.jsonl", "-o", "x.jsonl", "--backend", "http://127.0.0.1:9"], /^videolm: ev\.jsonl line 1: task events runs on the local model only/],
+      [["batch", "ev.jsonl", "-o", "x.jsonl", "--backend-kind", "vllm"], /^videolm: --backend-kind applies to a remote backend: give --backend URL too/],
     ];
     for (const [args, message] of cases) {
       const r = videolm(args);
@@ -143,5 +146,5 @@ describe("videolm batch", () => {
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
     expect(fs.existsSync(path.join(dir, "x.jsonl"))).toBe(false);
-  });
+  }, 600_000);
 });

@@ -13,6 +13,7 @@ import { BATCH_TASKS, type BatchItem, type BatchTask } from "../../batch/items.j
 import { runBatchJob } from "../../batch/job.js";
 import { stderrProgress } from "../../util/progress.js";
 import { GENERATION_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
+import { BACKEND_FLAGS, checkBackendFlags, connectFromFlags } from "../backend.js";
 import { mediaFlags, modelFromFlags } from "./run.js";
 
 export const BATCH_HELP = `Usage: videolm batch (FOLDER | "GLOB" | MANIFEST.csv | MANIFEST.jsonl | VIDEO)... -o results.jsonl [options]
@@ -43,7 +44,10 @@ Where items run:
                              repeat for several; items go to the least busy, at most N at once on each (default
                              --backend-concurrency, 2). A failed backend's item is retried once on another; a backend
                              failing 3 items in a row gets no more. With --model, that checkpoint plans the requests
+                             (required for all but videolm backends; docs/remote-backends.md)
   --backend-concurrency N    items in flight per backend without #N (default 2)
+  --backend-kind K  --backend-model ID  --backend-api-key-env VAR  --backend-timeout SEC  --backend-retries N
+                             as for videolm run --backend, the same for every backend
 Model, media and generation options as for videolm run (job-wide defaults; a manifest row's own options win):
   --model --dtype --threads --cache-dir --pipeline --vision-threads
   --fps --nframes --min-frames --max-frames --min-pixels --max-pixels --total-pixels --start --end --prune
@@ -75,6 +79,7 @@ const BATCH_FLAGS = {
   task: { type: "string" },
   query: { type: "string" },
   concurrency: { type: "string" },
+  ...BACKEND_FLAGS,
   backend: { type: "string", multiple: true },
   "backend-concurrency": { type: "string" },
   "retry-failed": { type: "boolean" },
@@ -109,6 +114,7 @@ export async function batchCommand(argv: string[]): Promise<number> {
   if (!output) throw new VideolmError("batch: give the results file with -o results.jsonl (see videolm batch --help)");
   const task = flags.task as string | undefined;
   if (task !== undefined && !BATCH_TASKS.includes(task as BatchTask)) throw new VideolmError(`--task must be one of ${BATCH_TASKS.join(", ")} (got ${JSON.stringify(task)})`);
+  checkBackendFlags(flags);
   const settings: ItemSettings = { generation: generationFlags(flags), media: mediaFlags(flags) };
   const quiet = Boolean(flags.quiet);
   const specs = ((flags.backend as string[] | undefined) ?? []).map((s) => parseBackendSpec(s, positiveInt(flags, "backend-concurrency", 2)));
@@ -132,13 +138,16 @@ export async function batchCommand(argv: string[]): Promise<number> {
     backends = [localBackend(model, settings, positiveInt(flags, "concurrency", 2))];
   } else {
     const { RemoteModel } = await import("../../remote/remote-model.js");
+    // Events and grounding run where the model's prompt and parser are: on a backend only once the remote model offers them.
+    const unsupported = items.find((i) => i.task !== "answer" && typeof (RemoteModel.prototype as unknown as Record<string, unknown>)[i.task === "events" ? "events" : "ground"] !== "function");
+    if (unsupported) throw new VideolmError(`${unsupported.origin}: task ${unsupported.task} runs on the local model only for now (remote backends answer questions); run those items without --backend`);
     const planner = flags.model ? await RequestPreparer.load(await modelFromFlags(flags)) : undefined;
     const seen = new Set<string>();
     backends = [];
     for (const { url, limit } of specs) {
       if (seen.has(url)) throw new VideolmError(`--backend ${url} is given twice; give its limit once as URL#N`);
       seen.add(url);
-      const connect = () => RemoteModel.connect(url, { planner, log: quiet ? undefined : (line) => process.stderr.write(`videolm: ${line}\n`) });
+      const connect = () => connectFromFlags({ ...flags, backend: url }, planner, quiet);
       backends.push(remoteBackend(connect, settings, limit, url));
     }
   }
