@@ -57,7 +57,8 @@ const ANY_LITERAL: LiteralNode = { id: -6, kind: "literal", texts: ["true", "fal
 const FREE_KEY: StringNode = { id: -7, kind: "string", minLength: 0, maxLength: MAX_FREE_KEY };
 
 export abstract class Frame {
-  private memoKey: string | undefined;
+  // `declare`: no class-field initializer (define semantics cost ~a third of a cold trie walk in V8, measured).
+  declare private memoKey: string | undefined;
   constructor(
     /** The frame waiting for this one (in its "awaiting a child" phase); null for the document. */
     readonly parent: Frame | null,
