@@ -48,7 +48,7 @@ describe("videolm run --backend", () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ text: local.text, promptTokens: local.promptTokens, completionTokens: local.tokens.length, backend: { kind: "videolm", model: "tiny" } });
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 
   it("on a vLLM backend with --model to plan: streams the answer; the API key is sent, never printed", async () => {
     const b = await startScriptedBackend([{ answer: ["A square ", "moves."] }], { ownedBy: "vllm", modelId: "Qwen/Qwen2-VL-2B-Instruct" });
@@ -66,7 +66,7 @@ describe("videolm run --backend", () => {
     } finally {
       await b.close();
     }
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 
   it("errors: a dead backend is one line naming it; backend flags need --backend", async () => {
     const b = await startScriptedBackend([{ answer: ["x"] }]);
@@ -79,5 +79,5 @@ describe("videolm run --backend", () => {
     const stray = await videolm(["run", "--backend-kind", "vllm", "--model", model, "hello"]);
     expect(stray.code).toBe(1);
     expect(stray.stderr).toContain("--backend-kind applies to a remote backend: give --backend URL too");
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 });

@@ -53,7 +53,7 @@ describe("a videolm serve as the backend", () => {
     });
     // The upload made for the request is removed afterwards.
     await waitFor(() => backend.uploads.count === 0, 5000);
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 
   it("sends the plan's options: a clip range and a frame cap give the same answer as locally", async () => {
     const messages = question({ start: 0.5, end: 1.8, maxFrames: 2 });
@@ -65,7 +65,7 @@ describe("a videolm serve as the backend", () => {
     // And differs from the unclipped request's prompt (the options did reach the backend).
     const full = await remote.generate({ messages: question(), maxNewTokens: 1, temperature: 0 });
     expect(full.promptTokens).not.toBe(answer.promptTokens);
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 
   it("stop strings pass through", async () => {
     const local = await (await tinyModel()).generate({ messages: question(), maxNewTokens: 12, temperature: 0 });
@@ -74,7 +74,7 @@ describe("a videolm serve as the backend", () => {
     const remote = await RemoteModel.connect(backend.url);
     const answer = await remote.generate({ messages: question(), maxNewTokens: 12, temperature: 0, stop: [stop] });
     expect(answer.text).toBe(local.text.slice(0, local.text.indexOf(stop)));
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 
   it("serve --backend: a local front end forwards generation and answers as the backend does", async () => {
     const model = await tinyModel();
@@ -115,5 +115,5 @@ describe("a videolm serve as the backend", () => {
       await front.close();
       backend = await startServer({ modelName: "tiny-remote" });
     }
-  });
+  }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 });
