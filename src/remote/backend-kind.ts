@@ -9,8 +9,9 @@
  *   seed     Seed1.5-VL (Volcano Engine Ark): frames chosen by Seed1.5-VL's own sampling (the seed1.5 policy), sent
  *            as its cookbook sends them: `[t second]` + image (detail "high")
  *
- * `auto` asks GET /v1/models once: `owned_by` is "videolm", "vllm" or "sglang" on those servers; anything else is
- * treated as `openai`.
+ * `auto` asks GET /v1/models once: `owned_by` is "videolm" (src/server/server.ts modelObject), "vllm" (vLLM's
+ * `ModelCard.owned_by` default, vllm/entrypoints/openai/protocol.py) or "sglang" (SGLang's, sglang/srt/entrypoints/
+ * openai/protocol.py `ModelCard`) on those servers; anything else, or no model list, is treated as `openai`.
  */
 import { VideolmError } from "../errors.js";
 import type { BackendClient } from "./backend-client.js";
