@@ -73,8 +73,9 @@ export class RemoteModel {
       try {
         models = await listRemoteModels(client);
       } catch (e) {
-        // Hosted APIs may not list models: then the kind is "openai" and the model must be named.
-        if (!(e instanceof BackendError && e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 429)) throw e;
+        // Hosted APIs may not list models (404 / 405): then the kind is "openai" and the model must be named. Any other
+        // failure (a refused key, a dead server) is the answer.
+        if (!(e instanceof BackendError && (e.status === 404 || e.status === 405))) throw e;
       }
       if (kind === "auto") kind = kindFromModels(models);
       model ??= models[0]?.id;
