@@ -6,10 +6,12 @@
  * upload, decode, generation) and the 1-minute load average before and after — the reference machine has 2 cores,
  * so backends beyond 2 only share them; the numbers say what the cores allow, not what a cluster would.
  *
- *   npx tsx bench/batch-scale.ts [--clips 24] [--backends 1,2,4] [--limit 2] [--threads N] [--local 1,2]
+ *   npx tsx bench/batch-scale.ts [--clips 24] [--backends 1,2,4] [--limit 2 | --limits 2,8] [--threads N] [--local 1,2]
  *
  * --threads: onnxruntime threads of each server (default: the engine's default, all cores); --limit: items in flight
- * per server (2: one generating while the next is prepared). Clips are made once into .cache/bench/batch-scale.
+ * per server (2: one generating while the next is prepared); --limits 2,8 runs every backend count at each (to tell
+ * more backends from more items in flight). The ratio is to the first 1-backend setup. Clips are made once into
+ * .cache/bench/batch-scale.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     backends: { type: "string", default: "1,2,4" },
     local: { type: "string", default: "1,2" },
     limit: { type: "string", default: "2" },
+    limits: { type: "string" },
     threads: { type: "string" },
     rounds: { type: "string", default: "1" },
   },
@@ -128,15 +131,17 @@ for (let round = 0; round < Number(values.rounds); round++) {
     process.stdout.write(JSON.stringify(run) + "\n");
   }
   for (const k of values.backends.split(",").filter(Boolean).map(Number)) {
-    const servers = await Promise.all(Array.from({ length: k }, () => startServer()));
-    try {
-      const extra = servers.flatMap((s) => ["--backend", `${s.url}#${values.limit}`]);
-      const run = runBatch(`${k} × serve`, manifest, extra, k);
-      runs.push(run);
-      process.stdout.write(JSON.stringify(run) + "\n");
-    } finally {
-      for (const s of servers) s.child.kill("SIGTERM");
-      await Promise.all(servers.map((s) => new Promise((r) => (s.child.exitCode !== null ? r(null) : s.child.once("exit", r)))));
+    for (const limit of (values.limits ?? values.limit).split(",").filter(Boolean)) {
+      const servers = await Promise.all(Array.from({ length: k }, () => startServer()));
+      try {
+        const extra = servers.flatMap((s) => ["--backend", `${s.url}#${limit}`]);
+        const run = runBatch(`${k} × serve #${limit}`, manifest, extra, k);
+        runs.push(run);
+        process.stdout.write(JSON.stringify(run) + "\n");
+      } finally {
+        for (const s of servers) s.child.kill("SIGTERM");
+        await Promise.all(servers.map((s) => new Promise((r) => (s.child.exitCode !== null ? r(null) : s.child.once("exit", r)))));
+      }
     }
   }
 }
@@ -145,7 +150,7 @@ process.stdout.write(`${new Date().toISOString()} ${uptime()}\n\n`);
 // Medians over rounds per setup.
 const setups = [...new Set(runs.map((r) => r.setup))];
 const median = (xs: number[]) => percentile(xs, 50);
-const one = runs.find((r) => r.setup === "1 × serve");
+const one = runs.find((r) => r.backends === 1);
 const base = one ? median(runs.filter((r) => r.setup === one.setup).map((r) => r.perMinute)) : undefined;
 process.stdout.write(`| setup | items | ok | wall s | items/min | vs 1 backend | p50 ms | p90 ms | load1 before → after |\n|---|---|---|---|---|---|---|---|---|\n`);
 for (const s of setups) {
