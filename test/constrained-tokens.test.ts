@@ -62,6 +62,17 @@ describe("token table (Qwen vocabulary)", () => {
   });
 });
 
+describe("token trie", () => {
+  it("holds prefixes, extensions and tokens with the same bytes", () => {
+    const table = TokenTable.fromStrings(["ab", "a", "abc", "ab", "b", undefined, "é", "abd", "a"]);
+    const g = compileResponseFormat({ type: "regex", pattern: "ab?[cd]?" })!;
+    const c = new TokenConstraint(g, table, []);
+    expect([...maskSet(c.mask().bits, table.size)].sort()).toEqual([0, 1, 2, 3, 7, 8]);
+    c.advance(1);
+    expect([...maskSet(c.mask().bits, table.size)].sort()).toEqual([4]); // "b" (then c/d are single bytes not in this vocabulary)
+  });
+});
+
 /** The allowed set by definition: every table token whose bytes the grammar accepts from the state, plus EOS when complete. */
 function bruteForce<S>(g: ByteGrammar<S>, table: TokenTable, state: S, eos: number[]): Set<number> {
   const out = new Set<number>();
