@@ -84,10 +84,8 @@ export async function runEvents(model: EventsModel, video: EventsVideo, task: Ev
     const options = { ...media, ...planned[0] };
     clip = clipOf(visual, options);
     const next = promptFor(clipFrameTimes(visual, clip));
-    if (next.text === prompt.text || round + 1 >= MAX_PLAN_ROUNDS) {
-      prompt = next;
-      break;
-    }
+    // Stable, or out of rounds: the planned text stays (a few frame times off is better than an unplanned prompt).
+    if (next.text === prompt.text || round + 1 >= MAX_PLAN_ROUNDS) break;
     prompt = next;
     plan = await preparer.plan(messagesWith(prompt.text), media, { maxNewTokens: generation.maxNewTokens, signal });
   }
