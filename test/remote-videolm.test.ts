@@ -51,7 +51,16 @@ describe("a videolm serve as the backend", () => {
       expect(l.logprob).toBeCloseTo(local.logprobs![i].logprob, 5);
       expect(l.top.map((t) => t.token)).toEqual(local.logprobs![i].top!.map((t) => info.entry(t.token, t.logprob).token));
     });
-    // The upload made for the request is removed afterwards.
+    // The video went up once and is referred to again by a follow-up question (the backend's frame cache then
+    // serves it); after the backend lost it (here: removed), it is uploaded again; dispose() removes it.
+    expect(backend.uploads.count).toBe(1);
+    await remote.generate({ messages: question(), maxNewTokens: 1, temperature: 0 });
+    expect(backend.uploads.count).toBe(1);
+    const [id] = (backend.uploads as unknown as { uploads: Map<string, unknown> }).uploads.keys();
+    await backend.uploads.remove(id);
+    expect((await remote.generate({ messages: question(), maxNewTokens: 12, temperature: 0 })).text).toBe(local.text);
+    expect(backend.uploads.count).toBe(1);
+    await remote.dispose();
     await waitFor(() => backend.uploads.count === 0, 5000);
   }, 300_000); // the tiny model generates several times; slow on a loaded 2-core machine
 

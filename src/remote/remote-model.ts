@@ -11,7 +11,7 @@
  * `videolm serve` backend plans by its own checkpoint and needs none; a Seed1.5-VL backend's videos are sampled by
  * Seed1.5-VL's own rule (the seed1.5 policy) and need none either.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GenerateRequest, GenerateResponse } from "../engine/model.js";
@@ -48,7 +48,19 @@ export interface RemoteGenerateResponse extends GenerateResponse {
   remote: { backend: string; kind: BackendKind; model: string; completionTokens: number; logprobs?: RemoteLogprob[] };
 }
 
+/** A video uploaded to a videolm backend; `key` (path, size, mtime) when it is kept for reuse. */
+interface Upload {
+  url: string;
+  id: string;
+  key?: string;
+}
+
+/** Uploaded files kept for follow-up requests (a videolm backend keeps uploads for hours: its --upload-ttl). */
+const MAX_CACHED_UPLOADS = 32;
+
 export class RemoteModel {
+  private readonly uploadCache = new Map<string, Upload>();
+
   private constructor(
     readonly client: BackendClient,
     readonly kind: BackendKind,
@@ -90,13 +102,28 @@ export class RemoteModel {
     return new RemoteModel(client, kind, model, preparer);
   }
 
-  /** Nothing to release (no sessions here); for symmetry with VideoModel. */
-  async dispose(): Promise<void> {}
+  /** Removes the videos this model uploaded to a videolm backend (kept for reuse until now). */
+  async dispose(): Promise<void> {
+    const ids = [...this.uploadCache.values()].map((u) => u.id);
+    this.uploadCache.clear();
+    await Promise.all(ids.map((id) => this.client.request("DELETE", `/uploads/${encodeURIComponent(id)}`).then((r) => r.body?.cancel(), () => {})));
+  }
+
+  /** Keeps an upload for reuse; beyond MAX_CACHED_UPLOADS the oldest is forgotten and removed from the backend. */
+  private remember(upload: Upload): void {
+    this.uploadCache.set(upload.key!, upload);
+    while (this.uploadCache.size > MAX_CACHED_UPLOADS) {
+      const [oldest, u] = this.uploadCache.entries().next().value!;
+      this.uploadCache.delete(oldest);
+      this.deleteUpload(u.id);
+    }
+  }
 
   async generate(request: GenerateRequest): Promise<RemoteGenerateResponse> {
-    const { messages, media = {}, onToken, signal, prepared: given, thinkingBudget, responseFormat, ...explicit } = request;
-    delete (explicit as Record<string, unknown>).onProgress;
-    delete (explicit as Record<string, unknown>).prefillChunk;
+    // What is not a generation option is taken out; the rest (explicit options) goes to the backend.
+    const { messages, media = {}, signal, prepared: given, ...rest } = request;
+    const explicit: Partial<GenerationOptions> & Record<string, unknown> = { ...rest };
+    for (const key of ["onToken", "thinkingBudget", "responseFormat", "onProgress", "prefillChunk"]) delete explicit[key];
     const options: GenerationOptions = this.preparer ? this.preparer.resolveOptions(explicit) : { ...DEFAULT_GENERATION_OPTIONS, ...explicit };
     const t0 = performance.now();
     const modelType = this.preparer?.config.modelType;
@@ -106,8 +133,29 @@ export class RemoteModel {
       if (sendsFrames(this.kind, modelType)) prepared ??= await this.preparer.prepare(messages, media, signal);
       visuals = prepared?.visuals ?? (await this.preparer.plan(messages, media, { signal })).visuals;
     }
-    const uploads = this.kind === "videolm" ? await this.uploadLocalVideos(messages, signal) : new Map<unknown, { url: string; id: string }>();
-    try {
+    for (let attempt = 1; ; attempt++) {
+      const uploads = this.kind === "videolm" ? await this.uploadLocalVideos(messages, signal) : new Map<unknown, Upload>();
+      try {
+        return await this.send(request, { explicit, options, modelType, visuals, prepared, uploads, t0 });
+      } catch (e) {
+        // A cached upload the backend no longer has (it restarted, or its upload lifetime passed): upload again, once.
+        const stale = [...uploads.values()].filter((u) => u.key !== undefined);
+        if (attempt > 1 || stale.length === 0 || !(e instanceof BackendError && e.status === 400 && /no upload/.test(e.message))) throw e;
+        for (const u of stale) this.uploadCache.delete(u.key!);
+      } finally {
+        for (const u of uploads.values()) if (u.key === undefined) this.deleteUpload(u.id);
+      }
+    }
+  }
+
+  /** Builds the body for this backend kind and streams the answer. */
+  private async send(
+    request: GenerateRequest,
+    ctx: { explicit: Partial<GenerationOptions>; options: GenerationOptions; modelType?: string; visuals?: readonly VisualPlan[]; prepared?: PreparedRequest; uploads: Map<unknown, Upload>; t0: number },
+  ): Promise<RemoteGenerateResponse> {
+    const { messages, media = {}, onToken, signal, prepared: given, thinkingBudget, responseFormat } = request;
+    const { explicit, options, modelType, visuals, prepared, uploads, t0 } = ctx;
+    {
       const body = await buildChatBody({
         kind: this.kind,
         model: this.remoteModel,
@@ -125,9 +173,14 @@ export class RemoteModel {
       });
       const preprocessMs = given?.timings?.preprocessMs ?? performance.now() - t0;
       return await this.stream(body, options, preprocessMs, prepared?.timings?.decodeMs ?? 0, onToken, signal);
-    } finally {
-      for (const { id } of uploads.values()) void this.client.request("DELETE", `/uploads/${encodeURIComponent(id)}`).then((r) => r.body?.cancel(), () => {});
     }
+  }
+
+  private deleteUpload(id: string): void {
+    void this.client.request("DELETE", `/uploads/${encodeURIComponent(id)}`).then(
+      (r) => r.body?.cancel(),
+      () => {},
+    );
   }
 
   /** Sends the body and gathers the streamed answer. */
@@ -202,12 +255,12 @@ export class RemoteModel {
   }
 
   /**
-   * videolm backends: each video that is a local file or bytes goes up once per request (POST /v1/uploads), and is
-   * referred to as upload://ID; http(s) and data: URLs are passed as they are (the backend fetches them under its own
-   * media rules). Removed again after the request.
+   * videolm backends: each video that is a local file or bytes is uploaded (POST /v1/uploads) and referred to as
+   * upload://ID; http(s) and data: URLs are passed as they are (the backend fetches them under its own media rules).
+   * Files are kept there for reuse (uploadCache); bytes are removed after the request.
    */
-  private async uploadLocalVideos(messages: GenerateRequest["messages"], signal?: AbortSignal): Promise<Map<unknown, { url: string; id: string }>> {
-    const out = new Map<unknown, { url: string; id: string }>();
+  private async uploadLocalVideos(messages: GenerateRequest["messages"], signal?: AbortSignal): Promise<Map<unknown, Upload>> {
+    const out = new Map<unknown, Upload>();
     const videos = messages.flatMap((m) => (typeof m.content === "string" ? [] : (m.content as ContentPart[]).filter((p): p is VideoPart => p.type === "video")));
     try {
       for (const part of videos) {
@@ -217,7 +270,19 @@ export class RemoteModel {
         if (typeof href === "string" && /^(https?|data):/i.test(href)) continue;
         const file = typeof href === "string" ? (/^file:/i.test(href) ? fileURLToPath(href) : href) : undefined;
         let data: Buffer;
+        let key: string | undefined;
         try {
+          if (file) {
+            // A file already uploaded (same path, size and modification time) is referred to again: the backend's
+            // frame cache then serves follow-up questions about it.
+            const st = await stat(file);
+            key = `${path.resolve(file)}\u0000${st.size}\u0000${st.mtimeMs}`;
+            const cached = this.uploadCache.get(key);
+            if (cached) {
+              out.set(source as MediaSource, cached);
+              continue;
+            }
+          }
           data = file ? await readFile(file) : (source as Buffer);
         } catch (e) {
           throw new VideolmError(`${file}: cannot read the video (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
@@ -230,10 +295,12 @@ export class RemoteModel {
         });
         const answer = (await this.client.readJson(response)) as { id?: unknown; url?: unknown };
         if (typeof answer.url !== "string" || typeof answer.id !== "string") throw new BackendError(`backend ${this.backend}: POST /uploads did not answer an upload object (is it a videolm serve?)`, this.backend);
-        out.set(source as MediaSource, { url: answer.url, id: answer.id });
+        const upload: Upload = { url: answer.url, id: answer.id, ...(key !== undefined ? { key } : {}) };
+        out.set(source as MediaSource, upload);
+        if (key !== undefined) this.remember(upload);
       }
     } catch (e) {
-      for (const { id } of out.values()) void this.client.request("DELETE", `/uploads/${encodeURIComponent(id)}`).then((r) => r.body?.cancel(), () => {});
+      for (const u of out.values()) if (u.key === undefined) this.deleteUpload(u.id);
       throw e;
     }
     return out;
