@@ -79,6 +79,28 @@ describe("tiny Qwen2-VL checkpoint (random weights, Qwen vocabulary)", () => {
   });
 });
 
+describe("Thinking checkpoint (tiny Qwen3-VL Thinking): the constraint starts with the answer", () => {
+  let model: VideoModel;
+  beforeAll(async () => {
+    const dir = await materializeTinyCheckpoint(path.join(repoRoot(), "test/fixtures/qwen3-vl/qwen3-vl-tiny-thinking"));
+    model = await VideoModel.load(dir, { cacheDir: testCacheDir(), threads: 1 });
+  }, 120_000);
+
+  it("the thinking block and its forced close are unconstrained; the answer after it is held to the format", async () => {
+    const messages = question("What happens?");
+    const budget = 4;
+    const forced = model.tokenizer.encode("\n</think>\n\n").length;
+    const n = budget + forced + 16;
+    const plain = await model.generate({ messages, temperature: 0, maxNewTokens: n, thinkingBudget: budget });
+    const held = await model.generate({ messages, temperature: 0, maxNewTokens: n, thinkingBudget: budget, responseFormat: { type: "regex", pattern: "[a-z ]{1,12}" } });
+    expect(held.tokens.slice(0, budget + forced)).toEqual(plain.tokens.slice(0, budget + forced));
+    expect(held.reasoning).toBe(plain.reasoning);
+    expect(held.text).toMatch(/^[a-z ]{0,12}$/);
+    expect(held.text).not.toBe(plain.text);
+    if (held.finishReason === "stop") expect(held.text).toMatch(/^[a-z ]{1,12}$/);
+  });
+});
+
 describe("demo model (trained weights, 384-token vocabulary)", () => {
   let model: VideoModel;
   beforeAll(async () => {
