@@ -1,6 +1,6 @@
 /**
  * `videolm run --response-format`: the flag's forms (json, json_schema:FILE, regex:PATTERN) and their errors, and a
- * run of the tiny checkpoint held to a pattern its random weights would never follow on their own.
+ * run of the tiny checkpoint held to a pattern its random weights would never follow on their own; `run --events`.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { responseFormatFlag } from "../src/cli/response-format.js";
 import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { makeTestVideo } from "./server-helpers.js";
 
 const ROOT = repoRoot();
 const FIXTURES = path.join(ROOT, "test/fixtures/qwen2-vl");
@@ -34,6 +35,21 @@ function videolm(args: string[]): Promise<{ code: number | null; stdout: string;
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+describe("run --events", () => {
+  it("reads the answer's spans as events of the video's clip (held to a span here: random weights write none)", async () => {
+    const video = makeTestVideo(dir); // 2 s
+    const r = await videolm(["run", "--model", model, "--video", video, "--fps", "2", "--start", "0.5", "--max-new-tokens", "16", "--response-format", "regex:from 0\\.5 to 1\\.[05] seconds", "--events", "--json", "-q", "When?"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    const [a, b] = [...out.text.matchAll(/\d\.\d/g)].map((m: RegExpMatchArray) => Number(m[0]));
+    expect(out.events).toEqual({ events: [{ start: a, end: b, text: "" }], parsed: true, warnings: [], duration: 1.5 });
+    const image = path.join(FIXTURES, golden.cases.image.messages[0].content[0].image);
+    const noVideo = await videolm(["run", "--model", model, "--image", image, "--events", "-q", "When?"]);
+    expect(noVideo.code).toBe(1);
+    expect(noVideo.stderr).toMatch(/--events reads the answer's times as spans of a video/);
+  }, 240_000);
+});
 
 describe("--response-format", () => {
   it("reads json, json_schema:FILE (a bare schema or a whole response_format) and regex:PATTERN", () => {

@@ -6,7 +6,7 @@
  */
 import type { GenerateRequest, GenerateResponse } from "../engine/model.js";
 import type { RequestPreparer } from "../engine/preparer.js";
-import type { ChatRequestMessage, MediaOptions, MediaSource, VideoPart } from "../engine/request.js";
+import type { ChatRequestMessage, MediaOptions, MediaSource, VideoPart, VisualPlan } from "../engine/request.js";
 import { VideolmError } from "../errors.js";
 import type { EventPrompt, EventResponseFormat } from "../families/event-prompts.js";
 import type { GenerationOptions } from "../generation/options.js";
@@ -139,6 +139,24 @@ export function parseAnswer(text: string, o: { task: EventsTask; query?: string;
     events.push({ ...e, start: Math.max(0, start), end });
   }
   return { ...inFile, events, duration: clip.duration, parsed: inFile.parsed, warnings };
+}
+
+/**
+ * The spans in a free answer about the request's first video (`videolm run --events`): parsed as dense captions
+ * against that video's clip (the part's options over the request's), times moved as the family counts them.
+ * Undefined when the request holds no video.
+ */
+export function answerEvents(
+  text: string,
+  preparer: Pick<RequestPreparer, "family" | "dir">,
+  request: { visuals: readonly VisualPlan[]; messages: readonly ChatRequestMessage[]; media?: MediaOptions },
+): EventsResult | undefined {
+  const visual = request.visuals.find((v) => v.kind === "video");
+  const part = request.messages.flatMap((m) => (typeof m.content === "string" ? [] : m.content)).find((p): p is VideoPart => p.type === "video");
+  if (!visual || !part) return undefined;
+  const clip = clipOf(visual, { ...request.media, ...part });
+  const { timeOrigin } = eventPromptFor(preparer.family, preparer.dir, { task: "dense" });
+  return parseAnswer(text, { task: "dense", clip, timeOrigin });
 }
 
 const fmt = (t: number) => String(Math.round(t * 100) / 100);

@@ -20,6 +20,8 @@ import { TokenInfo } from "../../text/token-info.js";
 import { readQuestion, type QuestionInput } from "../stdin.js";
 import { BACKEND_FLAGS, BACKEND_HELP, checkBackendFlags, runOnBackend } from "../backend.js";
 import { responseFormatFlag } from "../response-format.js";
+import { answerEvents } from "../../events/run.js";
+import { eventsTable } from "../../events/format.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 
 export const RUN_HELP = `Usage: videolm run --model DIR [--video FILE] [--image FILE]... [options] "question"
@@ -58,6 +60,8 @@ Generation:
                              (0 = the token's own only); in --json, logprobs[] = {token, text, logprob, top}
   --response-format json|json_schema:FILE|regex:PATTERN  constrained decoding: only tokens that keep the answer valid
                              JSON / valid for the JSON Schema in FILE / matching PATTERN (the API's response_format)
+  --events                   after the answer, the time spans it names as a table of events (start, end, text) of the
+                             video's clip (in --json: events {events, parsed, warnings, duration}); see videolm events
 Thinking checkpoints (a <think>…</think> block before the answer, e.g. Qwen3-VL-*-Thinking):
   --hide-thinking            show only the answer (the thinking is dimmed on a terminal, plain on a pipe)
   --thinking-budget N        at most N thinking tokens; then the block is closed ("\\n</think>\\n\\n") and the answer follows
@@ -193,8 +197,8 @@ export const THINKING_FLAGS = {
   "thinking-budget": { type: "string" },
 } as const;
 
-/** `run`'s constrained decoding (src/cli/response-format.ts). */
-const RESPONSE_FORMAT_FLAGS = { "response-format": { type: "string" } } as const;
+/** `run`'s constrained decoding (src/cli/response-format.ts) and the answer's spans as events (--events). */
+const RESPONSE_FORMAT_FLAGS = { "response-format": { type: "string" }, events: { type: "boolean" } } as const;
 
 /**
  * Writes streamed thinking and answer text: thinking dimmed (ANSI faint) on a terminal, as plain text on a pipe, or
@@ -253,6 +257,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     for (const l of plan.limits.filter((l) => l.source === "fit")) process.stderr.write(`videolm: ${l.note}\n`);
     if (cost.slow) process.stderr.write(`videolm: warning: ${cost.warning}${cost.suggestion ? `; to get the first token within ${cost.targetSeconds} s: ${cost.suggestion}` : ""}\n`);
   }
+  if (flags.events && !plan.visuals.some((v) => v.kind === "video")) throw new VideolmError("--events reads the answer's times as spans of a video: give one (--video FILE)");
   const messages: ChatRequestMessage[] = plan.messages;
   const prepared = await preparer.realise(plan, media, undefined, quiet ? undefined : delayedProgress(stderrProgress()));
   const model = await VideoModel.fromPreparer(preparer, {
@@ -282,9 +287,12 @@ export async function runCommand(argv: string[]): Promise<number> {
             writer.answer(e.answer ?? "");
           },
     });
+    // --events: the answer's spans as events of the video's clip (src/events/run.ts answerEvents).
+    const events = flags.events ? answerEvents(response.text, preparer, { visuals: plan.visuals, messages, media }) : undefined;
     if (json) {
       const out = {
         text: response.text,
+        ...(events ? { events: { events: events.events, parsed: events.parsed, warnings: events.warnings, duration: events.duration } } : {}),
         ...(response.reasoning !== undefined ? { reasoning: response.reasoning } : {}),
         tokens: response.tokens,
         promptTokens: response.promptTokens,
@@ -297,6 +305,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     } else {
       process.stdout.write("\n");
       if (response.logprobs) process.stdout.write(`\n${formatLogprobTable(logprobEntries(response.logprobs, new TokenInfo(model.tokenizer)))}\n`);
+      if (events?.parsed) process.stdout.write(`\n${eventsTable(events.events, process.stdout.columns ? { width: process.stdout.columns } : {})}`);
+      else if (events && !quiet) process.stderr.write(`videolm: --events: no time span in the answer (${events.warnings.join("; ")})\n`);
       if (!quiet) {
         const t = response.timings;
         const v = response.visualTokens;
