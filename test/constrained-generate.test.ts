@@ -63,7 +63,7 @@ describe("tiny Qwen2-VL checkpoint (random weights, Qwen vocabulary)", () => {
   it("sampled outputs (temperature 1.5) that complete always parse and validate; cut ones say length", async () => {
     let completed = 0;
     for (const c of cases) {
-      for (let seed = 1; seed <= 12; seed++) {
+      for (let seed = 1; seed <= 8; seed++) {
         const r = await model.generate({ messages: question("List the events."), maxNewTokens: 24, temperature: 1.5, topK: 0, seed, responseFormat: c.format });
         if (r.finishReason === "stop") {
           expect(c.valid(r.text), `${c.name} seed ${seed}: ${JSON.stringify(r.text)}`).toBe(true);
@@ -75,7 +75,7 @@ describe("tiny Qwen2-VL checkpoint (random weights, Qwen vocabulary)", () => {
         }
       }
     }
-    expect(completed).toBeGreaterThan(8);
+    expect(completed).toBeGreaterThanOrEqual(4);
   });
 });
 
@@ -107,11 +107,11 @@ describe("demo model (trained weights, 384-token vocabulary)", () => {
     model = await VideoModel.load(path.join(repoRoot(), "models/videolm-demo"), { cacheDir: testCacheDir(), threads: 1 });
   }, 120_000);
 
-  it("120 sampled outputs, temperature 1.0–1.5: every completed one is valid", async () => {
+  it("80 sampled outputs, temperature 1.0–1.5: every completed one is valid", async () => {
     let completed = 0;
     let regexCompleted = 0;
     for (const c of cases) {
-      for (let seed = 1; seed <= 30; seed++) {
+      for (let seed = 1; seed <= 20; seed++) {
         const r = await model.generate({ messages: question("When is the red square visible?"), maxNewTokens: 40, temperature: 1 + (seed % 3) / 4, seed, responseFormat: c.format });
         if (r.finishReason === "stop") {
           expect(c.valid(r.text), `${c.name} seed ${seed}: ${JSON.stringify(r.text)}`).toBe(true);
@@ -121,8 +121,8 @@ describe("demo model (trained weights, 384-token vocabulary)", () => {
       }
     }
     // The model was trained on answers of the regex's shape (they complete), not on JSON (which it pads with whitespace).
-    expect(regexCompleted).toBeGreaterThanOrEqual(25);
-    expect(completed).toBeGreaterThan(30);
+    expect(regexCompleted).toBeGreaterThanOrEqual(16);
+    expect(completed).toBeGreaterThan(20);
   });
 
   it("greedy regex answer ends by itself once complete (no end token needed)", async () => {

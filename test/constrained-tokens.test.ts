@@ -92,7 +92,7 @@ function maskSet(bits: Uint32Array, size: number): Set<number> {
 describe("masks equal a brute-force check of every token (Qwen vocabulary)", () => {
   const cases: [string, ResponseFormat, string[]][] = [
     ["events schema", FORMATS[0].format, ["", '[{"start":1', '[{"start":1,"end":2,"text":"caf\xc3', '[{"start":1,"end":2,"text":"x\\u00', '[{"start":1,"end":2,"text":"' + "y".repeat(38)]],
-    ["json_object", { type: "json_object" }, ['{"k":"v', '{"k":[1,{"a":"b"}']],
+    ["json_object", { type: "json_object" }, ['{"k":[1,{"a":"b"}']],
     ["pattern string", { type: "json_schema", json_schema: { name: "p", schema: { type: "object", properties: { t: { type: "string", pattern: "^\\d{2}:\\d{2}$" } } } } }, ['{"t":"1']],
     ["regex", FORMATS[3].format, ["from 1", "from 12.5 to "]],
   ];
@@ -235,12 +235,12 @@ describe("sampled outputs always parse", () => {
     expect(total).toBeGreaterThan(2000);
   });
 
-  it("hundreds of outputs on Qwen's vocabulary (151 936 ids)", () => {
+  it("64 outputs on Qwen's vocabulary (151 936 ids)", () => {
     const tok = qwenTokenizer();
     const rows = randomRows(qwenTable, 6, 3, 12);
     for (const [i, f] of FORMATS.entries()) {
-      const r = sampleOutputs(qwenTable, (ids) => tok.decode(ids), qwenEos, f.format, f.check, 40, { maxNewTokens: 40, seed: 21 + i, rows });
-      expect(r.completed, `${f.name}: completed outputs`).toBeGreaterThan(10);
+      const r = sampleOutputs(qwenTable, (ids) => tok.decode(ids), qwenEos, f.format, f.check, 16, { maxNewTokens: 40, seed: 21 + i, rows });
+      expect(r.completed, `${f.name}: completed outputs`).toBeGreaterThan(4);
     }
   });
 });
