@@ -62,6 +62,7 @@ describe("validateResponseFormat", () => {
     ["false schema", schema({ type: "object", properties: { a: false } }), /admits no value/],
     ["enum of wrong type", schema({ type: "string", enum: [1, 2] }), /no enum\/const value has the declared type string/],
     ["empty anyOf", schema({ anyOf: [] }), /non-empty list/],
+    ["too many anyOf alternatives", schema({ anyOf: Array.from({ length: 65 }, () => ({ type: "string" })) }), /more than 64 alternatives/],
     ["allOf of two", schema({ allOf: [{}, {}] }), /allOf is supported only with exactly one/],
     ["bad pattern", schema({ type: "string", pattern: "(?=x)" }), /lookahead/],
     ["regex lookbehind", { type: "regex", pattern: "(?<=a)b" }, /lookahead, lookbehind/],

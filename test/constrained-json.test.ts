@@ -235,6 +235,13 @@ describe("bounds", () => {
     expect(ok(bytes(0xc3))).toBe(false); // cut character
   });
 
+  it("too many parallel readings of ambiguous anyOfs fail with a clear error", () => {
+    const level = (inner: object) => ({ anyOf: Array.from({ length: 9 }, () => ({ type: "array", items: inner })) });
+    const g = grammarOf(schemaFormat(level(level(level({ type: "null" })))));
+    expect(walk(g, "[[")).toBeDefined(); // 81 readings
+    expect(() => walk(g, "[[[")).toThrow(/too ambiguous/); // 729 readings
+  });
+
   it("the document ends at the end of the value: nothing may follow, so the only continuation is the end", () => {
     const g = grammarOf({ type: "json_object" });
     const s = walk(g, '{"a":1}')!;

@@ -18,6 +18,7 @@
 import { DEFAULT_MAX_STRING, MAX_NESTING, type AnyNode, type ArrayNode, type LiteralNode, type NumberNode, type ObjectNode, type SchemaNode, type StringNode } from "./json-schema.js";
 import { LazyDfa, parseRegex } from "./regex.js";
 import { utf8Step } from "./utf8.js";
+import { VideolmError } from "../../errors.js";
 
 /** Whitespace bytes allowed in one gap between JSON tokens (and before the value). */
 export const MAX_WHITESPACE = 32;
@@ -589,12 +590,21 @@ export function initialJsonState(root: SchemaNode): JsonState {
   return [new DocumentFrame(root, false, 0)];
 }
 
+/**
+ * Stacks followed at once at most: nested ambiguous anyOfs multiply them, so a hostile schema could make every byte
+ * cost thousands of steps; past this the request fails with a clear error instead.
+ */
+export const MAX_THREADS = 512;
+
 /** The state after byte `b`, or undefined when no stack accepts it. */
 export function stepJson(state: JsonState, b: number): JsonState | undefined {
   const out: Frame[] = [];
   for (const f of state) f.step(b, out);
   if (out.length === 0) return undefined;
-  return out.length === 1 ? out : dedupe(out);
+  if (out.length === 1) return out;
+  const unique = dedupe(out);
+  if (unique.length > MAX_THREADS) throw new VideolmError(`response_format: the schema's anyOf alternatives are too ambiguous to follow (more than ${MAX_THREADS} readings of the same text at once); make the alternatives distinguishable early`);
+  return unique;
 }
 
 function dedupe(frames: Frame[]): Frame[] {

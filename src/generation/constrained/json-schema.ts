@@ -95,6 +95,8 @@ export const SCHEMA_LIMITS = {
   /** Compiled nodes (each $ref target counts once). */
   nodes: 10_000,
   propertiesPerObject: 256,
+  /** Alternatives of one anyOf (or type list); each ambiguous one is followed in parallel (json-matcher.ts). */
+  anyOfOptions: 64,
   enumValues: 1024,
   /** Bytes of one enum/const value as JSON. */
   literalBytes: 4096,
@@ -189,6 +191,7 @@ class SchemaCompiler {
     }
     if (s.anyOf !== undefined) {
       if (!Array.isArray(s.anyOf) || s.anyOf.length === 0) this.fail(path, "anyOf must be a non-empty list of schemas");
+      if (s.anyOf.length > SCHEMA_LIMITS.anyOfOptions) this.fail(path, `anyOf with more than ${SCHEMA_LIMITS.anyOfOptions} alternatives is not supported`);
       if (constraints.length > 1) this.fail(path, `anyOf next to other constraints (${constraints.filter((k) => k !== "anyOf").join(", ")}) is not supported; move them into each alternative`);
       const options = s.anyOf.map((o, i) => this.compile(o, `${path}/anyOf/${i}`, depth + 1));
       return options.length === 1 ? options[0] : this.node<AnyOfNode>({ kind: "anyOf", options });
