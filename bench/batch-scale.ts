@@ -149,7 +149,10 @@ process.stdout.write(`${new Date().toISOString()} ${uptime()}\n\n`);
 
 // Medians over rounds per setup.
 const setups = [...new Set(runs.map((r) => r.setup))];
-const median = (xs: number[]) => percentile(xs, 50);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const one = runs.find((r) => r.backends === 1);
 const base = one ? median(runs.filter((r) => r.setup === one.setup).map((r) => r.perMinute)) : undefined;
 process.stdout.write(`| setup | items | ok | wall s | items/min | vs 1 backend | p50 ms | p90 ms | load1 before → after |\n|---|---|---|---|---|---|---|---|---|\n`);

@@ -38,8 +38,8 @@ Output:
   --json                     print the summary as one JSON object on stdout
   -q, --quiet                no progress on stderr (the summary line stays)
 Where items run:
-  (default)                  the local model (--model, as for videolm run); --concurrency N items at once (default 2):
-                             one generates while the others decode their video
+  (default)                  the local model (--model, as for videolm run); --concurrency N items at once (default 1):
+                             one generates while the others decode their video (docs/batch.md: when that pays)
   --backend URL[#N]          a remote OpenAI-compatible server (videolm serve, vLLM, SGLang; see videolm run --help),
                              repeat for several; items go to the least busy, at most N at once on each (default
                              --backend-concurrency, 2). A failed backend's item is retried once on another; a backend
@@ -135,7 +135,7 @@ export async function batchCommand(argv: string[]): Promise<number> {
       onProgress: quiet ? undefined : stderrProgress(),
     });
     dispose = () => model.dispose();
-    backends = [localBackend(model, settings, positiveInt(flags, "concurrency", 2))];
+    backends = [localBackend(model, settings, positiveInt(flags, "concurrency", 1))];
   } else {
     const { RemoteModel } = await import("../../remote/remote-model.js");
     // Events and grounding run where the model's prompt and parser are: on a backend only once the remote model offers them.
