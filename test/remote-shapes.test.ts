@@ -227,7 +227,7 @@ describe("Seed1.5-VL and OpenAI-style APIs", () => {
     } finally {
       await front.close();
     }
-  });
+  }, 300_000); // a front-end server, its preparation worker and the backend on a loaded 2-core machine
 
   it("a planning checkpoint is required for kinds that send frames", async () => {
     const b = await backend("vllm", "m");
