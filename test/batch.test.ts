@@ -11,7 +11,8 @@ import { dispatch, type Backend, type Outcome } from "../src/batch/dispatcher.js
 import { collectItems, globFiles, globRegex } from "../src/batch/inputs.js";
 import { itemId } from "../src/batch/items.js";
 import { parseCsvRows, parseJsonlRows, readManifest } from "../src/batch/manifest.js";
-import { runBatchJob } from "../src/batch/job.js";
+import { errorMessage, runBatchJob } from "../src/batch/job.js";
+import { formatDuration, progressLine, ProgressReporter, rateAndEta, summaryLine } from "../src/batch/progress.js";
 import type { ItemAnswer } from "../src/batch/engine.js";
 import type { BatchItem } from "../src/batch/items.js";
 import { readDone, readRecords, recordsToCsv, repairTail, ResultsFile, type ResultRecord } from "../src/batch/results.js";
@@ -341,5 +342,41 @@ describe("batch job (fake backends)", () => {
     expect(last.map((r) => r.id).sort()).toEqual(["a", "b", "c", "d", "e"]);
     expect(last.every((r) => r.error === undefined)).toBe(true);
     expect(parseCsvRows(fs.readFileSync(path.join(dir, "job.csv"), "utf8")).map((r) => r.fields.id).sort()).toEqual(["a", "b", "c", "d", "e"]);
+  });
+});
+
+describe("progress", () => {
+  it("rate over this run's items only, ETA of the rest, durations", () => {
+    // 10 items, 4 done before; in 60 s this run finished 3 (1 failed): 3/min, 3 left → 60 s.
+    const c = { total: 10, skipped: 4, ok: 2, failed: 1 };
+    expect(rateAndEta(c, 60_000)).toEqual({ perMinute: 3, etaMs: 60_000 });
+    expect(rateAndEta({ ...c, ok: 0, failed: 0 }, 5_000)).toEqual({ perMinute: 0 });
+    expect(progressLine(c, 60_000)).toBe("batch: 7/10 (70%), 1 failed, 3.0 items/min, elapsed 1m00s, ETA 1m00s");
+    expect(summaryLine(c, 60_000, 2)).toBe("batch: 2 ok, 1 failed, 4 skipped (done before), 2 not run; 1m00s, 3.0 items/min");
+    expect([formatDuration(4_400), formatDuration(3_599_000), formatDuration(7_260_000)]).toEqual(["4s", "59m59s", "2h01m"]);
+  });
+
+  it("a log gets a line at most every interval; a terminal one redrawn line", () => {
+    let now = 0;
+    const log: string[] = [];
+    const r = new ProgressReporter({ write: (s: string) => log.push(s) }, 5000, () => now);
+    const c = { total: 4, skipped: 0, ok: 1, failed: 0 };
+    r.update(c, 1000);
+    now = 1000;
+    r.update(c, 2000); // within 5 s: skipped
+    now = 6000;
+    r.update(c, 7000);
+    expect(log).toHaveLength(2);
+    expect(log.every((l) => l.endsWith("\n") && !l.includes("\r"))).toBe(true);
+    const tty: string[] = [];
+    const t = new ProgressReporter({ write: (s: string) => tty.push(s), isTTY: true }, 5000, () => now);
+    t.update(c, 1000);
+    t.line("batch: x failed");
+    expect(tty).toEqual([`\r\x1b[2K${progressLine(c, 1000)}`, "\r\x1b[2K", "batch: x failed\n"]);
+  });
+
+  it("errors are one line, internal ones say so", () => {
+    expect(errorMessage(new VideolmError("bad\n  video"))).toBe("bad video");
+    expect(errorMessage(new TypeError("x is undefined"))).toBe("internal error: x is undefined");
   });
 });

@@ -41,7 +41,7 @@ export function summaryLine(c: BatchCounts, elapsedMs: number, notRun: number): 
 
 /** Renders progress on a stream: redraws on a TTY (at most every 200 ms), else a line at most every `everyMs`. */
 export class ProgressReporter {
-  private lastDraw = 0;
+  private lastDraw = -Infinity;
   private drawn = false;
 
   constructor(
