@@ -12,7 +12,7 @@ import { RequestPreparer } from "../src/engine/preparer.js";
 import type { TextPart, VideoPart } from "../src/engine/request.js";
 import { runEvents, type EventsModel } from "../src/events/run.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
-import { FIXTURES, makeTestVideo, tempDir, tinyModel } from "./server-helpers.js";
+import { FIXTURES, makeTestVideo, ROOT, tempDir, tinyModel } from "./server-helpers.js";
 
 let dir: string;
 let video: string;
@@ -107,6 +107,28 @@ describe("events on the tiny checkpoint (scripted answers)", () => {
   it("refuses a grounding call without a query and options it cannot use", async () => {
     await expect(runEvents(scripted(preparer, ""), video, "grounding", "  ", {})).rejects.toThrow(/give a query/);
     await expect(runEvents(scripted(preparer, ""), video, "dense", undefined, { temperature: -1 })).rejects.toThrow(/temperature/);
+  });
+});
+
+describe("families that read times from the file, and JSON answers", () => {
+  it("Qwen3-VL: the frames' <t seconds> are the file's, so an answer about a clip from 0.5 s is moved to the clip's start", async () => {
+    const qwen3 = await RequestPreparer.load(await materializeTinyCheckpoint(path.join(ROOT, "test/fixtures/qwen3-vl/qwen3-vl-tiny"), path.join(dir, "qwen3")));
+    const model = scripted(qwen3, "The event happens in 0.8 - 1.5 seconds.");
+    const r = await runEvents(model, { type: "video", video, start: 0.5, fps: 2 }, "grounding", "the pattern", {});
+    // The prompt the model saw carries the file's times (first frame pair after 0.5 s).
+    expect(qwen3.tokenizer.decode(model.requests[0].prepared!.inputIds)).toMatch(/<0\.[5-9] seconds>/);
+    expect(model.requests[0].prepared!.visuals[0].timestamps![0]).toBeGreaterThanOrEqual(0.5);
+    expect(r.clip).toEqual({ start: 0.5, duration: 1.5 });
+    expect(r.events).toEqual([{ start: 0.3, end: 1, text: "the pattern" }].map((e) => ({ ...e, start: expect.closeTo(e.start, 9), end: expect.closeTo(e.end, 9) })));
+  });
+
+  it("Qwen2.5-VL dense: held to the cookbook's JSON schema; its answer read as mm:ss.ff", async () => {
+    const qwen25 = await RequestPreparer.load(await materializeTinyCheckpoint(path.join(ROOT, "test/fixtures/qwen2_5-vl/qwen2_5-vl-tiny"), path.join(dir, "qwen25")));
+    const model = scripted(qwen25, '[{"start_time": "00:00.50", "end_time": "00:01.20", "description": "a pattern scrolls."}]');
+    const r = await runEvents(model, video, "dense", undefined, { media: { fps: 2 } });
+    expect(model.requests[0].responseFormat).toMatchObject({ type: "json_schema", json_schema: { name: "dense_captions" } });
+    expect(r.constrained).toBe(true);
+    expect(r.events).toEqual([{ start: 0.5, end: 1.2, text: "a pattern scrolls." }]);
   });
 });
 
