@@ -30,6 +30,8 @@ export type SceneKind = (typeof SCENE_KINDS)[number];
 /** The original nine types, then the event questions (src/synth/events.ts): grounding and the dense caption. */
 export const QUESTION_TYPES = ["color", "shape", "direction", "count", "order", "appear", "disappear", "span", "change", "ground", "dense"] as const;
 export type QuestionType = (typeof QUESTION_TYPES)[number];
+/** The types `questionsFor` asks (every one of them in some scene kind); the others are `eventQuestionsFor`'s. */
+export const ORIGINAL_QUESTION_TYPES: readonly QuestionType[] = QUESTION_TYPES.filter((t) => t !== "ground" && t !== "dense");
 /** Question types whose answer is a time ("at 3.5 seconds"), a span ("from 2.0 to 4.5 seconds") or span lines. */
 export const TIME_QUESTION_TYPES: readonly QuestionType[] = ["appear", "disappear", "span", "ground", "dense"];
 
