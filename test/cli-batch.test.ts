@@ -136,7 +136,6 @@ describe("videolm batch", () => {
       [["batch", "bad.jsonl"], /^videolm: batch: give the results file with -o/],
       [["batch", "nothing-here", "-o", "x.jsonl"], /^videolm: nothing-here: no such file or folder/],
       [["batch", "bad.jsonl", "-o", "x.jsonl", "--backend", "http://127.0.0.1:9#0"], /^videolm: --backend http:\/\/127\.0\.0\.1:9#0: the part after # is the backend's limit/],
-      [["batch", "ev.jsonl", "-o", "x.jsonl", "--backend", "http://127.0.0.1:9"], /^videolm: ev\.jsonl line 1: task events runs on the local model only/],
       [["batch", "ev.jsonl", "-o", "x.jsonl", "--backend-kind", "vllm"], /^videolm: --backend-kind applies to a remote backend: give --backend URL too/],
     ];
     for (const [args, message] of cases) {

@@ -36,7 +36,7 @@ export interface EventsOptions extends Partial<GenerationOptions> {
 }
 
 /** An events result with how it was obtained. */
-export interface EventsResponse extends EventsResult {
+export interface EventsResponse<R extends GenerateResponse = GenerateResponse> extends EventsResult {
   /** The text asked after the video, and where its phrasing comes from. */
   prompt: string;
   promptSource: string;
@@ -45,14 +45,14 @@ export interface EventsResponse extends EventsResult {
   responseFormat?: EventResponseFormat;
   /** The clip the times refer to: where it starts in the file and its length (= `duration`). */
   clip: ClipRange;
-  /** The generation: tokens, timings, finish reason, reasoning of thinking checkpoints. */
-  response: GenerateResponse;
+  /** The generation: tokens, timings, finish reason, reasoning of thinking checkpoints (the model's own response type). */
+  response: R;
 }
 
-/** What runEvents needs of a model (VideoModel satisfies it). */
-export interface EventsModel {
+/** What runEvents needs of a model (VideoModel satisfies it; so does a RemoteModel with a planner). */
+export interface EventsModel<R extends GenerateResponse = GenerateResponse> {
   readonly preparer: RequestPreparer;
-  generate(request: GenerateRequest): Promise<GenerateResponse>;
+  generate(request: GenerateRequest): Promise<R>;
 }
 
 /** The video as a part (a part given whole keeps its options). */
@@ -65,7 +65,13 @@ export function videoPart(video: EventsVideo): VideoPart {
 /** Re-plans until the prompt's frame times agree with the planned frames (fitting the context may drop frames). */
 const MAX_PLAN_ROUNDS = 3;
 
-export async function runEvents(model: EventsModel, video: EventsVideo, task: EventsTask, query: string | undefined, options: EventsOptions = {}): Promise<EventsResponse> {
+export async function runEvents<R extends GenerateResponse>(
+  model: EventsModel<R>,
+  video: EventsVideo,
+  task: EventsTask,
+  query: string | undefined,
+  options: EventsOptions = {},
+): Promise<EventsResponse<R>> {
   if (task === "grounding" && !query?.trim()) throw new VideolmError("ground: give a query, e.g. model.ground(video, \"the red circle is visible\")");
   const { media = {}, constrained: wantConstrained, signal, onToken, onProgress, thinkingBudget, ...generation } = options;
   const preparer = model.preparer;

@@ -16,14 +16,16 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GenerateRequest, GenerateResponse } from "../engine/model.js";
 import { RequestPreparer, type PreparedRequest } from "../engine/preparer.js";
-import type { ContentPart, MediaSource, VideoPart, VisualPlan } from "../engine/request.js";
+import type { ChatRequestMessage, ContentPart, MediaSource, VideoPart, VisualPlan } from "../engine/request.js";
 import { VideolmError } from "../errors.js";
+import { runEvents, videoPart, type EventsOptions, type EventsResponse, type EventsVideo } from "../events/run.js";
+import type { Event, EventsResult, EventsTask } from "../events/types.js";
 import { frameList } from "../families/media-parts.js";
 import { DEFAULT_GENERATION_OPTIONS, type GenerationOptions } from "../generation/options.js";
 import { readNormalisation } from "../server/thumbnails.js";
 import { BackendClient, BackendError, DEFAULT_API_KEY_ENV, type BackendClientOptions } from "./backend-client.js";
 import { kindFromModels, listRemoteModels, type BackendKind, type RemoteModelInfo } from "./backend-kind.js";
-import { buildChatBody, sendsFrames } from "./request-shapes.js";
+import { buildChatBody, sendsFrames, videolmVideoOptions } from "./request-shapes.js";
 
 export interface ConnectOptions extends BackendClientOptions {
   /** What the backend is (default "auto": GET /v1/models says; see backend-kind.ts). */
@@ -47,6 +49,15 @@ export interface RemoteGenerateResponse extends GenerateResponse {
   /** The backend that answered. Token ids are the backend's own and not sent: `tokens` is empty, counts are here. */
   remote: { backend: string; kind: BackendKind; model: string; completionTokens: number; logprobs?: RemoteLogprob[] };
 }
+
+/**
+ * Events / grounding on a backend: with a planner, runEvents' whole EventsResponse; from a videolm backend's
+ * POST /v1/events (no planner), the EventsResult and the generation (the prompt and clip stay the backend's).
+ */
+export type RemoteEventsResponse = EventsResult & Partial<Omit<EventsResponse, keyof EventsResult | "response">> & { response: RemoteGenerateResponse };
+
+/** EventsOptions' generation fields POST /v1/events takes, by their wire names (src/server/events-endpoint.ts PASSED). */
+const EVENTS_ENDPOINT_FIELDS: Record<string, string> = { maxNewTokens: "max_tokens", temperature: "temperature", topP: "top_p", topK: "top_k", seed: "seed", repetitionPenalty: "repetition_penalty" };
 
 /** A video uploaded to a videolm backend; `key` (path, size, mtime) when it is kept for reuse. */
 interface Upload {
@@ -133,12 +144,19 @@ export class RemoteModel {
       if (sendsFrames(this.kind, modelType)) prepared ??= await this.preparer.prepare(messages, media, signal);
       visuals = prepared?.visuals ?? (await this.preparer.plan(messages, media, { signal })).visuals;
     }
+    return this.withUploads(messages, signal, (uploads) => this.send(request, { explicit, options, modelType, visuals, prepared, uploads, t0 }));
+  }
+
+  /**
+   * Runs `work` with the request's local videos uploaded (videolm backends; other kinds get none). A cached upload the
+   * backend no longer has (it restarted, or its upload lifetime passed) is uploaded again, once.
+   */
+  private async withUploads<T>(messages: ChatRequestMessage[], signal: AbortSignal | undefined, work: (uploads: Map<unknown, Upload>) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const uploads = this.kind === "videolm" ? await this.uploadLocalVideos(messages, signal) : new Map<unknown, Upload>();
       try {
-        return await this.send(request, { explicit, options, modelType, visuals, prepared, uploads, t0 });
+        return await work(uploads);
       } catch (e) {
-        // A cached upload the backend no longer has (it restarted, or its upload lifetime passed): upload again, once.
         const stale = [...uploads.values()].filter((u) => u.key !== undefined);
         if (attempt > 1 || stale.length === 0 || !(e instanceof BackendError && e.status === 400 && /no upload/.test(e.message))) throw e;
         for (const u of stale) this.uploadCache.delete(u.key!);
@@ -146,6 +164,95 @@ export class RemoteModel {
         for (const u of uploads.values()) if (u.key === undefined) this.deleteUpload(u.id);
       }
     }
+  }
+
+  /** Dense captions of the video on the backend (VideoModel.events' result; see `eventsOn`). */
+  events(video: EventsVideo, options: EventsOptions = {}): Promise<RemoteEventsResponse> {
+    return this.eventsOn(video, "dense", undefined, options);
+  }
+
+  /** The span(s) where `query` happens, on the backend (VideoModel.ground's result; see `eventsOn`). */
+  ground(video: EventsVideo, query: string, options: EventsOptions = {}): Promise<RemoteEventsResponse> {
+    return this.eventsOn(video, "grounding", query, options);
+  }
+
+  /**
+   * With a planner: runEvents as on a local model (the family's prompt with the planned frames' times, the output
+   * format held by the backend's constrained decoding where its kind has it, the answer parsed here). Without one
+   * (a videolm backend): the backend's own POST /v1/events, which plans, prompts and parses by its checkpoint.
+   */
+  private eventsOn(video: EventsVideo, task: EventsTask, query: string | undefined, options: EventsOptions): Promise<RemoteEventsResponse> {
+    if (this.preparer) return runEvents({ preparer: this.preparer, generate: (r) => this.generate(r) }, video, task, query, options);
+    if (this.kind !== "videolm") throw new VideolmError(`events on backend kind ${this.kind} are planned and parsed here: give --model with the checkpoint the backend serves`);
+    return this.eventsEndpoint(video, task, query, options);
+  }
+
+  /** POST /v1/events on a videolm backend (src/server/events-endpoint.ts): one JSON answer, not streamed. */
+  private async eventsEndpoint(video: EventsVideo, task: EventsTask, query: string | undefined, options: EventsOptions): Promise<RemoteEventsResponse> {
+    if (task === "grounding" && !query?.trim()) throw new VideolmError("ground: give a query, e.g. model.ground(video, \"the red circle is visible\")");
+    const { media = {}, constrained, signal, onToken, onProgress: _progress, thinkingBudget, ...generation } = options;
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(generation)) {
+      if (value === undefined) continue;
+      const wire = EVENTS_ENDPOINT_FIELDS[key];
+      if (!wire) throw new VideolmError(`events on backend ${this.backend} without --model: the backend's /v1/events does not take ${key}; give --model to plan here, or leave it out`);
+      fields[wire] = value;
+    }
+    if (thinkingBudget !== undefined) throw new VideolmError(`events on backend ${this.backend} without --model: the backend's /v1/events does not take a thinking budget`);
+    const part = videoPart(video);
+    const messages: ChatRequestMessage[] = [{ role: "user", content: [part] }];
+    const t0 = performance.now();
+    const answer = await this.withUploads(messages, signal, async (uploads) => {
+      const source = part.video;
+      const url = uploads.get(source)?.url ?? (source instanceof URL ? source.href : source);
+      if (typeof url !== "string") throw new VideolmError("backend kind videolm: a video given as a list of frames cannot be sent over the API; give a video file or URL");
+      const body = {
+        model: this.remoteModel,
+        video: { url, ...videolmVideoOptions(part, media) },
+        task,
+        ...(query !== undefined ? { query } : {}),
+        ...(constrained !== undefined ? { constrained } : {}),
+        ...fields,
+      };
+      const response = await this.client.request("POST", "/events", { body: () => JSON.stringify(body), headers: { "Content-Type": "application/json" }, signal });
+      return (await this.client.readJson(response)) as Record<string, unknown>;
+    });
+    if (typeof answer.raw !== "string" || !Array.isArray(answer.events) || typeof answer.duration !== "number") {
+      throw new BackendError(`backend ${this.backend}: POST /events did not answer a videolm.events object (is it a videolm serve?)`, this.backend);
+    }
+    const usage = (answer.usage ?? {}) as { prompt_tokens?: number; completion_tokens?: number };
+    const t = (answer.videolm_timings ?? {}) as Record<string, number | undefined>;
+    const text = answer.raw;
+    if (text) onToken?.({ token: -1, text, logprob: 0, answer: text });
+    const finish = answer.finish_reason === "length" ? "length" : "stop";
+    const remoteOptions = { ...DEFAULT_GENERATION_OPTIONS, ...generation };
+    return {
+      task,
+      ...(query !== undefined ? { query } : {}),
+      events: answer.events as Event[],
+      raw: text,
+      duration: answer.duration,
+      parsed: answer.parsed === true,
+      warnings: Array.isArray(answer.warnings) ? (answer.warnings as string[]) : [],
+      response: {
+        text,
+        tokens: [],
+        promptTokens: usage.prompt_tokens ?? 0,
+        finishReason: finish,
+        logprobs: undefined,
+        options: remoteOptions,
+        timings: {
+          preprocessMs: t.preprocess_ms ?? 0,
+          mediaDecodeMs: t.media_decode_ms ?? 0,
+          visionMs: t.vision_ms ?? 0,
+          prefillMs: 0,
+          ttftMs: t.ttft_ms ?? performance.now() - t0,
+          decodeMs: 0,
+          decodeTokensPerSecond: t.decode_tokens_per_second ?? 0,
+        },
+        remote: { backend: this.backend, kind: this.kind, model: this.remoteModel, completionTokens: usage.completion_tokens ?? 0 },
+      },
+    };
   }
 
   /** Builds the body for this backend kind and streams the answer. */

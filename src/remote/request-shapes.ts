@@ -93,7 +93,7 @@ const SNAKE: Record<string, string> = {
 };
 
 /** A video part's options for videolm's wire format: the request's media defaults under the part's own. */
-function videolmVideoOptions(part: VideoPart, media: MediaOptions): Record<string, unknown> {
+export function videolmVideoOptions(part: VideoPart, media: MediaOptions): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, wire] of Object.entries(SNAKE)) {
     const v = (part as unknown as Record<string, unknown>)[key] ?? (media as Record<string, unknown>)[key];

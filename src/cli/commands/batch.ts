@@ -137,10 +137,6 @@ export async function batchCommand(argv: string[]): Promise<number> {
     dispose = () => model.dispose();
     backends = [localBackend(model, settings, positiveInt(flags, "concurrency", 1))];
   } else {
-    const { RemoteModel } = await import("../../remote/remote-model.js");
-    // Events and grounding run where the model's prompt and parser are: on a backend only once the remote model offers them.
-    const unsupported = items.find((i) => i.task !== "answer" && typeof (RemoteModel.prototype as unknown as Record<string, unknown>)[i.task === "events" ? "events" : "ground"] !== "function");
-    if (unsupported) throw new VideolmError(`${unsupported.origin}: task ${unsupported.task} runs on the local model only for now (remote backends answer questions); run those items without --backend`);
     const planner = flags.model ? await RequestPreparer.load(await modelFromFlags(flags)) : undefined;
     const seen = new Set<string>();
     backends = [];

@@ -8,14 +8,17 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { VideoModel } from "../../engine/model.js";
+import { VideoModel, type GenerateResponse } from "../../engine/model.js";
+import { RequestPreparer } from "../../engine/preparer.js";
 import type { MediaOptions } from "../../engine/request.js";
 import { VideolmError } from "../../errors.js";
 import { eventsTable, formatEvents } from "../../events/format.js";
-import type { EventsResponse } from "../../events/run.js";
-import type { EventsTask } from "../../events/types.js";
+import type { EventsOptions, EventsResponse } from "../../events/run.js";
+import type { EventsResult, EventsTask } from "../../events/types.js";
+import type { RemoteGenerateResponse } from "../../remote/remote-model.js";
 import { delayedProgress, stderrProgress } from "../../util/progress.js";
 import { COMMON_FLAGS, GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
+import { BACKEND_FLAGS, BACKEND_HELP, checkBackendFlags, connectFromFlags } from "../backend.js";
 import { mediaFlags, modelFromFlags } from "./run.js";
 
 /** Exit code when the model's answer held no event (its text is printed instead). */
@@ -46,7 +49,10 @@ Model, media and generation flags are those of videolm run (see videolm run --he
 --max-frames, --start, --end, --max-new-tokens, --temperature, …
 
 Times are seconds from the start of the clip the model saw (--start), clamped to its length. When the answer holds no
-span the parser can read, the model's text is printed with a warning and the exit code is ${NO_EVENTS_EXIT_CODE}.`;
+span the parser can read, the model's text is printed with a warning and the exit code is ${NO_EVENTS_EXIT_CODE}.
+
+${BACKEND_HELP}
+  On a videolm backend --model is optional: without it the backend's POST /v1/events plans, prompts and parses.`;
 
 export const EVENTS_HELP = `Usage: videolm events VIDEO [options]
 
@@ -82,22 +88,26 @@ export function outputFormat(flags: Flags, stdoutIsTTY: boolean): OutputFormat {
   return stdoutIsTTY ? "table" : "json";
 }
 
+/** A result the command prints: a local model's EventsResponse, or a backend's (RemoteEventsResponse: some fields optional). */
+type PrintedEvents = EventsResult & Partial<Omit<EventsResponse, keyof EventsResult | "response">> & { response: GenerateResponse & Partial<Pick<RemoteGenerateResponse, "remote">> };
+
 /** The JSON the command prints: the result without the token ids (timings and counts kept). */
-export function eventsJson(r: EventsResponse, loadMs?: number): Record<string, unknown> {
+export function eventsJson(r: PrintedEvents, loadMs?: number): Record<string, unknown> {
   const round = (x: number) => Math.round(x * 10) / 10;
   const { response, ...rest } = r;
   return {
     ...rest,
     finishReason: response.finishReason,
     promptTokens: response.promptTokens,
-    generatedTokens: response.tokens.length,
+    generatedTokens: generatedTokens(response),
+    ...(response.remote ? { backend: { host: response.remote.backend, kind: response.remote.kind, model: response.remote.model } } : {}),
     ...(response.reasoning !== undefined ? { reasoning: response.reasoning } : {}),
     timings: { ...(loadMs !== undefined ? { loadMs: round(loadMs) } : {}), ...Object.fromEntries(Object.entries(response.timings).map(([k, v]) => [k, round(v)])) },
   };
 }
 
 /** The events in `format` (table: eventsTable at the terminal's width). */
-export function renderEvents(r: EventsResponse, format: OutputFormat, width?: number): string {
+export function renderEvents(r: PrintedEvents, format: OutputFormat, width?: number): string {
   switch (format) {
     case "json":
       return JSON.stringify(eventsJson(r)) + "\n";
@@ -118,7 +128,7 @@ export function groundCommand(argv: string[]): Promise<number> {
 
 async function eventsOrGround(task: EventsTask, argv: string[]): Promise<number> {
   const name = task === "dense" ? "events" : "ground";
-  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...EVENTS_FLAGS }, name);
+  const { flags, positionals } = parseFlags(argv, { ...MODEL_FLAGS, ...PIPELINE_FLAGS, ...GENERATION_FLAGS, ...MEDIA_FLAGS, ...COMMON_FLAGS, ...EVENTS_FLAGS, ...BACKEND_FLAGS }, name);
   if (flags.help) {
     process.stdout.write((task === "dense" ? EVENTS_HELP : GROUND_HELP) + "\n");
     return 0;
@@ -134,19 +144,13 @@ async function eventsOrGround(task: EventsTask, argv: string[]): Promise<number>
   if (args.length > 0) throw new VideolmError(`${name}: unexpected argument ${JSON.stringify(args[0])}${task === "grounding" ? " (quote the query as one argument)" : ""}; e.g. ${usage}`);
   if (flags.constrained && flags["no-constrained"]) throw new VideolmError("--constrained and --no-constrained contradict each other: give one");
   if (flags.logprobs !== undefined) throw new VideolmError(`${name}: --logprobs is for videolm run`);
+  checkBackendFlags(flags);
 
   const format = outputFormat(flags, Boolean(process.stdout.isTTY));
   const quiet = Boolean(flags.quiet);
   const generation = generationFlags(flags);
   const media: MediaOptions = mediaFlags(flags);
-  const modelDir = await modelFromFlags(flags);
-  const model = await VideoModel.load(modelDir, {
-    dtype: precisionFlag(flags),
-    threads: numberFlag(flags, "threads", { integer: true }),
-    ...pipelineFlags(flags),
-    cacheDir: flags["cache-dir"] as string | undefined,
-    onProgress: quiet ? undefined : stderrProgress(),
-  });
+  const model = flags.backend !== undefined ? await backendModel(flags, quiet) : await localModel(flags, quiet);
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
@@ -179,7 +183,7 @@ async function eventsOrGround(task: EventsTask, argv: string[]): Promise<number>
       const t = result.response.timings;
       process.stderr.write(
         `[${result.events.length} event${result.events.length === 1 ? "" : "s"} in ${Math.round(result.duration * 10) / 10} s of video${output ? ` → ${output}` : ""}; ` +
-          `${result.response.promptTokens} prompt tokens, ${result.response.tokens.length} generated${result.constrained ? ` (constrained: ${result.responseFormat!.type})` : ""}; ` +
+          `${result.response.promptTokens} prompt tokens, ${generatedTokens(result.response)} generated${result.response.remote ? ` on ${result.response.remote.backend}` : ""}${result.constrained && result.responseFormat ? ` (constrained: ${result.responseFormat.type})` : ""}; ` +
           `vision ${Math.round(t.visionMs)} ms, prefill ${Math.round(t.prefillMs)} ms, ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
       );
     }
@@ -190,6 +194,37 @@ async function eventsOrGround(task: EventsTask, argv: string[]): Promise<number>
   }
 }
 
-function runTask(model: VideoModel, task: EventsTask, video: string, query: string | undefined, options: Parameters<VideoModel["events"]>[1]): Promise<EventsResponse> {
+/** The model the command runs on: weights loaded here, or a backend (--backend) that generates. */
+interface EventsRunner {
+  loadMs?: number;
+  events(video: string, options: EventsOptions): Promise<PrintedEvents>;
+  ground(video: string, query: string, options: EventsOptions): Promise<PrintedEvents>;
+  dispose(): Promise<void>;
+}
+
+async function localModel(flags: Flags, quiet: boolean): Promise<EventsRunner> {
+  return VideoModel.load(await modelFromFlags(flags), {
+    dtype: precisionFlag(flags),
+    threads: numberFlag(flags, "threads", { integer: true }),
+    ...pipelineFlags(flags),
+    cacheDir: flags["cache-dir"] as string | undefined,
+    onProgress: quiet ? undefined : stderrProgress(),
+  });
+}
+
+/** --backend: --model (optional on a videolm backend) plans and parses here; the backend generates. */
+async function backendModel(flags: Flags, quiet: boolean): Promise<EventsRunner> {
+  const planner = flags.model !== undefined ? await RequestPreparer.load(await modelFromFlags(flags)) : undefined;
+  const remote = await connectFromFlags(flags, planner, quiet);
+  if (!quiet) process.stderr.write(`videolm: generating on backend ${remote.backend} (${remote.kind}, model ${remote.remoteModel})\n`);
+  return remote;
+}
+
+/** Generated tokens: a backend's count (its token ids are not sent), else the local ids. */
+function generatedTokens(response: PrintedEvents["response"]): number {
+  return response.remote ? response.remote.completionTokens : response.tokens.length;
+}
+
+function runTask(model: EventsRunner, task: EventsTask, video: string, query: string | undefined, options: EventsOptions): Promise<PrintedEvents> {
   return task === "dense" ? model.events(video, options) : model.ground(video, query!, options);
 }
