@@ -3,7 +3,7 @@
  * while the rest complete; a job killed midway (SIGKILL, and a cut last line) and resumed runs every item exactly
  * once; manifest errors are one line naming the file and line.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseCsvRows } from "../src/batch/manifest.js";
 import { repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { runCliAsync } from "./cli-helpers.js";
 
 const ROOT = repoRoot();
 // tsx's loader in this process (not tsx's CLI, which runs the program in a child process a kill would not reach).
@@ -22,8 +23,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-cli-batch-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function videolm(args: string[]) {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: "utf8", cwd: dir, timeout: 240_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCliAsync(process.execPath, [...CLI, ...args], { cwd: dir, timeout: 240_000 });
 }
 const lines = (file: string) =>
   fs
@@ -33,13 +33,13 @@ const lines = (file: string) =>
     .map((l) => JSON.parse(l));
 
 describe("videolm batch", () => {
-  it("a corrupt video is recorded as an error (one line, no stack) while the others complete; CSV and summary", () => {
+  it("a corrupt video is recorded as an error (one line, no stack) while the others complete; CSV and summary", async () => {
     const lib = path.join(dir, "lib");
     fs.mkdirSync(lib);
     const demo = fs.readFileSync(path.join(ROOT, "examples", example.video));
     for (const name of ["a.mp4", "b.mp4", "c.mp4"]) fs.writeFileSync(path.join(lib, name), demo);
     fs.writeFileSync(path.join(lib, "broken.mp4"), demo.subarray(0, 2000)); // cut short: the header promises frames that are not there
-    const r = videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--csv", "out.csv", "--json"]);
+    const r = await videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--csv", "out.csv", "--json"]);
     expect(r.stderr).toMatch(/batch: 3 ok, 1 failed, 0 skipped/);
     expect(r.code).toBe(0);
     const results = lines(path.join(dir, "out.jsonl"));
@@ -64,9 +64,9 @@ describe("videolm batch", () => {
     expect(csv.find((row) => String(row.fields.video).endsWith("broken.mp4"))!.fields.error).toBe(results.find((x) => x.video.endsWith("broken.mp4")).error);
 
     // Run again: everything is done, nothing runs (failures too, unless --retry-failed).
-    const again = videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--json"]);
+    const again = await videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--json"]);
     expect(JSON.parse(again.stdout)).toMatchObject({ total: 4, ok: 0, failed: 0, skipped: 4 });
-    const retry = videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--json", "--retry-failed"]);
+    const retry = await videolm(["batch", lib, "--question", color.question, "-o", "out.jsonl", "--json", "--retry-failed"]);
     expect(JSON.parse(retry.stdout)).toMatchObject({ total: 4, ok: 0, failed: 1, skipped: 3 });
     expect(lines(path.join(dir, "out.jsonl"))).toHaveLength(5);
   }, 600_000);
@@ -97,7 +97,7 @@ describe("videolm batch", () => {
     // A write cut short by a crash: an unterminated half line at the end.
     fs.appendFileSync(out, JSON.stringify({ id: "item-9", video: clip, task: "answer", answer: "x" }).slice(0, 30));
 
-    const r = videolm(["batch", manifest, "-o", out, "--concurrency", "2", "--json"]);
+    const r = await videolm(["batch", manifest, "-o", out, "--concurrency", "2", "--json"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/cut off an incomplete last line \(30 bytes/);
     expect(r.stderr).toContain(`resuming ${out}: ${before.length} of 10 items already done, ${10 - before.length} to run`);
@@ -110,23 +110,23 @@ describe("videolm batch", () => {
     expect(fs.existsSync(`${out}.lock`)).toBe(false);
   }, 400_000);
 
-  it("events and ground tasks: the spans videolm events / ground give for the same video", () => {
+  it("events and ground tasks: the spans videolm events / ground give for the same video", async () => {
     const clip = path.join(ROOT, "examples", example.video);
     const query = "the purple triangle";
     const manifest = path.join(dir, "tasks.csv");
     fs.writeFileSync(manifest, `id,video,task,query\ng1,${clip},ground,${query}\ne1,${clip},events,\n`);
     const out = path.join(dir, "tasks.jsonl");
-    const r = videolm(["batch", manifest, "-o", out, "-q"]);
+    const r = await videolm(["batch", manifest, "-o", out, "-q"]);
     expect(r.code).toBe(0);
     const byId = Object.fromEntries(lines(out).map((x) => [x.id, x]));
-    const ground = JSON.parse(videolm(["ground", "-q", clip, query]).stdout);
-    const events = JSON.parse(videolm(["events", "-q", clip]).stdout);
+    const ground = JSON.parse((await videolm(["ground", "-q", clip, query])).stdout);
+    const events = JSON.parse((await videolm(["events", "-q", clip])).stdout);
     expect(byId.g1).toMatchObject({ task: "ground", query, answer: ground.raw, events: { events: ground.events, duration: ground.duration, parsed: ground.parsed } });
     expect(byId.e1).toMatchObject({ task: "events", answer: events.raw, events: { events: events.events, duration: events.duration, parsed: events.parsed } });
     expect(byId.g1.usage.completionTokens).toBeGreaterThan(0);
   }, 600_000);
 
-  it("manifest and flag errors: one line naming the file and line, nothing written", () => {
+  it("manifest and flag errors: one line naming the file and line, nothing written", async () => {
     fs.writeFileSync(path.join(dir, "bad.jsonl"), `{"video": "a.mp4", "question": "q"}\n{"video": "b.mp4" "question": "q"}\n`);
     fs.writeFileSync(path.join(dir, "bad.csv"), 'video,question\na.mp4,"unclosed\n');
     fs.writeFileSync(path.join(dir, "ev.jsonl"), '{"video": "a.mp4", "task": "events"}\n');
@@ -139,7 +139,7 @@ describe("videolm batch", () => {
       [["batch", "ev.jsonl", "-o", "x.jsonl", "--backend-kind", "vllm"], /^videolm: --backend-kind applies to a remote backend: give --backend URL too/],
     ];
     for (const [args, message] of cases) {
-      const r = videolm(args);
+      const r = await videolm(args);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);

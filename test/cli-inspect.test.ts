@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { locateFfmpeg } from "../src/media/ffmpeg.js";
 import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
+import { runCliAsync } from "./cli-helpers.js";
 
 const ROOT = repoRoot();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "videolm-inspect-"));
@@ -16,12 +17,10 @@ const clip = path.join(work, "clip.mp4");
 let model: string;
 
 function videolm(args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
-    encoding: "utf8",
+  return runCliAsync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
     env: { ...process.env, VIDEOLM_CACHE: path.join(work, "cache") },
     timeout: 120_000,
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 beforeAll(async () => {
@@ -33,8 +32,8 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 describe("videolm inspect", () => {
-  it("prints the plan as JSON, with prompt ids when a question is given", () => {
-    const r = videolm(["inspect", "--model", model, "--video", clip, "--json", "What happens?"]);
+  it("prints the plan as JSON, with prompt ids when a question is given", async () => {
+    const r = await videolm(["inspect", "--model", model, "--video", clip, "--json", "What happens?"]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.videos).toHaveLength(1);
@@ -51,32 +50,32 @@ describe("videolm inspect", () => {
     expect(out.fits).toBe(true);
   });
 
-  it("honours --fps and --max-pixels", () => {
-    const out = JSON.parse(videolm(["inspect", "--model", model, clip, "--fps", "1", "--max-pixels", String(200 * 28 * 28), "--min-pixels", String(28 * 28), "--json"]).stdout);
+  it("honours --fps and --max-pixels", async () => {
+    const out = JSON.parse((await videolm(["inspect", "--model", model, clip, "--fps", "1", "--max-pixels", String(200 * 28 * 28), "--min-pixels", String(28 * 28), "--json"])).stdout);
     // 150 / 30 · 1 = 5 → floor to even 4 → clamped up to FPS_MIN_FRAMES 4; indices round(linspace(0, 149, 4)).
     expect(out.videos[0].frameIndices).toEqual([0, 50, 99, 149]);
     // 240×320 is within [784, 156 800]: round(240/28)=9 → 252, round(320/28)=11 → 308.
     expect(out.videos[0].size).toEqual([252, 308]);
   });
 
-  it("takes --start / --end as seconds, mm:ss or hh:mm:ss", () => {
-    const plan = (start: string, end: string) => JSON.parse(videolm(["inspect", "--model", model, clip, "--start", start, "--end", end, "--json"]).stdout).videos[0];
+  it("takes --start / --end as seconds, mm:ss or hh:mm:ss", async () => {
+    const plan = async (start: string, end: string) => JSON.parse((await videolm(["inspect", "--model", model, clip, "--start", start, "--end", end, "--json"])).stdout).videos[0];
     // frames ceil(1 · 30) = 30 … floor(3.5 · 30) = 105: 76 frames → 76 / 30 · 2 = 5.07 → 4; round(linspace(30, 105, 4)).
-    const seconds = plan("1", "3.5");
+    const seconds = await plan("1", "3.5");
     expect(seconds.frameIndices).toEqual([30, 55, 80, 105]);
-    expect(plan("0:01", "00:00:03.5").frameIndices).toEqual(seconds.frameIndices);
-    expect(plan("00:00:01.000", "0:03.5").frameIndices).toEqual(seconds.frameIndices);
-    const bad = videolm(["inspect", "--model", model, clip, "--end", "1:75"]);
+    expect((await plan("0:01", "00:00:03.5")).frameIndices).toEqual(seconds.frameIndices);
+    expect((await plan("00:00:01.000", "0:03.5")).frameIndices).toEqual(seconds.frameIndices);
+    const bad = await videolm(["inspect", "--model", model, clip, "--end", "1:75"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe('videolm: --end expects a time: seconds (75.5), mm:ss (1:15.5) or hh:mm:ss (0:01:15.5); got "1:75"');
   });
 
-  it("says when a plan does not fit the context, and run refuses it naming what to lower", () => {
+  it("says when a plan does not fit the context, and run refuses it naming what to lower", async () => {
     const args = ["--model", model, clip, "--fps", "30", "--max-frames", "150", "What happens?"];
-    const inspect = JSON.parse(videolm(["inspect", ...args, "--json"]).stdout);
+    const inspect = JSON.parse((await videolm(["inspect", ...args, "--json"])).stdout);
     expect(inspect.fits).toBe(false);
     expect(inspect.advice).toMatch(/lower --fps/);
-    const run = videolm(["run", ...args]);
+    const run = await videolm(["run", ...args]);
     expect(run.code).toBe(1);
     // the error is the last line (decoding 150 frames may show progress first on a busy machine), and the only error
     const lines = run.stderr.trim().split("\n");
@@ -84,7 +83,7 @@ describe("videolm inspect", () => {
     expect(lines.filter((l) => l.startsWith("videolm:"))).toHaveLength(1);
   });
 
-  it("names the user's flags when sampling one frame or an empty pixel range", () => {
+  it("names the user's flags when sampling one frame or an empty pixel range", async () => {
     const cases: [string[], string][] = [
       [["--nframes", "1"], "videolm: video sampling: --nframes 1 is too few: a video needs at least 2 frames (Qwen-VL models see frames in pairs); use --nframes 2 or more, or give a single frame as an image"],
       [["--max-frames", "1"], "videolm: video sampling: --max-frames 1 is too few: a video needs at least 2 frames (Qwen-VL models see frames in pairs); use --max-frames 2 or more"],
@@ -92,16 +91,16 @@ describe("videolm inspect", () => {
       [["--max-pixels", "1000"], "videolm: --max-pixels 1000 is below the smallest frame size this model uses (--min-pixels defaults to 100352); raise --max-pixels, or lower --min-pixels too"],
     ];
     for (const [flags, message] of cases) {
-      const r = videolm(["inspect", "--model", model, clip, ...flags]);
+      const r = await videolm(["inspect", "--model", model, clip, ...flags]);
       expect(r.code).toBe(1);
       expect(r.stderr.trim()).toBe(message);
     }
   });
 
-  it("fails cleanly on a corrupt video", () => {
+  it("fails cleanly on a corrupt video", async () => {
     const bad = path.join(work, "bad.mp4");
     fs.writeFileSync(bad, "not a video");
-    const r = videolm(["inspect", "--model", model, bad]);
+    const r = await videolm(["inspect", "--model", model, bad]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/bad\.mp4/);
@@ -115,51 +114,51 @@ describe("videolm inspect --route (InternVL3.5-Flash)", () => {
     const enc = spawnSync(locateFfmpeg().ffmpeg, ["-y", "-loglevel", "error", "-framerate", "2", "-i", path.join(ROOT, "test/fixtures/internvl_flash/media/video-a-%02d.png"), "-c:v", "ffv1", frames]);
     expect(enc.status).toBe(0);
     const args = ["--model", flash, "--video", frames, "--flash-relative", "0.3", "--flash-absolute", "0.02"];
-    const planOnly = videolm(["inspect", ...args, "--json", "What changes?"]);
+    const planOnly = await videolm(["inspect", ...args, "--json", "What changes?"]);
     expect(planOnly.code).toBe(0);
     const plan = JSON.parse(planOnly.stdout);
     expect(plan.visualTokensDecidedByModel).toBe(true);
     expect(plan.route).toBeUndefined();
-    const routed = JSON.parse(videolm(["inspect", ...args, "--json", "--route", "What changes?"]).stdout);
+    const routed = JSON.parse((await videolm(["inspect", ...args, "--json", "--route", "What changes?"])).stdout);
     expect(routed.route.plannedPromptTokens).toBe(plan.promptTokens);
     const reduced = routed.route.units.filter((u: { reduced: boolean }) => u.reduced).length;
     expect(reduced).toBeGreaterThan(0);
     expect(routed.route.plannedPromptTokens - routed.route.promptTokens).toBe(192 * reduced);
-    const text = videolm(["inspect", ...args, "--route", "What changes?"]);
+    const text = await videolm(["inspect", ...args, "--route", "What changes?"]);
     expect(text.stdout).toMatch(/InternVL-Flash resolution router \(relative 0\.3, absolute 0\.02, quantile [\d.]+\)/);
     expect(text.stdout).toContain(`prompt: ${routed.route.plannedPromptTokens} → ${routed.route.promptTokens} tokens`);
-    const run = JSON.parse(videolm(["run", ...args, "--json", "-q", "--max-new-tokens", "2", "What changes?"]).stdout);
+    const run = JSON.parse((await videolm(["run", ...args, "--json", "-q", "--max-new-tokens", "2", "What changes?"])).stdout);
     expect(run.promptTokens).toBe(routed.route.promptTokens);
     expect(run.visualTokens.units).toEqual(routed.route.units);
   }, 240_000);
 });
 
 describe("videolm inspect / run --prune (EVS on Qwen2-VL)", () => {
-  it("inspect says what a pruned video keeps, --route shows the tokens kept per frame pair, run's --json agrees", () => {
+  it("inspect says what a pruned video keeps, --route shows the tokens kept per frame pair, run's --json agrees", async () => {
     const args = ["--model", model, "--video", clip, "--nframes", "8", "--min-pixels", String(56 * 56), "--max-pixels", String(112 * 112)];
-    const plain = JSON.parse(videolm(["inspect", ...args, "--json", "--route", "What changes?"]).stdout);
+    const plain = JSON.parse((await videolm(["inspect", ...args, "--json", "--route", "What changes?"])).stdout);
     expect(plain.videos[0].prune).toBeUndefined();
     expect(plain.route).toBeUndefined(); // nothing to decide without --prune
-    const planOnly = JSON.parse(videolm(["inspect", ...args, "--prune", "0.5", "--json", "What changes?"]).stdout);
+    const planOnly = JSON.parse((await videolm(["inspect", ...args, "--prune", "0.5", "--json", "What changes?"])).stdout);
     const v = planOnly.videos[0];
     const [t] = v.grid;
     // vLLM compute_retained_tokens_count: max(tokens per frame pair, int(tokens · 0.5)).
     expect(v.prune).toEqual({ rate: 0.5, keptTokens: Math.max(v.tokens / t, Math.trunc(v.tokens * 0.5)) });
     expect(planOnly.promptTokens).toBe(plain.promptTokens); // planned with every token
-    const routed = JSON.parse(videolm(["inspect", ...args, "--prune", "0.5", "--json", "--route", "What changes?"]).stdout);
+    const routed = JSON.parse((await videolm(["inspect", ...args, "--prune", "0.5", "--json", "--route", "What changes?"])).stdout);
     expect(routed.route.method).toBe("EVS (vLLM)");
     expect(routed.route.units).toHaveLength(t);
     expect(routed.route.units[0].tokens).toBe(v.tokens / t); // the first frame pair whole
     expect(routed.route.plannedPromptTokens - routed.route.promptTokens).toBe(v.tokens - v.prune.keptTokens);
-    const text = videolm(["inspect", ...args, "--prune", "0.5", "--route", "What changes?"]).stdout;
+    const text = (await videolm(["inspect", ...args, "--prune", "0.5", "--route", "What changes?"])).stdout;
     expect(text).toContain(`EVS pruning at rate 0.5: keeps ${v.prune.keptTokens} of its ${v.tokens} tokens`);
     expect(text).toContain(`with EVS pruning: ${routed.route.promptTokens} tokens reach the language model`);
     expect(text).toMatch(/EVS \(vLLM\) \(rate 0\.5\), vision encoder/);
     expect(text).toContain(`prompt: ${routed.route.plannedPromptTokens} → ${routed.route.promptTokens} tokens`);
-    const run = JSON.parse(videolm(["run", ...args, "--prune", "0.5", "--json", "-q", "--max-new-tokens", "2", "What changes?"]).stdout);
+    const run = JSON.parse((await videolm(["run", ...args, "--prune", "0.5", "--json", "-q", "--max-new-tokens", "2", "What changes?"])).stdout);
     expect(run.promptTokens).toBe(routed.route.promptTokens);
     expect(run.visualTokens.units).toEqual(routed.route.units);
-    const bad = videolm(["run", ...args, "--prune", "1", "What changes?"]);
+    const bad = await videolm(["run", ...args, "--prune", "1", "What changes?"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--prune must be a number in \[0, 1\)/);
   }, 240_000);
