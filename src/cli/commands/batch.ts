@@ -12,7 +12,7 @@ import { collectItems } from "../../batch/inputs.js";
 import { BATCH_TASKS, type BatchItem, type BatchTask } from "../../batch/items.js";
 import { runBatchJob } from "../../batch/job.js";
 import { stderrProgress } from "../../util/progress.js";
-import { GENERATION_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
+import { GENERATION_FLAGS, MEDIA_FLAGS, MODEL_FLAGS, PIPELINE_FLAGS, generationFlags, numberFlag, parseFlags, pipelineFlags, precisionFlag, type Flags } from "../args.js";
 import { BACKEND_FLAGS, checkBackendFlags, connectFromFlags } from "../backend.js";
 import { mediaFlags, modelFromFlags } from "./run.js";
 
@@ -53,20 +53,17 @@ Model, media and generation options as for videolm run (job-wide defaults; a man
   --fps --nframes --min-frames --max-frames --min-pixels --max-pixels --total-pixels --start --end --prune
   --max-new-tokens --temperature --top-k --top-p --repetition-penalty --seed --stop`;
 
-const MEDIA_DEFAULT_FLAGS = {
-  fps: { type: "string" },
-  nframes: { type: "string" },
-  "min-frames": { type: "string" },
-  "max-frames": { type: "string" },
-  "min-pixels": { type: "string" },
-  "max-pixels": { type: "string" },
-  "total-pixels": { type: "string" },
-  "max-input-pixels": { type: "string" },
-  start: { type: "string" },
-  end: { type: "string" },
-  "frame-times": { type: "string" },
-  prune: { type: "string" },
-} as const;
+// run's media flags as job-wide defaults, less the ones a batch takes per item (the videos themselves) or not at all.
+const {
+  video: _video,
+  image: _image,
+  policy: _policy,
+  "policy-task": _policyTask,
+  "flash-relative": _flashRelative,
+  "flash-absolute": _flashAbsolute,
+  "no-flash": _noFlash,
+  ...MEDIA_DEFAULT_FLAGS
+} = MEDIA_FLAGS;
 
 const BATCH_FLAGS = {
   ...MODEL_FLAGS,
