@@ -3,7 +3,6 @@
  * the local engine's; on a vLLM-like recording backend the key goes in the header and nowhere else; a dead backend is
  * one error line naming it.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +10,7 @@ import type { VideolmServer } from "../src/server/server.js";
 import { materializeTinyCheckpoint } from "../src/testing/tiny-checkpoint.js";
 import { startScriptedBackend } from "./remote-helpers.js";
 import { FIXTURES, ROOT, makeTestVideo, startServer, tempDir, tinyModel } from "./server-helpers.js";
+import { runCliAsync } from "./cli-helpers.js";
 
 let dir: string;
 let video: string;
@@ -18,15 +18,8 @@ let model: string;
 let backend: VideolmServer;
 
 /** The CLI in a child process, without blocking this process (whose servers must keep answering). */
-function videolm(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], { env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function videolm(args: string[], env: Record<string, string> = {}) {
+  return runCliAsync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], { env: { ...process.env, ...env } });
 }
 
 beforeAll(async () => {

@@ -3,7 +3,6 @@
  * formats, -o, exit codes, errors. The tiny model's random weights write no span on their own (exit 3, the text
  * shown); held to a span pattern (a checkpoint's `videolm_events` regex, constrained decoding) they always do.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSrt } from "../src/events/format.js";
 import { materializeTinyCheckpoint, repoRoot } from "../src/testing/tiny-checkpoint.js";
 import { makeTestVideo } from "./server-helpers.js";
+import { runCliAsync } from "./cli-helpers.js";
 
 const ROOT = repoRoot();
 const FIXTURES = path.join(ROOT, "test/fixtures/qwen2-vl");
@@ -20,18 +20,10 @@ let spanModel: string;
 let video: string;
 
 /** Runs the CLI (asynchronously: a blocking spawnSync of minutes starves vitest's worker RPC). */
-function videolm(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
-      env: { ...process.env, VIDEOLM_CACHE: path.join(dir, "cache") },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: 180_000,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function videolm(args: string[]) {
+  return runCliAsync(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "src/cli/main.ts"), ...args], {
+    env: { ...process.env, VIDEOLM_CACHE: path.join(dir, "cache") },
+    timeout: 180_000,
   });
 }
 
